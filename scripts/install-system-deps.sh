@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# System packages the test suite and benchmarks use (Debian). Idempotent; skipped when present.
+# Benchmarks and reference checks call /usr/bin/python3 (Debian's, which sees python3-torch), not a pyenv python.
+set -euo pipefail
+need=()
+/usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || need+=(python3-torch python3-numpy libopenblas0-pthread)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then echo "install-system-deps: need root to install ${need[*]}" >&2; exit 1; fi
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi

@@ -1,0 +1,117 @@
+// Element-wise ops. Broadcasting is limited to what a transformer needs: `b` may have the shape of
+// `a`'s trailing dimensions (a bias or a per-channel scale), repeated over the leading ones.
+import { Tensor, empty, gradOf, opError, record, sameDType } from '../tensor.js';
+
+function broadcastInner(op: string, a: Tensor, b: Tensor): number {
+  const off = a.rank - b.rank;
+  if (off < 0) throw opError(op, 'second operand has more dimensions than the first', a, b);
+  for (let i = 0; i < b.rank; i++) {
+    if (a.shape[off + i] !== b.shape[i]) throw opError(op, 'shapes do not broadcast', a, b);
+  }
+  return b.size;
+}
+
+export function add(a: Tensor, b: Tensor): Tensor {
+  sameDType('add', a, b);
+  const inner = broadcastInner('add', a, b);
+  const out = empty(a.shape, a.dtype);
+  const x = a.data, y = b.data, o = out.data;
+  for (let i = 0, j = 0; i < o.length; i++, j = j + 1 === inner ? 0 : j + 1) o[i] = x[i] + y[j];
+  return record([a, b], out, (g) => {
+    if (a.requiresGrad) {
+      const ga = gradOf(a);
+      for (let i = 0; i < g.length; i++) ga[i] += g[i];
+    }
+    if (b.requiresGrad) {
+      const gb = gradOf(b);
+      for (let i = 0, j = 0; i < g.length; i++, j = j + 1 === inner ? 0 : j + 1) gb[j] += g[i];
+    }
+  });
+}
+
+export function sub(a: Tensor, b: Tensor): Tensor {
+  sameDType('sub', a, b);
+  const inner = broadcastInner('sub', a, b);
+  const out = empty(a.shape, a.dtype);
+  const x = a.data, y = b.data, o = out.data;
+  for (let i = 0, j = 0; i < o.length; i++, j = j + 1 === inner ? 0 : j + 1) o[i] = x[i] - y[j];
+  return record([a, b], out, (g) => {
+    if (a.requiresGrad) {
+      const ga = gradOf(a);
+      for (let i = 0; i < g.length; i++) ga[i] += g[i];
+    }
+    if (b.requiresGrad) {
+      const gb = gradOf(b);
+      for (let i = 0, j = 0; i < g.length; i++, j = j + 1 === inner ? 0 : j + 1) gb[j] -= g[i];
+    }
+  });
+}
+
+export function mul(a: Tensor, b: Tensor): Tensor {
+  sameDType('mul', a, b);
+  const inner = broadcastInner('mul', a, b);
+  const out = empty(a.shape, a.dtype);
+  const x = a.data, y = b.data, o = out.data;
+  for (let i = 0, j = 0; i < o.length; i++, j = j + 1 === inner ? 0 : j + 1) o[i] = x[i] * y[j];
+  return record([a, b], out, (g) => {
+    if (a.requiresGrad) {
+      const ga = gradOf(a);
+      for (let i = 0, j = 0; i < g.length; i++, j = j + 1 === inner ? 0 : j + 1) ga[i] += g[i] * y[j];
+    }
+    if (b.requiresGrad) {
+      const gb = gradOf(b);
+      for (let i = 0, j = 0; i < g.length; i++, j = j + 1 === inner ? 0 : j + 1) gb[j] += g[i] * x[i];
+    }
+  });
+}
+
+export function scale(a: Tensor, s: number): Tensor {
+  const out = empty(a.shape, a.dtype);
+  const x = a.data, o = out.data;
+  for (let i = 0; i < o.length; i++) o[i] = x[i] * s;
+  return record([a], out, (g) => {
+    const ga = gradOf(a);
+    for (let i = 0; i < g.length; i++) ga[i] += g[i] * s;
+  });
+}
+
+export function sigmoid(a: Tensor): Tensor {
+  const out = empty(a.shape, a.dtype);
+  const x = a.data, o = out.data;
+  for (let i = 0; i < o.length; i++) o[i] = 1 / (1 + Math.exp(-x[i]));
+  return record([a], out, (g) => {
+    const ga = gradOf(a);
+    for (let i = 0; i < g.length; i++) ga[i] += g[i] * o[i] * (1 - o[i]);
+  });
+}
+
+export function silu(a: Tensor): Tensor {
+  const out = empty(a.shape, a.dtype);
+  const x = a.data, o = out.data;
+  for (let i = 0; i < o.length; i++) o[i] = x[i] / (1 + Math.exp(-x[i]));
+  return record([a], out, (g) => {
+    const ga = gradOf(a);
+    for (let i = 0; i < g.length; i++) {
+      const s = 1 / (1 + Math.exp(-x[i]));
+      ga[i] += g[i] * s * (1 + x[i] * (1 - s));
+    }
+  });
+}
+
+/** SwiGLU's gating: silu(gate) ⊙ up, fused so the gate's activation is never stored. */
+export function swiglu(gate: Tensor, up: Tensor): Tensor {
+  sameDType('swiglu', gate, up);
+  if (gate.size !== up.size || gate.rank !== up.rank) throw opError('swiglu', 'gate and up differ in shape', gate, up);
+  const out = empty(gate.shape, gate.dtype);
+  const x = gate.data, u = up.data, o = out.data;
+  for (let i = 0; i < o.length; i++) o[i] = (x[i] / (1 + Math.exp(-x[i]))) * u[i];
+  return record([gate, up], out, (g) => {
+    const gg = gate.requiresGrad ? gradOf(gate) : null;
+    const gu = up.requiresGrad ? gradOf(up) : null;
+    for (let i = 0; i < g.length; i++) {
+      const s = 1 / (1 + Math.exp(-x[i]));
+      if (gg !== null) gg[i] += g[i] * u[i] * s * (1 + x[i] * (1 - s));
+      if (gu !== null) gu[i] += g[i] * x[i] * s;
+    }
+  });
+}
