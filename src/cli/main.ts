@@ -4,6 +4,12 @@
 import { Command } from 'commander';
 import { commands } from './commands/index.js';
 
+// `nanoseek logits … | head` closes the pipe early; that is the reader's choice, not an error.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const program = new Command();
 program.name('nanoseek').description('DeepSeek-style reasoning models, trained and served on a CPU').version('0.1.0');
 program.showHelpAfterError();

@@ -1,7 +1,7 @@
 // All float32 tensor data lives in one shared WebAssembly.Memory, so WASM kernels and the worker
 // threads that run them read and write tensors in place, with no copies in or out.
-// Buffers are recycled through exact-size free lists: a training step allocates the same shapes every
-// time, so after the first step every allocation is a reuse and the garbage collector has nothing to do.
+// Buffers are recycled through free lists per size class: a training step allocates (nearly) the same
+// shapes every time, so after the first steps every allocation is a reuse and nothing is left to the GC.
 
 const PAGE = 65536;
 /** Bytes below this offset are left to the WASM modules (their data segments and stack). */
@@ -10,6 +10,10 @@ const MAX_PAGES = 65536; // 4 GiB: the wasm32 limit
 const ALIGN = 64; // cache line: SIMD loads never straddle one at a row start
 
 export const memory = new WebAssembly.Memory({ initial: 512, maximum: MAX_PAGES, shared: true });
+
+// Every SharedArrayBuffer that memory.buffer has returned (it changes on each grow): only views on
+// these are heap views, not those on some other SharedArrayBuffer that happens to be as large.
+const heapBuffers = new WeakSet<ArrayBufferLike>();
 
 let top = HEAP_BASE;
 const freeLists = new Map<number, number[]>();
@@ -28,10 +32,16 @@ function ensureCapacity(end: number): void {
   memory.grow(target - have / PAGE);
 }
 
-/** Byte size actually reserved for n floats (rounded up so free lists stay few). */
+/**
+ * Bytes reserved for n floats: small sizes round to the cache line, larger ones to one of 8 classes
+ * per power of two (at most 12.5% slack). MoE expert batches change size every step; without classes
+ * a freed buffer would almost never fit the next request and the heap would grow without bound.
+ */
 function roundedBytes(n: number): number {
   const bytes = Math.max(n * 4, ALIGN);
-  return Math.ceil(bytes / ALIGN) * ALIGN;
+  if (bytes <= 4096) return Math.ceil(bytes / ALIGN) * ALIGN;
+  const step = 2 ** (Math.floor(Math.log2(bytes)) - 3);
+  return Math.ceil(bytes / step) * step;
 }
 
 /** A float32 view of n elements inside the shared memory. Contents are NOT zeroed. */
@@ -49,6 +59,7 @@ export function allocF32(n: number): Float32Array {
   }
   live += bytes;
   if (live > peak) peak = live;
+  heapBuffers.add(memory.buffer);
   return new Float32Array(memory.buffer, offset, n);
 }
 
@@ -69,7 +80,11 @@ export function freeF32(a: Float32Array): void {
 
 /** True when a typed array is a view on the shared WASM heap (kernels may take it by pointer). */
 export function onHeap(a: ArrayBufferView): boolean {
-  return a.buffer instanceof SharedArrayBuffer && a.byteOffset >= HEAP_BASE;
+  if (a.byteOffset < HEAP_BASE) return false;
+  if (heapBuffers.has(a.buffer)) return true;
+  if (a.buffer !== memory.buffer) return false;
+  heapBuffers.add(a.buffer);
+  return true;
 }
 
 export interface HeapStats {

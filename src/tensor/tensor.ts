@@ -14,7 +14,8 @@ export type { FloatArray };
 /** Reference-counted data shared by a tensor and its reshaped views. */
 class Storage {
   refs = 1;
-  constructor(public data: FloatArray | null) {}
+  /** False for wrapped arrays the tensor does not own (never returned to the pool). */
+  constructor(public data: FloatArray | null, public owned = true) {}
 }
 
 /** Called by the tape when the gradient of an op's output is known; accumulates into input grads. */
@@ -42,6 +43,14 @@ export class Tensor {
   persistent: boolean;
   /** Optional name, shown in error messages (parameters carry their checkpoint name). */
   name: string | undefined;
+
+  /** Wraps an existing array without copying or owning it (e.g. a slice of a KV cache). */
+  static wrap(data: FloatArray, shape: readonly number[]): Tensor {
+    const t = new Tensor(shape, data instanceof Float64Array ? 'f64' : 'f32', new Storage(data, false));
+    t.storage.refs--; // the constructor counted a reference the wrapper does not hold
+    if (t.size !== data.length) throw new Error(`Tensor.wrap: ${data.length} values do not form [${shape.join(', ')}]`);
+    return t;
+  }
 
   constructor(shape: readonly number[], dtype: DType, storage?: Storage) {
     for (const d of shape) {
@@ -81,7 +90,7 @@ export class Tensor {
     const s = this.storage;
     this.storage = new Storage(null);
     if (--s.refs === 0) {
-      if (s.data instanceof Float32Array) freeF32(s.data);
+      if (s.owned && s.data instanceof Float32Array) freeF32(s.data);
       s.data = null;
     }
     if (this.grad !== null) {

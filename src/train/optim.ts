@@ -1,7 +1,7 @@
 // AdamW with decoupled weight decay, global-norm gradient clipping folded into the update kernel.
 import { backend } from '../kernels/backend.js';
 import { referenceBackend } from '../kernels/reference.js';
-import { Tensor, untracked, zeros } from '../tensor/tensor.js';
+import { Tensor, gradOf, untracked, zeros } from '../tensor/tensor.js';
 
 export interface AdamWConfig {
   lr: number;
@@ -31,14 +31,16 @@ export class AdamW {
     this.params = params;
     this.m = untracked(() => params.map((p) => zeros(p.tensor.shape, p.tensor.dtype)));
     this.v = untracked(() => params.map((p) => zeros(p.tensor.shape, p.tensor.dtype)));
+    // Every parameter gets a (zero) gradient now, so a parameter no token has reached yet (an unused
+    // expert) is still updated — its moments decay and weight decay applies — exactly as after a resume.
+    for (const p of params) gradOf(p.tensor);
   }
 
-  /** √Σ g² over every parameter's gradient (missing gradients count as zero). */
+  /** √Σ g² over every parameter's gradient. */
   gradNorm(): number {
     let ss = 0;
     for (const { tensor } of this.params) {
-      if (tensor.grad === null) continue;
-      const g = tensor.grad.data;
+      const g = gradOf(tensor);
       for (let i = 0; i < g.length; i++) ss += g[i] * g[i];
     }
     return Math.sqrt(ss);
@@ -54,10 +56,9 @@ export class AdamW {
     const clip = this.config.gradClip > 0 && norm > this.config.gradClip ? this.config.gradClip / norm : 1;
     this.step++;
     this.params.forEach(({ tensor, decay }, i) => {
-      if (tensor.grad === null) return;
       const be = tensor.dtype === 'f64' ? referenceBackend : backend();
       be.adamw({
-        param: tensor.data, grad: tensor.grad.data, m: this.m[i].data, v: this.v[i].data, n: tensor.size,
+        param: tensor.data, grad: gradOf(tensor), m: this.m[i].data, v: this.v[i].data, n: tensor.size,
         lr, beta1: this.config.beta1, beta2: this.config.beta2, eps: this.config.eps,
         weightDecay: decay ? this.config.weightDecay : 0, step: this.step, gradScale: gradScale * clip,
       });

@@ -1,6 +1,18 @@
 // One line per subcommand module; each exports `register(program)`.
 import type { Command } from 'commander';
+import { register as bench } from './bench.js';
+import { register as chat } from './chat.js';
+import { register as evaluate } from './eval.js';
+import { register as generate } from './generate.js';
+import { register as grpo } from './grpo.js';
+import { register as model } from './model.js';
+import { register as plot } from './plot.js';
+import { register as r1zero } from './r1zero.js';
+import { register as serve } from './serve.js';
+import { register as tasks } from './tasks.js';
+import { register as tokenize } from './tokenize.js';
+import { register as train } from './train.js';
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [];
+export const commands: Register[] = [bench, chat, evaluate, generate, grpo, model, plot, r1zero, serve, tasks, tokenize, train];

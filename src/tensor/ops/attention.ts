@@ -42,9 +42,12 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       const vOff = b * S * Hk * dv + kh * dv;
       be.gemm(gemmArgs({ m: T, n: S, k: dk, a: Q, aOff: qOff, lda: H * dk, b: K, bOff: kOff, ldb: Hk * dk, transB: true, c: P, cOff: pOff, ldc: S, alpha: opts.scale }));
       for (let t = 0; t < T; t++) {
+        // Causal rows normalise over their visible prefix only; the masked tail is exactly zero, as
+        // exp(-inf) would make it, without paying for the exponentials.
         const row = pOff + t * S;
-        if (opts.causal) for (let s = t + offset + 1; s < S; s++) P[row + s] = -Infinity;
-        softmaxRow(P, P, row, S);
+        const visible = opts.causal ? t + offset + 1 : S;
+        softmaxRow(P, P, row, visible);
+        if (visible < S) P.fill(0, row + visible, row + S);
       }
       be.gemm(gemmArgs({ m: T, n: dv, k: S, a: P, aOff: pOff, lda: S, b: V, bOff: vOff, ldb: Hk * dv, c: O, cOff: b * T * H * dv + h * dv, ldc: H * dv }));
     }
@@ -70,9 +73,11 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
         be.gemm(gemmArgs({ m: T, n: S, k: dv, a: g, aOff: oOff, lda: H * dv, b: V, bOff: vOff, ldb: Hk * dv, transB: true, c: dP, ldc: S }));
         for (let t = 0; t < T; t++) {
           const row = t * S;
+          const visible = opts.causal ? t + offset + 1 : S; // P is zero past it, so dP is too
           let dot = 0;
-          for (let s = 0; s < S; s++) dot += dP[row + s] * P[pOff + row + s];
-          for (let s = 0; s < S; s++) dP[row + s] = P[pOff + row + s] * (dP[row + s] - dot);
+          for (let s = 0; s < visible; s++) dot += dP[row + s] * P[pOff + row + s];
+          for (let s = 0; s < visible; s++) dP[row + s] = P[pOff + row + s] * (dP[row + s] - dot);
+          if (visible < S) dP.fill(0, row + visible, row + S);
         }
         if (gq !== null) {
           be.gemm(gemmArgs({ m: T, n: dk, k: S, a: dP, lda: S, b: K, bOff: kOff, ldb: Hk * dk, c: gq, cOff: qOff, ldc: H * dk, alpha: opts.scale, beta: 1 }));

@@ -1,0 +1,47 @@
+// `nanoseek bench <what>`: benchmarks. Each subcommand parses flags and prints; the timing lives in
+// bench/. Other modules add their subcommands to the same `bench` with benchCommand(program).
+import type { Command } from 'commander';
+import { benchGemm, formatGemmRows } from '../../../bench/gemm.js';
+import { formatTrainBench, runTrainBench } from '../../../bench/train.js';
+import { intFlag } from './generate.js';
+
+/** The `bench` command of this program, created by whichever module asks first. */
+export function benchCommand(program: Command): Command {
+  return (
+    program.commands.find((c) => c.name() === 'bench') ??
+    program.command('bench').description('measure kernels and models (see the subcommands)')
+  );
+}
+
+function parseThreads(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--threads must be a positive integer, got '${value}'`);
+  return n;
+}
+
+export function register(program: Command): void {
+  benchCommand(program)
+    .command('gemm')
+    .description('GEMM GFLOP/s of the WASM kernels on model shapes, on 1 thread and on all of them')
+    .option('--json', 'one JSON document: a list of {backend, m, k, n, threads, gflops[, peer, peer_gflops, ratio]}')
+    .option('--peer', 'also time numpy on OpenBLAS (bench/peer_gemm.py under /usr/bin/python3) with the same threads')
+    .option('--threads <n>', 'the "all threads" count (default: all cores)')
+    .action(async (o: { json?: boolean; peer?: boolean; threads?: string }) => {
+      const rows = await benchGemm({ peer: o.peer, threads: o.threads === undefined ? undefined : parseThreads(o.threads) });
+      process.stdout.write(o.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatGemmRows(rows)}\n`);
+    });
+
+  benchCommand(program)
+    .command('train')
+    .description('training tokens/s (trainStep) of the micro DeepSeek-V3 preset and its dense twin micro-dense')
+    .option('--json', 'one JSON document: {steps, batch, seq, threads, rows: [{model, ours_tokens_per_s, peer_tokens_per_s, ratio, losses_ours, losses_peer, ...}]}')
+    .option('--peer', 'also train the PyTorch reference (bench/torch_reference.py under /usr/bin/python3) from the same weights on the same batches')
+    .option('--steps <n>', 'optimizer steps per model', intFlag('--steps'), 12)
+    .option('--batch <n>', 'sequences per step', intFlag('--batch'), 4)
+    .option('--seq <n>', 'tokens per sequence', intFlag('--seq'), 128)
+    .option('--threads <n>', 'threads for our kernels and for PyTorch (default: all cores)', intFlag('--threads'))
+    .action(async (o: { json?: boolean; peer?: boolean; steps: number; batch: number; seq: number; threads?: number }) => {
+      const result = await runTrainBench({ peer: o.peer, steps: o.steps, batch: o.batch, seq: o.seq, threads: o.threads });
+      process.stdout.write(o.json ? `${JSON.stringify(result, null, 2)}\n` : formatTrainBench(result));
+    });
+}

@@ -1,0 +1,199 @@
+// `nanoseek grpo train|reject-sample|plot`: GRPO runs with checkpoints and --resume, rejection sampling
+// of a model's correct completions into SFT data, and a run's curves as HTML. Ctrl-C during training
+// stops after the current step and saves a checkpoint that --resume continues exactly.
+import { readFile } from 'node:fs/promises';
+import { basename, join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import '../../kernels/index.js';
+import { renderGrpoRun } from '../../eval/report.js';
+import { loadForInference } from '../../infer/index.js';
+import { writeChunksAtomic, writeFileAtomic } from '../../io/atomic.js';
+import { loadProblems, sampleProblem, type Problem } from '../../tasks/index.js';
+import { GRPO_CONFIG_FILE, savedGrpoConfig, trainGrpo } from '../../train/grpo.js';
+import { parseGrpoConfig, PROMPT_TEMPLATES, type PromptTemplate } from '../../train/grpo-config.js';
+import { rejectSample } from '../../train/grpo-reject.js';
+import { applyOverrides, METRICS_FILE, overrideValue, Progress, readMetrics } from '../../train/index.js';
+import { Rng } from '../../util/rng.js';
+import { describeSpec, taskSpecFromFlags } from './eval.js';
+
+async function readJson(path: string): Promise<unknown> {
+  const text = await readFile(path, 'utf8').catch(() => {
+    throw new Error(`--config ${path}: no such file`);
+  });
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${path}: not valid JSON (${(err as Error).message})`);
+  }
+}
+
+function int(flag: string, text: string, lo: number, hi = Number.MAX_SAFE_INTEGER): number {
+  const v = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(v) || v < lo || v > hi) throw new Error(`${flag}: expected an integer in ${lo}..${hi}, got ${JSON.stringify(text)}`);
+  return v;
+}
+
+interface TrainFlags {
+  config?: string;
+  out: string;
+  resume?: boolean;
+  init?: string;
+  steps?: string;
+  set: string[];
+}
+
+async function trainCommand(o: TrainFlags): Promise<void> {
+  let raw: unknown;
+  let source: string;
+  if (o.config !== undefined) {
+    raw = await readJson(o.config);
+    source = o.config;
+  } else {
+    const saved = o.resume ? await savedGrpoConfig(o.out) : null;
+    if (saved === null) throw new Error(o.resume ? `${o.out}: no checkpoint to resume; give --config to start a run` : '--config is required (or --resume an existing run)');
+    raw = saved;
+    source = `${o.out} (saved config)`;
+  }
+  const overrides: Record<string, unknown> = {};
+  if (o.init !== undefined) overrides['model.init'] = o.init;
+  if (o.steps !== undefined) overrides.steps = overrideValue(o.steps);
+  for (const kv of o.set) {
+    const at = kv.indexOf('=');
+    if (at <= 0) throw new Error(`--set ${kv}: expected key=value, e.g. --set beta=0.04`);
+    overrides[kv.slice(0, at)] = overrideValue(kv.slice(at + 1));
+  }
+  const config = parseGrpoConfig(applyOverrides(raw, overrides), source);
+
+  const out = process.stdout;
+  let progress = null as Progress | null;
+  const log = (line: string) => (progress ? progress.log(line) : out.write(`${line}\n`));
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (controller.signal.aborted) process.exit(130);
+    controller.abort();
+    log('stopping after this step and saving a checkpoint (Ctrl-C again to quit now)');
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const result = await trainGrpo(config, {
+      out: o.out,
+      resume: o.resume,
+      signal: controller.signal,
+      source,
+      log,
+      onStep: (s) => {
+        progress ??= new Progress({ total: s.total, start: s.step - 1, stream: out });
+        progress.update(s.step);
+      },
+    });
+    progress?.done();
+    out.write(`${result.stopped ? 'stopped' : 'done'} at step ${result.step}; ${result.checkpoint}\n`);
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+interface RejectFlags {
+  model: string;
+  out: string;
+  task?: string;
+  data?: string;
+  digits?: string;
+  ops?: string;
+  count?: string;
+  numberMax?: string;
+  targetMax?: string;
+  problems: string;
+  samples: string;
+  keep: string;
+  template: string;
+  openThink?: boolean;
+  maxTokens: string;
+  temperature: string;
+  seed: string;
+}
+
+async function rejectCommand(o: RejectFlags): Promise<void> {
+  if ((o.task === undefined) === (o.data === undefined)) throw new Error('give exactly one of --task <task> and --data <jsonl>');
+  if (!(PROMPT_TEMPLATES as readonly string[]).includes(o.template)) throw new Error(`--template: expected one of ${PROMPT_TEMPLATES.join(', ')}, got ${JSON.stringify(o.template)}`);
+  const seed = int('--seed', o.seed, 0);
+  let problems: Problem[];
+  let what: string;
+  if (o.data !== undefined) {
+    problems = await loadProblems(o.data);
+    what = o.data;
+  } else {
+    // Training problems: rejection-sampled data feeds SFT, which must never see the held-out split.
+    const spec = taskSpecFromFlags(o.task!, o);
+    const rng = new Rng(seed);
+    problems = Array.from({ length: int('--problems', o.problems, 1, 1_000_000) }, () => sampleProblem(spec, rng));
+    what = describeSpec(spec);
+  }
+  const temperature = Number(o.temperature);
+  if (!(temperature > 0 && temperature <= 100)) throw new Error(`--temperature: expected a number in (0, 100], got ${JSON.stringify(o.temperature)}`);
+  const ck = await loadForInference(o.model);
+  const r = await rejectSample(ck.model, ck.tokenizer, problems, {
+    template: o.template as PromptTemplate,
+    openThink: o.openThink === true,
+    samples: int('--samples', o.samples, 1, 1024),
+    keepPerProblem: int('--keep', o.keep, 1, 1024),
+    maxNewTokens: int('--max-tokens', o.maxTokens, 1, ck.model.config.max_position_embeddings),
+    temperature,
+    seed,
+  });
+  await writeChunksAtomic(o.out, r.records.map((rec) => `${JSON.stringify(rec)}\n`));
+  process.stdout.write(
+    `${what}: ${problems.length} problems × ${o.samples} samples: ${r.correct} of ${r.sampled} correct; ` +
+      `kept ${r.records.length} completions for ${r.solved} problems → ${o.out}\n`,
+  );
+}
+
+export function register(program: Command): void {
+  const grpo = program.command('grpo').description('GRPO reinforcement learning: train, rejection-sample SFT data, plot a run');
+  grpo
+    .command('train')
+    .description('train with GRPO; checkpoints, metrics.jsonl and --resume under --out')
+    .requiredOption('--out <dir>', 'run directory (checkpoint-<step>/, latest, metrics.jsonl)')
+    .option('--config <json>', 'GRPO config file (see configs/r1zero-grpo.json); optional with --resume')
+    .option('--resume', 'continue the newest checkpoint in --out (bit-exact)')
+    .option('--init <dir>', 'policy to start from (replaces model.init)')
+    .option('--steps <n>', 'GRPO steps')
+    .option('--set <key=value>', 'any config field by dotted path, value as JSON (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .action(trainCommand);
+  grpo
+    .command('reject-sample')
+    .description('sample a model on training problems and keep its correct, well-formatted completions as SFT JSONL')
+    .requiredOption('--model <dir>', 'checkpoint directory (the RL model)')
+    .requiredOption('--out <jsonl>', 'SFT records {prompt, completion} to write')
+    .option('--task <task>', 'arithmetic or countdown: draw training-split problems')
+    .option('--data <jsonl>', 'problems from a JSONL file instead')
+    .option('--digits <a,b>', 'arithmetic: digits of each operand (default 3,3)')
+    .option('--ops <list>', 'arithmetic: operators from +,-,* (default +)')
+    .option('--count <n|min,max>', 'countdown: how many numbers (default 3,4)')
+    .option('--number-max <n>', 'countdown: largest number (default 25)')
+    .option('--target-max <n>', 'countdown: largest target (default 100)')
+    .option('--problems <n>', 'training problems to draw (with --task)', '500')
+    .option('--samples <n>', 'completions per problem', '4')
+    .option('--keep <n>', 'distinct correct completions kept per problem', '1')
+    .option('--template <t>', `prompt format: ${PROMPT_TEMPLATES.join(' or ')}`, 'r1-zero')
+    .option('--open-think', 'r1-zero: end the prompt with <think>')
+    .option('--max-tokens <n>', 'tokens per completion', '128')
+    .option('--temperature <x>', 'sampling temperature', '1')
+    .option('--seed <n>', 'problem and sampling seed', '0')
+    .action(rejectCommand);
+  grpo
+    .command('plot')
+    .description('render a GRPO run\'s metrics.jsonl (reward, accuracy, lengths, KL, clipping) to one HTML file')
+    .argument('<run-dir>', 'a GRPO run directory (holds metrics.jsonl)')
+    .option('--out <file>', 'HTML file to write (default <run-dir>/metrics.html)')
+    .action(async (runDir: string, o: { out?: string }) => {
+      const records = await readMetrics(join(runDir, METRICS_FILE));
+      if (records.length === 0) throw new Error(`${join(runDir, METRICS_FILE)}: no metrics to plot`);
+      const details = await readFile(join(runDir, GRPO_CONFIG_FILE), 'utf8').catch(() => undefined);
+      const path = o.out ?? join(runDir, 'metrics.html');
+      await writeFileAtomic(path, renderGrpoRun(records, { title: `nanoseek GRPO run ${basename(resolve(runDir))}`, details }));
+      process.stdout.write(`wrote ${path}\n`);
+    });
+}

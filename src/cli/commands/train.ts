@@ -1,0 +1,142 @@
+// `nanoseek train pretrain|sft`: read a config, apply flag overrides, run the trainer with a progress
+// line on a terminal (plain log lines elsewhere). Ctrl-C stops after the current step and saves a
+// checkpoint that `--resume` continues exactly; a second Ctrl-C quits at once.
+import { readFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { applyOverrides, overrideValue, parseTrainConfig, Progress, savedRunConfig, STAGES, train, type Stage } from '../../train/index.js';
+import '../../kernels/index.js';
+
+interface TrainFlags {
+  config?: string;
+  out: string;
+  resume?: boolean;
+  preset?: string;
+  init?: string;
+  tokenizer?: string;
+  steps?: string;
+  lr?: string;
+  batchSize?: string;
+  seqLen?: string;
+  gradAccum?: string;
+  warmup?: string;
+  seed?: string;
+  evalEvery?: string;
+  saveEvery?: string;
+  logEvery?: string;
+  set: string[];
+}
+
+/** Flags that set one top-level config field each. */
+const FIELD_FLAGS = {
+  steps: 'steps',
+  lr: 'lr',
+  batchSize: 'batch_size',
+  seqLen: 'seq_len',
+  gradAccum: 'grad_accum',
+  warmup: 'warmup',
+  seed: 'seed',
+  evalEvery: 'eval_every',
+  saveEvery: 'save_every',
+  logEvery: 'log_every',
+} as const;
+
+async function readJson(path: string): Promise<unknown> {
+  const text = await readFile(path, 'utf8').catch(() => {
+    throw new Error(`--config ${path}: no such file`);
+  });
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new Error(`${path}: not valid JSON (${(err as Error).message})`);
+  }
+}
+
+function overridesFrom(o: TrainFlags, raw: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [flag, field] of Object.entries(FIELD_FLAGS)) {
+    const v = o[flag as keyof typeof FIELD_FLAGS];
+    if (v !== undefined) out[field] = overrideValue(v);
+  }
+  const model = raw.model as Record<string, unknown> | undefined;
+  if (o.preset !== undefined) out.model = { ...(model && !('init' in model) ? model : {}), preset: o.preset };
+  if (o.init !== undefined) out.model = { init: o.init };
+  if (o.tokenizer !== undefined) out.tokenizer = { path: o.tokenizer };
+  for (const kv of o.set) {
+    const at = kv.indexOf('=');
+    if (at <= 0) throw new Error(`--set ${kv}: expected key=value, e.g. --set data.seed=3`);
+    out[kv.slice(0, at)] = overrideValue(kv.slice(at + 1));
+  }
+  return out;
+}
+
+export function register(program: Command): void {
+  program
+    .command('train')
+    .description('pretrain or fine-tune (SFT) a model; checkpoints, metrics.jsonl and --resume under --out')
+    .argument('<stage>', `one of ${STAGES.join(', ')}`)
+    .requiredOption('--out <dir>', 'run directory (checkpoint-<step>/, latest, metrics.jsonl)')
+    .option('--config <json>', 'training config file (see configs/); optional with --resume')
+    .option('--resume', 'continue the newest checkpoint in --out (bit-exact); starts fresh when there is none')
+    .option('--preset <name>', 'model preset (replaces model.preset / model.init)')
+    .option('--init <dir>', 'start from this checkpoint (replaces model)')
+    .option('--tokenizer <path>', 'tokenizer.json or a directory holding one')
+    .option('--steps <n>', 'optimizer steps')
+    .option('--lr <x>', 'peak learning rate')
+    .option('--batch-size <n>', 'sequences per micro-batch')
+    .option('--seq-len <n>', 'tokens per sequence')
+    .option('--grad-accum <n>', 'micro-batches per step')
+    .option('--warmup <n>', 'linear warmup steps')
+    .option('--seed <n>', 'initialisation and data seed')
+    .option('--eval-every <n>', 'validation every n steps')
+    .option('--save-every <n>', 'checkpoint every n steps')
+    .option('--log-every <n>', 'metrics line every n steps')
+    .option('--set <key=value>', 'any config field by dotted path, value as JSON (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .action(async (stageArg: string, o: TrainFlags) => {
+      if (!(STAGES as readonly string[]).includes(stageArg)) throw new Error(`<stage> must be one of ${STAGES.join(', ')}, got '${stageArg}'`);
+      const stage = stageArg as Stage;
+      let raw: unknown;
+      let source: string;
+      if (o.config !== undefined) {
+        raw = await readJson(o.config);
+        source = o.config;
+      } else {
+        const saved = o.resume ? await savedRunConfig(o.out) : null;
+        if (saved === null) throw new Error(o.resume ? `${o.out}: no checkpoint to resume; give --config to start a run` : '--config is required (or --resume an existing run)');
+        raw = saved;
+        source = `${o.out} (saved config)`;
+      }
+      const record = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+      const config = parseTrainConfig(applyOverrides(raw, overridesFrom(o, record)), source, stage);
+
+      const out = process.stdout;
+      let progress = null as Progress | null;
+      const log = (line: string) => (progress ? progress.log(line) : out.write(`${line}\n`));
+      const controller = new AbortController();
+      const onSignal = () => {
+        if (controller.signal.aborted) process.exit(130);
+        controller.abort();
+        log('stopping after this step and saving a checkpoint (Ctrl-C again to quit now)');
+      };
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+      try {
+        const result = await train(config, {
+          out: o.out,
+          resume: o.resume,
+          signal: controller.signal,
+          source,
+          log,
+          onStep: (s) => {
+            progress ??= new Progress({ total: s.total, start: s.step - 1, stream: out });
+            progress.update(s.step, { loss: s.stats.loss, tokensPerS: s.tokensPerS });
+          },
+        });
+        progress?.done();
+        const val = result.valLoss === null ? '' : `, validation loss ${result.valLoss.toFixed(4)}`;
+        out.write(`${result.stopped ? 'stopped' : 'done'} at step ${result.step}${val}; ${result.checkpoint}\n`);
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
+    });
+}

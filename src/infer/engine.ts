@@ -1,0 +1,422 @@
+// Continuous batching: every step runs ONE batched cached forward over all active sequences, in which
+// new requests prefill a chunk of their prompt and running ones decode their next token. Sequences join
+// and leave between steps, so a long generation never holds up a short one and the batch stays full
+// while requests come and go. Steps are synchronous (the model is); between them the loop yields to the
+// event loop so that the HTTP server can accept requests, write tokens and notice disconnects.
+import type { KVCache } from '../model/cache.js';
+import type { CausalLM } from '../model/model.js';
+import * as T from '../tensor/index.js';
+import type { DecodeStream, Tokenizer } from '../tokenizer/index.js';
+import { Rng } from '../util/rng.js';
+import { Sampler, checkSamplingOptions, type SamplingOptions } from './sampler.js';
+import { StopStrings } from './stop.js';
+
+export interface GenerationOptions extends SamplingOptions {
+  /** Most tokens to generate (the context window bounds it in any case). */
+  maxTokens?: number;
+  /** Token ids that end the sequence (kept in `tokens`, not in the text). Default: the engine's EOS ids; [] = none. */
+  stopTokenIds?: readonly number[];
+  /** Strings that end the sequence; the text stops before the first one. */
+  stop?: readonly string[];
+  /** Aborting cancels the request (queued or running). */
+  signal?: AbortSignal;
+  /** Called for every sampled token, in order, before the async iterator sees it. */
+  onToken?: (event: TokenEvent) => void;
+  /** Report each token's log-probability (default true); without, they are NaN and sampling is cheaper. */
+  logprobs?: boolean;
+}
+
+export interface TokenEvent {
+  /** 0 for the first generated token. */
+  index: number;
+  token: number;
+  /** Its log-probability under the model's unmodified distribution (NaN if not asked for). */
+  logprob: number;
+  /** Text this token released: '' while a character or a possible stop string is incomplete. */
+  text: string;
+}
+
+export type FinishReason = 'stop' | 'length' | 'cancelled';
+
+export interface GenerationResult {
+  promptTokens: number;
+  /** Every sampled token, including a final stop token. */
+  tokens: number[];
+  logprobs: number[];
+  /** Decoded completion without the stop token or stop string (special tokens such as EOS skipped). */
+  text: string;
+  finishReason: FinishReason;
+  /** The stop string or stop token id that ended it ('stop' only). */
+  stoppedBy: string | number | null;
+}
+
+/** A submitted request: iterate it for tokens as they come, or await `result`. */
+export interface Generation extends AsyncIterable<TokenEvent> {
+  readonly result: Promise<GenerationResult>;
+  /** Ends it with finishReason 'cancelled' and frees its cache. Breaking out of iteration does the same. */
+  cancel(): void;
+}
+
+export interface EngineOptions {
+  /** Sequences decoded together (default 32); later requests wait in the queue. */
+  maxConcurrent?: number;
+  /** Requests waiting beyond those (default 64; Infinity for offline batches); more are refused as busy. */
+  maxQueue?: number;
+  /** Most prompt tokens one sequence prefills per step (default 64). */
+  prefillChunk?: number;
+  /** Most prompt tokens all sequences together prefill per step (default 256), so decoding never stalls long. */
+  prefillBudget?: number;
+  /** Default stop token ids; default: the EOS ids of the model config and the tokenizer. */
+  stopTokenIds?: readonly number[];
+  /** Seeds the seeds of requests that bring none. Default: from the clock. */
+  seed?: number;
+}
+
+export interface EngineStats {
+  running: number;
+  queued: number;
+  maxConcurrent: number;
+  maxQueue: number;
+  steps: number;
+  promptTokens: number;
+  generatedTokens: number;
+}
+
+/** The engine is full: running and queue limits reached. */
+export class EngineBusyError extends Error {
+  readonly code = 'busy';
+}
+
+/** The engine is shutting down and takes no new requests. */
+export class EngineClosedError extends Error {
+  readonly code = 'closed';
+}
+
+/** A push-to-pull queue behind each request's async iterator. */
+class Channel<V> {
+  private readonly items: V[] = [];
+  private ended = false;
+  private error: unknown = null;
+  private wake: (() => void) | null = null;
+
+  push(v: V): void {
+    this.items.push(v);
+    this.notify();
+  }
+
+  end(error: unknown = null): void {
+    this.ended = true;
+    this.error = error;
+    this.notify();
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  async *drain(onStop: () => void): AsyncGenerator<V> {
+    try {
+      for (;;) {
+        if (this.items.length > 0) {
+          yield this.items.shift()!;
+          continue;
+        }
+        if (this.ended) {
+          if (this.error !== null) throw this.error;
+          return;
+        }
+        await new Promise<void>((resolve) => (this.wake = resolve));
+      }
+    } finally {
+      onStop(); // no-op once finished; cancels when the consumer broke out early
+    }
+  }
+}
+
+interface Sequence {
+  prompt: readonly number[];
+  sampler: Sampler;
+  wantLogprobs: boolean;
+  maxTokens: number;
+  stopIds: ReadonlySet<number>;
+  stopper: StopStrings;
+  decoder: DecodeStream;
+  onToken: ((e: TokenEvent) => void) | undefined;
+  channel: Channel<TokenEvent>;
+  resolve: (r: GenerationResult) => void;
+  reject: (err: unknown) => void;
+  detach: () => void;
+  cache: KVCache | null;
+  prefilled: number;
+  tokens: number[];
+  logprobs: number[];
+  text: string;
+  done: boolean;
+}
+
+function eosIds(model: CausalLM, tokenizer: Tokenizer): number[] {
+  const ids = new Set<number>();
+  const e = model.config.eos_token_id;
+  for (const id of Array.isArray(e) ? e : e === null ? [] : [e]) ids.add(id);
+  if (tokenizer.special.eos !== undefined) ids.add(tokenizer.special.eos);
+  return [...ids];
+}
+
+function positiveInt(name: string, v: number, allowInfinity = false): number {
+  if (!(Number.isSafeInteger(v) && v > 0) && !(allowInfinity && v === Infinity)) throw new RangeError(`${name} must be a positive integer, got ${v}`);
+  return v;
+}
+
+const nextTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export class Engine {
+  readonly maxConcurrent: number;
+  readonly maxQueue: number;
+  readonly prefillChunk: number;
+  readonly prefillBudget: number;
+  readonly stopTokenIds: readonly number[];
+  private readonly seeds: Rng;
+  private readonly running: Sequence[] = [];
+  private readonly waiting: Sequence[] = [];
+  private looping = false;
+  private closed = false;
+  private readonly drained: (() => void)[] = [];
+  private steps = 0;
+  private promptTokens = 0;
+  private generatedTokens = 0;
+
+  constructor(readonly model: CausalLM, readonly tokenizer: Tokenizer, options: EngineOptions = {}) {
+    this.maxConcurrent = positiveInt('maxConcurrent', options.maxConcurrent ?? 32);
+    const q = options.maxQueue ?? 64;
+    if (!(q === Infinity || (Number.isSafeInteger(q) && q >= 0))) throw new RangeError(`maxQueue must be a non-negative integer or Infinity, got ${q}`);
+    this.maxQueue = q;
+    this.prefillChunk = positiveInt('prefillChunk', options.prefillChunk ?? 64);
+    this.prefillBudget = positiveInt('prefillBudget', options.prefillBudget ?? 256);
+    this.stopTokenIds = options.stopTokenIds ?? eosIds(model, tokenizer);
+    this.seeds = new Rng(options.seed ?? Date.now());
+  }
+
+  get contextLength(): number {
+    return this.model.config.max_position_embeddings;
+  }
+
+  stats(): EngineStats {
+    return {
+      running: this.running.length,
+      queued: this.waiting.length,
+      maxConcurrent: this.maxConcurrent,
+      maxQueue: this.maxQueue,
+      steps: this.steps,
+      promptTokens: this.promptTokens,
+      generatedTokens: this.generatedTokens,
+    };
+  }
+
+  /**
+   * Queues a prompt (token ids). Throws EngineBusyError when the queue is full, EngineClosedError
+   * after close(), RangeError for a bad prompt or option.
+   */
+  submit(prompt: readonly number[], options: GenerationOptions = {}): Generation {
+    if (this.closed) throw new EngineClosedError('the engine is shutting down');
+    const V = this.model.config.vocab_size;
+    if (prompt.length === 0) throw new RangeError('the prompt has no tokens');
+    if (prompt.length >= this.contextLength) {
+      throw new RangeError(`the prompt has ${prompt.length} tokens; the context window is ${this.contextLength}, leaving no room to generate`);
+    }
+    for (const id of prompt) if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`prompt token ${id} is outside the vocabulary [0, ${V})`);
+    checkSamplingOptions(options);
+    const maxTokens = positiveInt('maxTokens', options.maxTokens ?? Infinity, true);
+    const stopper = new StopStrings(options.stop ?? []);
+    if (this.running.length >= this.maxConcurrent && this.waiting.length >= this.maxQueue) {
+      throw new EngineBusyError(`${this.running.length} of ${this.maxConcurrent} sequences running and ${this.waiting.length} of ${this.maxQueue} queued`);
+    }
+
+    const sampler = new Sampler({ ...options, seed: options.seed ?? this.seeds.int(0, 2 ** 48) });
+    if (sampler.repetitionPenalty !== 1) sampler.observe(prompt);
+    let resolve!: (r: GenerationResult) => void;
+    let reject!: (err: unknown) => void;
+    const result = new Promise<GenerationResult>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    result.catch(() => {}); // a caller that only iterates sees the error there; don't also crash the process
+    const s: Sequence = {
+      prompt: [...prompt],
+      sampler,
+      wantLogprobs: options.logprobs ?? true,
+      maxTokens,
+      stopIds: new Set(options.stopTokenIds ?? this.stopTokenIds),
+      stopper,
+      decoder: this.tokenizer.createDecodeStream({ skipSpecial: true }),
+      onToken: options.onToken,
+      channel: new Channel<TokenEvent>(),
+      resolve,
+      reject,
+      detach: () => {},
+      cache: null,
+      prefilled: 0,
+      tokens: [],
+      logprobs: [],
+      text: '',
+      done: false,
+    };
+    const cancel = (): void => this.finish(s, 'cancelled', null);
+    const signal = options.signal;
+    if (signal !== undefined) {
+      if (signal.aborted) {
+        cancel();
+      } else {
+        signal.addEventListener('abort', cancel, { once: true });
+        s.detach = () => signal.removeEventListener('abort', cancel);
+      }
+    }
+    if (!s.done) {
+      if (this.running.length < this.maxConcurrent) this.admit(s);
+      else this.waiting.push(s);
+      this.start();
+    }
+    return { result, cancel, [Symbol.asyncIterator]: () => s.channel.drain(cancel) };
+  }
+
+  /**
+   * Stops taking requests and resolves once every running and queued one has finished. With
+   * `cancel`, they are cancelled instead of being run to completion.
+   */
+  close(options: { cancel?: boolean } = {}): Promise<void> {
+    this.closed = true;
+    if (options.cancel) this.cancelAll();
+    if (this.running.length + this.waiting.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.drained.push(resolve));
+  }
+
+  cancelAll(): void {
+    for (const s of [...this.waiting, ...this.running]) this.finish(s, 'cancelled', null);
+  }
+
+  private admit(s: Sequence): void {
+    s.cache = this.model.newCache();
+    this.running.push(s);
+  }
+
+  private start(): void {
+    if (this.looping) return;
+    this.looping = true;
+    void this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (this.running.length + this.waiting.length > 0) {
+        while (this.running.length < this.maxConcurrent && this.waiting.length > 0) this.admit(this.waiting.shift()!);
+        this.step();
+        await nextTick();
+      }
+    } finally {
+      this.looping = false;
+      for (const d of this.drained.splice(0)) d();
+    }
+  }
+
+  /** One batched forward: a prompt chunk for prefilling sequences, the last token for decoding ones. */
+  private step(): void {
+    const batch: { s: Sequence; ids: readonly number[]; prefill: boolean }[] = [];
+    let budget = this.prefillBudget;
+    for (const s of this.running) {
+      if (s.prefilled < s.prompt.length) {
+        const n = Math.min(this.prefillChunk, s.prompt.length - s.prefilled, budget);
+        if (n <= 0) continue;
+        budget -= n;
+        batch.push({ s, ids: s.prompt.slice(s.prefilled, s.prefilled + n), prefill: true });
+      } else {
+        batch.push({ s, ids: [s.tokens[s.tokens.length - 1]], prefill: false });
+      }
+    }
+    if (batch.length === 0) return;
+    this.steps++;
+    let samples: ({ token: number; logprob: number } | null)[];
+    try {
+      samples = T.noGrad(() =>
+        T.tidy(() => {
+          const logits = this.model.forwardCached(batch.map((b) => ({ ids: b.ids, cache: b.s.cache! })));
+          const V = logits.shape[1];
+          return batch.map((b, r) => {
+            if (b.prefill) {
+              b.s.prefilled += b.ids.length;
+              this.promptTokens += b.ids.length;
+              if (b.s.prefilled < b.s.prompt.length) return null;
+            }
+            return b.s.sampler.sample(logits.data.subarray(r * V, (r + 1) * V), b.s.wantLogprobs);
+          });
+        }),
+      );
+    } catch (err) {
+      for (const b of batch) this.fail(b.s, err);
+      return;
+    }
+    batch.forEach((b, r) => {
+      const x = samples[r];
+      if (x === null || b.s.done) return;
+      try {
+        this.accept(b.s, x.token, x.logprob);
+      } catch (err) {
+        this.fail(b.s, err); // a throwing onToken callback ends its own request only
+      }
+    });
+  }
+
+  private accept(s: Sequence, token: number, logprob: number): void {
+    s.tokens.push(token);
+    s.logprobs.push(logprob);
+    this.generatedTokens++;
+    let text: string;
+    let reason: FinishReason | null = null;
+    let stoppedBy: string | number | null = null;
+    const rest = (): string => s.stopper.push(s.decoder.flush()) + s.stopper.flush();
+    if (s.stopIds.has(token)) {
+      reason = 'stop';
+      stoppedBy = token;
+      text = rest();
+    } else {
+      text = s.stopper.push(s.decoder.push(token));
+      if (s.stopper.matched !== null) {
+        reason = 'stop';
+        stoppedBy = s.stopper.matched;
+      } else if (s.tokens.length >= s.maxTokens || s.prompt.length + s.tokens.length >= this.contextLength) {
+        reason = 'length';
+        text += rest();
+      }
+    }
+    s.text += text;
+    const event: TokenEvent = { index: s.tokens.length - 1, token, logprob, text };
+    s.onToken?.(event);
+    s.channel.push(event);
+    if (reason !== null) this.finish(s, reason, stoppedBy);
+  }
+
+  private release(s: Sequence): boolean {
+    if (s.done) return false;
+    s.done = true;
+    s.detach();
+    s.cache?.dispose();
+    s.cache = null;
+    for (const list of [this.running, this.waiting]) {
+      const i = list.indexOf(s);
+      if (i >= 0) list.splice(i, 1);
+    }
+    return true;
+  }
+
+  private finish(s: Sequence, finishReason: FinishReason, stoppedBy: string | number | null): void {
+    if (!this.release(s)) return;
+    s.resolve({ promptTokens: s.prompt.length, tokens: s.tokens, logprobs: s.logprobs, text: s.text, finishReason, stoppedBy });
+    s.channel.end();
+  }
+
+  private fail(s: Sequence, err: unknown): void {
+    if (!this.release(s)) return;
+    s.reject(err);
+    s.channel.end(err);
+  }
+}

@@ -1,0 +1,18 @@
+// Local inference: sampling, continuous batching, offline batch generation, reasoning/answer split.
+export { checkSamplingOptions, logSumExp, Sampler, type Sample, type SamplingOptions } from './sampler.js';
+export { partialSuffix, StopStrings } from './stop.js';
+export {
+  Engine,
+  EngineBusyError,
+  EngineClosedError,
+  type EngineOptions,
+  type EngineStats,
+  type FinishReason,
+  type Generation,
+  type GenerationOptions,
+  type GenerationResult,
+  type TokenEvent,
+} from './engine.js';
+export { generate, type BatchGenerateOptions, type BatchResult } from './generate.js';
+export { promptOpensThink, ReasoningSplitter, splitCompletion, type SplitText } from './reasoning.js';
+export { DEFAULT_MODEL, loadForInference, packageRoot, resolveModelDir, samplingDefaultsOf, type InferenceCheckpoint } from './checkpoint.js';

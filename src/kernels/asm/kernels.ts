@@ -1,0 +1,684 @@
+// AssemblyScript source of the WASM compute kernels (built by scripts/build-kernels.mjs, twice: with
+// relaxed SIMD, where a multiply-add is one fused instruction, and with plain SIMD as the fallback).
+// All pointers are byte offsets into the one shared memory; the module owns no data of its own, so
+// every thread instantiates it on the same memory without touching anything but the buffers it is given.
+
+// Register block of the GEMM micro-kernel: 2 rows × 16 columns = 8 f32x4 accumulators. With 4 B
+// vectors and a broadcast that is 13 of the 15 xmm registers V8 can allocate; taller or wider blocks
+// spill and run at half the speed.
+const MR: i32 = 2;
+const NR: i32 = 16;
+// A KC×NR sliver of packed B (16 KiB) stays in L1 while all MR-row slivers of the MC×KC block of
+// packed A (128 KiB, in L2) stream past it. B is packed one sliver at a time, right before use, rather
+// than as a whole panel up front: it then goes from memory straight into L1 once per A block, which
+// is what matters when m is small and B is most of the traffic.
+const KC: i32 = 256;
+const MC: i32 = 128;
+// Chunks of the vector path (matrix-vector products): the vector and the outputs it accumulates.
+const KV: i32 = 2048;
+const YV: i32 = 4096;
+// Up to this many rows (or columns) of C, each is a matrix-vector product that streams the matrix in
+// long contiguous runs; the register block would spend half its work or more on padding.
+const VEC_MAX: i32 = 2;
+
+const A_PACK: usize = 0;
+const B_PACK: usize = A_PACK + <usize>(MC * KC) * 4;
+const TILE: usize = B_PACK + <usize>(KC * NR) * 4;
+const PACKED_END: usize = TILE + <usize>(MR * NR) * 4;
+const VEC_X: usize = 0;
+const VEC_Y: usize = <usize>KV * 4;
+const VEC_END: usize = VEC_Y + <usize>YV * 4;
+
+/** Bytes of scratch space one thread needs (a 64-byte aligned block the caller allocates). */
+export function scratchBytes(): usize {
+  return max(PACKED_END, VEC_END);
+}
+
+@inline function madd(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  return f32x4.add(f32x4.mul(a, b), c);
+}
+
+@inline function at(base: usize, index: usize): usize {
+  return base + (index << 2);
+}
+
+/** C = beta·C over an m×n block; beta = 0 writes zeros so that NaN in the old C does not survive. */
+function scaleC(m: i32, n: i32, c: usize, ldc: i32, beta: f32): void {
+  if (beta == 1) return;
+  const vb = f32x4.splat(beta);
+  for (let i = 0; i < m; i++) {
+    const row = at(c, <usize>i * <usize>ldc);
+    if (beta == 0) {
+      memory.fill(row, 0, <usize>n << 2);
+      continue;
+    }
+    let j = 0;
+    for (; j + 4 <= n; j += 4) v128.store(at(row, j), f32x4.mul(v128.load(at(row, j)), vb));
+    for (; j < n; j++) store<f32>(at(row, j), load<f32>(at(row, j)) * beta);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packed GEMM (Goto/BLIS loop nest)
+
+/**
+ * Packs rows [0, mc) × columns [0, kc) of op(A) (already offset to the block) times alpha into MR-row
+ * slivers, k-major: sliver s holds op(A)[s·MR + r][p] at (s·kc + p)·MR + r. Rows past mc are zero.
+ */
+function packA(mc: i32, kc: i32, a: usize, lda: i32, transA: bool, alpha: f32, dst: usize): void {
+  const va = f32x4.splat(alpha);
+  for (let i0 = 0; i0 < mc; i0 += MR) {
+    const out = at(dst, <usize>i0 * <usize>kc);
+    if (i0 + 1 < mc && !transA) {
+      const r0 = at(a, <usize>i0 * <usize>lda);
+      const r1 = at(r0, <usize>lda);
+      let p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        const x = v128.load(at(r0, p));
+        const y = v128.load(at(r1, p));
+        v128.store(at(out, p * 2), f32x4.mul(f32x4.shuffle(x, y, 0, 4, 1, 5), va));
+        v128.store(at(out, p * 2 + 4), f32x4.mul(f32x4.shuffle(x, y, 2, 6, 3, 7), va));
+      }
+      for (; p < kc; p++) {
+        store<f32>(at(out, p * 2), load<f32>(at(r0, p)) * alpha);
+        store<f32>(at(out, p * 2 + 1), load<f32>(at(r1, p)) * alpha);
+      }
+    } else if (i0 + 1 < mc) {
+      for (let p = 0; p < kc; p++) {
+        const src = at(a, <usize>p * <usize>lda + <usize>i0);
+        store<f32>(at(out, p * 2), load<f32>(src) * alpha);
+        store<f32>(at(out, p * 2 + 1), load<f32>(src, 4) * alpha);
+      }
+    } else {
+      const step: usize = transA ? <usize>lda : 1;
+      const src = at(a, transA ? <usize>i0 : <usize>i0 * <usize>lda);
+      for (let p = 0; p < kc; p++) {
+        store<f32>(at(out, p * 2), load<f32>(at(src, <usize>p * step)) * alpha);
+        store<f32>(at(out, p * 2 + 1), 0);
+      }
+    }
+  }
+}
+
+/**
+ * Packs rows [0, kc) × columns [0, w) of op(B), w ≤ NR, into one k-major sliver: op(B)[p][q] at
+ * p·NR + q. Columns past w are zero.
+ */
+function packB(kc: i32, w: i32, b: usize, ldb: i32, transB: bool, out: usize): void {
+  if (w == NR && !transB) {
+    for (let p = 0; p < kc; p++) {
+      const src = at(b, <usize>p * <usize>ldb);
+      const o = at(out, p * NR);
+      v128.store(o, v128.load(src));
+      v128.store(o, v128.load(src, 16), 16);
+      v128.store(o, v128.load(src, 32), 32);
+      v128.store(o, v128.load(src, 48), 48);
+    }
+  } else if (w == NR) {
+    // op(B) columns are rows of B here: transpose 4×4 blocks of them into the sliver.
+    for (let g = 0; g < NR; g += 4) {
+      const r0 = at(b, <usize>g * <usize>ldb);
+      const r1 = at(r0, <usize>ldb);
+      const r2 = at(r1, <usize>ldb);
+      const r3 = at(r2, <usize>ldb);
+      let p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        const x0 = v128.load(at(r0, p));
+        const x1 = v128.load(at(r1, p));
+        const x2 = v128.load(at(r2, p));
+        const x3 = v128.load(at(r3, p));
+        const t0 = f32x4.shuffle(x0, x1, 0, 4, 1, 5);
+        const t1 = f32x4.shuffle(x0, x1, 2, 6, 3, 7);
+        const t2 = f32x4.shuffle(x2, x3, 0, 4, 1, 5);
+        const t3 = f32x4.shuffle(x2, x3, 2, 6, 3, 7);
+        const o = at(out, p * NR + g);
+        v128.store(o, f32x4.shuffle(t0, t2, 0, 1, 4, 5));
+        v128.store(o, f32x4.shuffle(t0, t2, 2, 3, 6, 7), NR * 4);
+        v128.store(o, f32x4.shuffle(t1, t3, 0, 1, 4, 5), NR * 8);
+        v128.store(o, f32x4.shuffle(t1, t3, 2, 3, 6, 7), NR * 12);
+      }
+      for (; p < kc; p++) {
+        const o = at(out, p * NR + g);
+        store<f32>(o, load<f32>(at(r0, p)));
+        store<f32>(o, load<f32>(at(r1, p)), 4);
+        store<f32>(o, load<f32>(at(r2, p)), 8);
+        store<f32>(o, load<f32>(at(r3, p)), 12);
+      }
+    }
+  } else {
+    const colStep: usize = transB ? <usize>ldb : 1;
+    const rowStep: usize = transB ? 1 : <usize>ldb;
+    for (let p = 0; p < kc; p++) {
+      const src = at(b, <usize>p * rowStep);
+      const o = at(out, p * NR);
+      for (let q = 0; q < w; q++) store<f32>(at(o, q), load<f32>(at(src, <usize>q * colStep)));
+      for (let q = w; q < NR; q++) store<f32>(at(o, q), 0);
+    }
+  }
+}
+
+/**
+ * The 2×16 register block: C[0..2)[0..16) = acc + beta·C (beta = 0 ignores C), where acc sums
+ * kc rank-1 updates of a packed A sliver and a packed B sliver.
+ */
+function micro(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, beta: f32): void {
+  let c00 = f32x4.splat(0);
+  let c01 = c00, c02 = c00, c03 = c00, c10 = c00, c11 = c00, c12 = c00, c13 = c00;
+  let a = ap;
+  let b = bp;
+  const end = at(ap, kc * MR);
+  while (a < end) {
+    const b0 = v128.load(b);
+    const b1 = v128.load(b, 16);
+    const b2 = v128.load(b, 32);
+    const b3 = v128.load(b, 48);
+    const x = v128.load32_splat(a);
+    c00 = madd(x, b0, c00);
+    c01 = madd(x, b1, c01);
+    c02 = madd(x, b2, c02);
+    c03 = madd(x, b3, c03);
+    const y = v128.load32_splat(a, 4);
+    c10 = madd(y, b0, c10);
+    c11 = madd(y, b1, c11);
+    c12 = madd(y, b2, c12);
+    c13 = madd(y, b3, c13);
+    a += MR * 4;
+    b += NR * 4;
+  }
+  const c1 = at(c, <usize>ldc);
+  if (beta == 0) {
+    v128.store(c, c00);
+    v128.store(c, c01, 16);
+    v128.store(c, c02, 32);
+    v128.store(c, c03, 48);
+    v128.store(c1, c10);
+    v128.store(c1, c11, 16);
+    v128.store(c1, c12, 32);
+    v128.store(c1, c13, 48);
+  } else if (beta == 1) {
+    v128.store(c, f32x4.add(v128.load(c), c00));
+    v128.store(c, f32x4.add(v128.load(c, 16), c01), 16);
+    v128.store(c, f32x4.add(v128.load(c, 32), c02), 32);
+    v128.store(c, f32x4.add(v128.load(c, 48), c03), 48);
+    v128.store(c1, f32x4.add(v128.load(c1), c10));
+    v128.store(c1, f32x4.add(v128.load(c1, 16), c11), 16);
+    v128.store(c1, f32x4.add(v128.load(c1, 32), c12), 32);
+    v128.store(c1, f32x4.add(v128.load(c1, 48), c13), 48);
+  } else {
+    const vb = f32x4.splat(beta);
+    v128.store(c, madd(v128.load(c), vb, c00));
+    v128.store(c, madd(v128.load(c, 16), vb, c01), 16);
+    v128.store(c, madd(v128.load(c, 32), vb, c02), 32);
+    v128.store(c, madd(v128.load(c, 48), vb, c03), 48);
+    v128.store(c1, madd(v128.load(c1), vb, c10));
+    v128.store(c1, madd(v128.load(c1, 16), vb, c11), 16);
+    v128.store(c1, madd(v128.load(c1, 32), vb, c12), 32);
+    v128.store(c1, madd(v128.load(c1, 48), vb, c13), 48);
+  }
+}
+
+/** Edge tiles: the full block goes to a scratch tile, then its mr×nr corner into C. */
+function microEdge(kc: i32, ap: usize, bp: usize, c: usize, ldc: i32, beta: f32, mr: i32, nr: i32, tile: usize): void {
+  micro(kc, ap, bp, tile, NR, 0);
+  for (let i = 0; i < mr; i++) {
+    const row = at(c, <usize>i * <usize>ldc);
+    const t = at(tile, i * NR);
+    for (let j = 0; j < nr; j++) {
+      const v = load<f32>(at(t, j));
+      const old: f32 = beta == 0 ? 0 : load<f32>(at(row, j)) * beta;
+      store<f32>(at(row, j), v + old);
+    }
+  }
+}
+
+function gemmPacked(
+  m: i32, n: i32, k: i32, a: usize, lda: i32, transA: bool, b: usize, ldb: i32, transB: bool,
+  c: usize, ldc: i32, alpha: f32, beta: f32, scratch: usize,
+): void {
+  const ap = scratch + A_PACK;
+  const bp = scratch + B_PACK;
+  const tile = scratch + TILE;
+  for (let pc = 0; pc < k; pc += KC) {
+    const kc = min(KC, k - pc);
+    // Only the first pass over k applies beta; the later ones accumulate onto it.
+    const bk: f32 = pc == 0 ? beta : 1;
+    for (let ic = 0; ic < m; ic += MC) {
+      const mc = min(MC, m - ic);
+      const asrc = transA ? <usize>pc * <usize>lda + <usize>ic : <usize>ic * <usize>lda + <usize>pc;
+      packA(mc, kc, at(a, asrc), lda, transA, alpha, ap);
+      for (let jr = 0; jr < n; jr += NR) {
+        const nr = min(NR, n - jr);
+        const bsrc = transB ? <usize>jr * <usize>ldb + <usize>pc : <usize>pc * <usize>ldb + <usize>jr;
+        packB(kc, nr, at(b, bsrc), ldb, transB, bp);
+        for (let ir = 0; ir < mc; ir += MR) {
+          const mr = min(MR, mc - ir);
+          const as = at(ap, <usize>ir * <usize>kc);
+          const cp = at(c, <usize>(ic + ir) * <usize>ldc + <usize>jr);
+          if (mr == MR && nr == NR) micro(kc, as, bp, cp, ldc, bk);
+          else microEdge(kc, as, bp, cp, ldc, bk, mr, nr, tile);
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Matrix-vector products (few rows or few columns of C)
+
+/**
+ * y[0..len) += Σ_p x[p] · M[p·ld + j], streaming kc rows of M eight at a time: y is loaded and stored
+ * once per eight multiply-adds, and eight streams keep the memory system busy.
+ */
+function axpyRows(kc: i32, x: usize, mat: usize, ld: i32, y: usize, len: i32): void {
+  const step = <usize>ld << 2;
+  let p = 0;
+  for (; p + 8 <= kc; p += 8) {
+    const x0 = v128.load32_splat(at(x, p));
+    const x1 = v128.load32_splat(at(x, p + 1));
+    const x2 = v128.load32_splat(at(x, p + 2));
+    const x3 = v128.load32_splat(at(x, p + 3));
+    const x4 = v128.load32_splat(at(x, p + 4));
+    const x5 = v128.load32_splat(at(x, p + 5));
+    const x6 = v128.load32_splat(at(x, p + 6));
+    const x7 = v128.load32_splat(at(x, p + 7));
+    const m0 = at(mat, <usize>p * <usize>ld);
+    let j = 0;
+    for (; j + 4 <= len; j += 4) {
+      const o = at(y, j);
+      let mm = m0 + (<usize>j << 2);
+      let u = madd(x0, v128.load(mm), v128.load(o));
+      mm += step;
+      u = madd(x1, v128.load(mm), u);
+      mm += step;
+      u = madd(x2, v128.load(mm), u);
+      mm += step;
+      u = madd(x3, v128.load(mm), u);
+      mm += step;
+      u = madd(x4, v128.load(mm), u);
+      mm += step;
+      u = madd(x5, v128.load(mm), u);
+      mm += step;
+      u = madd(x6, v128.load(mm), u);
+      mm += step;
+      u = madd(x7, v128.load(mm), u);
+      v128.store(o, u);
+    }
+    for (; j < len; j++) {
+      let mm = m0 + (<usize>j << 2);
+      let s = load<f32>(at(y, j));
+      for (let q = 0; q < 8; q++) {
+        s += load<f32>(at(x, p + q)) * load<f32>(mm);
+        mm += step;
+      }
+      store<f32>(at(y, j), s);
+    }
+  }
+  for (; p < kc; p++) {
+    const s = load<f32>(at(x, p));
+    const xs = f32x4.splat(s);
+    const row = at(mat, <usize>p * <usize>ld);
+    let j = 0;
+    for (; j + 4 <= len; j += 4) v128.store(at(y, j), madd(xs, v128.load(at(row, j)), v128.load(at(y, j))));
+    for (; j < len; j++) store<f32>(at(y, j), load<f32>(at(y, j)) + s * load<f32>(at(row, j)));
+  }
+}
+
+@inline function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const ab = f32x4.add(f32x4.shuffle(a, b, 0, 4, 1, 5), f32x4.shuffle(a, b, 2, 6, 3, 7));
+  const cd = f32x4.add(f32x4.shuffle(c, d, 0, 4, 1, 5), f32x4.shuffle(c, d, 2, 6, 3, 7));
+  return f32x4.add(f32x4.shuffle(ab, cd, 0, 1, 4, 5), f32x4.shuffle(ab, cd, 2, 3, 6, 7));
+}
+
+@inline function hsum(a: v128): f32 {
+  return f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1) + f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3);
+}
+
+/** y[r] += Σ_p x[p] · M[r·ld + p] for r in [0, rows): dot products along contiguous rows of M. */
+function dotRows(kc: i32, x: usize, mat: usize, ld: i32, y: usize, rows: i32): void {
+  const step = <usize>ld << 2;
+  const k8 = kc & ~7;
+  let r = 0;
+  for (; r + 4 <= rows; r += 4) {
+    const m0 = at(mat, <usize>r * <usize>ld);
+    const m1 = m0 + step;
+    const m2 = m1 + step;
+    const m3 = m2 + step;
+    // Two accumulators per row: four rows alone would leave the FMA pipes waiting on latency.
+    let a0 = f32x4.splat(0);
+    let a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+    let p = 0;
+    for (; p < k8; p += 8) {
+      const po = <usize>p << 2;
+      const u = v128.load(x + po);
+      const v = v128.load(x + po, 16);
+      a0 = madd(u, v128.load(m0 + po), a0);
+      b0 = madd(v, v128.load(m0 + po, 16), b0);
+      a1 = madd(u, v128.load(m1 + po), a1);
+      b1 = madd(v, v128.load(m1 + po, 16), b1);
+      a2 = madd(u, v128.load(m2 + po), a2);
+      b2 = madd(v, v128.load(m2 + po, 16), b2);
+      a3 = madd(u, v128.load(m3 + po), a3);
+      b3 = madd(v, v128.load(m3 + po, 16), b3);
+    }
+    let s = hsum4(f32x4.add(a0, b0), f32x4.add(a1, b1), f32x4.add(a2, b2), f32x4.add(a3, b3));
+    let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, t3: f32 = 0;
+    for (; p < kc; p++) {
+      const po = <usize>p << 2;
+      const xs = load<f32>(x + po);
+      t0 += xs * load<f32>(m0 + po);
+      t1 += xs * load<f32>(m1 + po);
+      t2 += xs * load<f32>(m2 + po);
+      t3 += xs * load<f32>(m3 + po);
+    }
+    s = f32x4.add(s, f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(f32x4.splat(t0), 1, t1), 2, t2), 3, t3));
+    v128.store(at(y, r), f32x4.add(v128.load(at(y, r)), s));
+  }
+  for (; r < rows; r++) {
+    const m0 = at(mat, <usize>r * <usize>ld);
+    let acc = f32x4.splat(0);
+    let p = 0;
+    for (; p + 4 <= kc; p += 4) acc = madd(v128.load(at(x, p)), v128.load(at(m0, p)), acc);
+    let t = hsum(acc);
+    for (; p < kc; p++) t += load<f32>(at(x, p)) * load<f32>(at(m0, p));
+    store<f32>(at(y, r), load<f32>(at(y, r)) + t);
+  }
+}
+
+/** out[i·stride] = y[i] + beta·out[i·stride]. */
+function storeVec(len: i32, y: usize, out: usize, stride: i32, beta: f32): void {
+  if (stride == 1) {
+    const vb = f32x4.splat(beta);
+    let i = 0;
+    if (beta == 0) for (; i + 4 <= len; i += 4) v128.store(at(out, i), v128.load(at(y, i)));
+    else for (; i + 4 <= len; i += 4) v128.store(at(out, i), madd(v128.load(at(out, i)), vb, v128.load(at(y, i))));
+    for (; i < len; i++) store<f32>(at(out, i), load<f32>(at(y, i)) + (beta == 0 ? 0 : beta * load<f32>(at(out, i))));
+    return;
+  }
+  for (let i = 0; i < len; i++) {
+    const o = at(out, <usize>i * <usize>stride);
+    store<f32>(o, load<f32>(at(y, i)) + (beta == 0 ? 0 : beta * load<f32>(o)));
+  }
+}
+
+/** x[0..kc) = alpha · v[p·stride]. */
+function gather(kc: i32, v: usize, stride: i32, alpha: f32, x: usize): void {
+  for (let p = 0; p < kc; p++) store<f32>(at(x, p), load<f32>(at(v, <usize>p * <usize>stride)) * alpha);
+}
+
+/**
+ * out (len values at stride outStride) = alpha · M·v + beta·out, where v has k values at vStride and
+ * M is len×k with element (i, p) at mat + i·rowStep + p·kStep; one of the two steps is 1.
+ */
+function gemv(
+  len: i32, k: i32, v: usize, vStride: i32, alpha: f32, mat: usize, ld: i32, rowsContiguous: bool,
+  out: usize, outStride: i32, beta: f32, scratch: usize,
+): void {
+  const x = scratch + VEC_X;
+  const y = scratch + VEC_Y;
+  for (let i0 = 0; i0 < len; i0 += YV) {
+    const ly = min(YV, len - i0);
+    memory.fill(y, 0, <usize>ly << 2);
+    for (let p0 = 0; p0 < k; p0 += KV) {
+      const kc = min(KV, k - p0);
+      gather(kc, at(v, <usize>p0 * <usize>vStride), vStride, alpha, x);
+      if (rowsContiguous) dotRows(kc, x, at(mat, <usize>i0 * <usize>ld + <usize>p0), ld, y, ly);
+      else axpyRows(kc, x, at(mat, <usize>p0 * <usize>ld + <usize>i0), ld, y, ly);
+    }
+    storeVec(ly, y, at(out, <usize>i0 * <usize>outStride), outStride, beta);
+  }
+}
+
+/** One GEMM: C = alpha·op(A)·op(B) + beta·C, row-major, pointers in bytes, leading dimensions in elements. */
+export function sgemm(
+  m: i32, n: i32, k: i32, a: usize, lda: i32, transA: bool, b: usize, ldb: i32, transB: bool,
+  c: usize, ldc: i32, alpha: f32, beta: f32, scratch: usize,
+): void {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0 || alpha == 0) {
+    scaleC(m, n, c, ldc, beta);
+    return;
+  }
+  if (m <= VEC_MAX) {
+    // Row i of C: op(B)ᵀ · op(A)[i]; op(B)ᵀ has rows contiguous exactly when B is stored transposed.
+    for (let i = 0; i < m; i++) {
+      const arow = at(a, transA ? <usize>i : <usize>i * <usize>lda);
+      gemv(n, k, arow, transA ? lda : 1, alpha, b, ldb, transB, at(c, <usize>i * <usize>ldc), 1, beta, scratch);
+    }
+  } else if (n <= VEC_MAX) {
+    for (let j = 0; j < n; j++) {
+      const bcol = at(b, transB ? <usize>j * <usize>ldb : <usize>j);
+      gemv(m, k, bcol, transB ? 1 : ldb, alpha, a, lda, !transA, at(c, j), ldc, beta, scratch);
+    }
+  } else {
+    gemmPacked(m, n, k, a, lda, transA, b, ldb, transB, c, ldc, alpha, beta, scratch);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// AdamW
+
+/**
+ * One AdamW step over n parameters. The caller folds the scalars: decay = 1 − lr·wd,
+ * stepSize = lr / (1 − β1ᵗ), invBc2 = 1 / (1 − β2ᵗ).
+ */
+export function adamw(
+  n: i32, param: usize, grad: usize, mom: usize, vel: usize, gradScale: f32, beta1: f32, beta2: f32,
+  eps: f32, decay: f32, stepSize: f32, invBc2: f32,
+): void {
+  const vs = f32x4.splat(gradScale);
+  const vb1 = f32x4.splat(beta1);
+  const vc1 = f32x4.splat(1 - beta1);
+  const vb2 = f32x4.splat(beta2);
+  const vc2 = f32x4.splat(1 - beta2);
+  const ve = f32x4.splat(eps);
+  const vd = f32x4.splat(decay);
+  const vl = f32x4.splat(stepSize);
+  const vi = f32x4.splat(invBc2);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    const g = f32x4.mul(v128.load(grad + o), vs);
+    const mi = madd(vb1, v128.load(mom + o), f32x4.mul(vc1, g));
+    const vv = madd(vb2, v128.load(vel + o), f32x4.mul(vc2, f32x4.mul(g, g)));
+    v128.store(mom + o, mi);
+    v128.store(vel + o, vv);
+    const den = f32x4.add(f32x4.sqrt(f32x4.mul(vv, vi)), ve);
+    const upd = f32x4.div(f32x4.mul(vl, mi), den);
+    v128.store(param + o, f32x4.sub(f32x4.mul(v128.load(param + o), vd), upd));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const g = load<f32>(grad + o) * gradScale;
+    const mi = beta1 * load<f32>(mom + o) + (1 - beta1) * g;
+    const vv = beta2 * load<f32>(vel + o) + (1 - beta2) * g * g;
+    store<f32>(mom + o, mi);
+    store<f32>(vel + o, vv);
+    store<f32>(param + o, load<f32>(param + o) * decay - (stepSize * mi) / (sqrt<f32>(vv * invBc2) + eps));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Work split across threads
+//
+// The caller writes a job into a block of 32-bit words, plan() cuts it into chunks (bands of rows or
+// columns of C, groups of batch entries, runs of parameters), and every thread then runs work(): it
+// claims chunks one at a time until none are left. Claiming dynamically means a thread that the OS
+// has descheduled (another process on the core) costs at most the chunk it holds, not a fixed share.
+//
+// NEXT holds the generation (which job) in its high bits and the next chunk index in its low bits, so
+// a claim is one compare-and-swap that fails once the job it was meant for is over. The caller
+// closes NEXT (close()) before it writes the next job's arguments, so a thread that wakes late and
+// reads a half-written job can never claim anything from it. DONE counts finished chunks; the job is
+// over when it reaches the total.
+
+// Job block layout, in 32-bit words (the JavaScript side writes the arguments, see wasm.ts).
+const J_KIND = 0;
+const J_THREADS = 1;
+const J_SCRATCH = 2; // pointer to an array of per-thread scratch pointers
+// gemm
+const G_M = 3, G_N = 4, G_K = 5, G_A = 6, G_LDA = 7, G_TA = 8, G_B = 9, G_LDB = 10, G_TB = 11;
+const G_C = 12, G_LDC = 13, G_ALPHA = 14, G_BETA = 15, G_BATCH = 16, G_SA = 17, G_SB = 18, G_SC = 19;
+// adamw
+const W_N = 3, W_P = 4, W_G = 5, W_M = 6, W_V = 7, W_SCALE = 8, W_B1 = 9, W_B2 = 10, W_EPS = 11;
+const W_DECAY = 12, W_STEP = 13, W_INVBC2 = 14;
+// plan (written by plan())
+const P_TOTAL = 20, P_COLS = 21, P_BANDS = 22, P_BAND = 23, P_GROUP = 24;
+// synchronisation, each on its own cache line
+const S_NEXT = 48;
+const S_DONE = 64;
+
+const KIND_GEMM = 1;
+const KIND_ADAMW = 2;
+
+const INDEX_BITS = 12;
+const INDEX_MASK = (1 << INDEX_BITS) - 1;
+// Chunks per thread: enough that a slow thread leaves little behind.
+const CHUNKS_PER_THREAD = 4;
+// Below this much work per chunk the claim and the repeated packing start to show.
+const CHUNK_MIN_FLOPS: f64 = 4 * 1024 * 1024;
+const ADAMW_CHUNK = 32768;
+const AXPY_BAND = 512;
+
+@inline function wordAt(job: usize, i: i32): usize {
+  return job + (<usize>i << 2);
+}
+
+@inline function word(job: usize, i: i32): i32 {
+  return load<i32>(wordAt(job, i));
+}
+
+@inline function real(job: usize, i: i32): f32 {
+  return load<f32>(wordAt(job, i));
+}
+
+@inline function ceilDiv(a: i32, b: i32): i32 {
+  return (a + b - 1) / b;
+}
+
+/** Whether the batch entries of C do not overlap, so that they may be computed in any order. */
+@inline function disjointBatches(job: usize): bool {
+  const m = word(job, G_M), n = word(job, G_N);
+  return <u64>word(job, G_SC) >= <u64>(m - 1) * <u64>word(job, G_LDC) + <u64>n;
+}
+
+/** Ends all claiming on the job block: no chunk index reaches INDEX_MASK. */
+export function close(job: usize): void {
+  atomic.or<i32>(wordAt(job, S_NEXT), INDEX_MASK);
+}
+
+/** Cuts the job into chunks and opens them to claims for generation gen. */
+export function plan(job: usize, gen: i32): void {
+  const parts = word(job, J_THREADS);
+  const most = parts * CHUNKS_PER_THREAD;
+  let total = 1;
+  if (word(job, J_KIND) == KIND_ADAMW) {
+    const n = max(1, word(job, W_N));
+    const size = parts > 1 ? ceilDiv(ceilDiv(n, min(most, ceilDiv(n, ADAMW_CHUNK))), 16) * 16 : n;
+    store<i32>(wordAt(job, P_BAND), size);
+    total = ceilDiv(n, size);
+  } else {
+    const m = word(job, G_M), n = word(job, G_N), k = word(job, G_K), batch = word(job, G_BATCH);
+    // Split the larger side of C: column bands repeat the packing of A, row bands that of B.
+    const cols = m <= VEC_MAX || (n > VEC_MAX && n >= m);
+    // A matrix-vector product that streams rows of its matrix needs long runs of each row per band
+    // for the hardware prefetcher to keep up; the other forms only need whole register blocks.
+    const streamsRows = m <= VEC_MAX ? word(job, G_TB) == 0 : n <= VEC_MAX && word(job, G_TA) != 0;
+    const unit = streamsRows ? AXPY_BAND : cols ? NR : MR * 8;
+    const side = max(1, cols ? n : m);
+    let bands = 1, group = max(1, batch), groups = 1;
+    if (parts > 1) {
+      const flops = 2 * <f64>m * <f64>n * <f64>k * <f64>batch;
+      const target = <i32>min(<f64>most, max(<f64>parts, flops / CHUNK_MIN_FLOPS));
+      // In order, one band of C per chunk through all batch entries, where they may share C.
+      if (batch > 1 && disjointBatches(job)) {
+        group = ceilDiv(batch, min(batch, target));
+        groups = ceilDiv(batch, group);
+      }
+      bands = min(ceilDiv(side, unit), ceilDiv(target, groups));
+    }
+    const band = ceilDiv(ceilDiv(side, unit), bands) * unit;
+    bands = ceilDiv(side, band);
+    store<i32>(wordAt(job, P_COLS), cols ? 1 : 0);
+    store<i32>(wordAt(job, P_BANDS), bands);
+    store<i32>(wordAt(job, P_BAND), band);
+    store<i32>(wordAt(job, P_GROUP), group);
+    total = groups * bands;
+  }
+  store<i32>(wordAt(job, P_TOTAL), total);
+  atomic.store<i32>(wordAt(job, S_DONE), 0);
+  atomic.store<i32>(wordAt(job, S_NEXT), gen << INDEX_BITS);
+}
+
+/** The most threads a job can be cut for: chunk indices must fit below the generation bits. */
+export function maxThreads(): i32 {
+  return INDEX_MASK / CHUNKS_PER_THREAD;
+}
+
+function gemmChunk(job: usize, chunk: i32, scratch: usize): void {
+  const m = word(job, G_M), n = word(job, G_N), k = word(job, G_K);
+  const lda = word(job, G_LDA), ldb = word(job, G_LDB), ldc = word(job, G_LDC);
+  const transA = word(job, G_TA) != 0, transB = word(job, G_TB) != 0;
+  const alpha = real(job, G_ALPHA), beta = real(job, G_BETA);
+  const sa = <usize>word(job, G_SA) << 2, sb = <usize>word(job, G_SB) << 2, sc = <usize>word(job, G_SC) << 2;
+  const bands = word(job, P_BANDS), band = word(job, P_BAND), group = word(job, P_GROUP);
+  const cols = word(job, P_COLS) != 0;
+  const b0 = (chunk / bands) * group;
+  const b1 = min(word(job, G_BATCH), b0 + group);
+  const lo = (chunk % bands) * band;
+  let i0 = 0, i1 = m, j0 = 0, j1 = n;
+  if (cols) {
+    j0 = lo;
+    j1 = min(n, lo + band);
+  } else {
+    i0 = lo;
+    i1 = min(m, lo + band);
+  }
+  const ao = transA ? <usize>i0 : <usize>i0 * <usize>lda;
+  const bo = transB ? <usize>j0 * <usize>ldb : <usize>j0;
+  const co = <usize>i0 * <usize>ldc + <usize>j0;
+  const a = <usize>word(job, G_A), b = <usize>word(job, G_B), c = <usize>word(job, G_C);
+  for (let bi = b0; bi < b1; bi++) {
+    const e = <usize>bi;
+    sgemm(
+      i1 - i0, j1 - j0, k, at(a + e * sa, ao), lda, transA, at(b + e * sb, bo), ldb, transB,
+      at(c + e * sc, co), ldc, alpha, beta, scratch,
+    );
+  }
+}
+
+function adamwChunk(job: usize, chunk: i32): void {
+  const size = word(job, P_BAND);
+  const s = chunk * size;
+  const e = min(word(job, W_N), s + size);
+  const o = <usize>s << 2;
+  adamw(
+    e - s, <usize>word(job, W_P) + o, <usize>word(job, W_G) + o, <usize>word(job, W_M) + o,
+    <usize>word(job, W_V) + o, real(job, W_SCALE), real(job, W_B1), real(job, W_B2), real(job, W_EPS),
+    real(job, W_DECAY), real(job, W_STEP), real(job, W_INVBC2),
+  );
+}
+
+/**
+ * Claims and runs chunks of generation gen as thread t until none are left. Returns true when this
+ * thread finished the job's last chunk (the caller then wakes whoever waits for the job).
+ */
+export function work(job: usize, gen: i32, t: i32): bool {
+  const tag = (gen << INDEX_BITS) & ~INDEX_MASK;
+  const next = wordAt(job, S_NEXT);
+  const kind = word(job, J_KIND);
+  const total = word(job, P_TOTAL);
+  const scratch = <usize>load<u32>(<usize>word(job, J_SCRATCH) + (<usize>t << 2));
+  let last = false;
+  for (;;) {
+    const cur = atomic.load<i32>(next);
+    if ((cur & ~INDEX_MASK) != tag) break;
+    const chunk = cur & INDEX_MASK;
+    if (chunk >= total) break;
+    if (atomic.cmpxchg<i32>(next, cur, cur + 1) != cur) continue;
+    if (kind == KIND_ADAMW) adamwChunk(job, chunk);
+    else gemmChunk(job, chunk, scratch);
+    last = atomic.add<i32>(wordAt(job, S_DONE), 1) == total - 1;
+  }
+  return last;
+}

@@ -1,0 +1,22 @@
+// The SwiGLU feed-forward: down(silu(gate(x)) ⊙ up(x)). Dense layers, shared experts and each routed
+// expert are all this, at different widths.
+import type { Tensor } from '../tensor/index.js';
+import * as T from '../tensor/index.js';
+import type { ParamStore } from './params.js';
+
+export class SwiGLU {
+  readonly gate: Tensor;
+  readonly up: Tensor;
+  readonly down: Tensor;
+
+  constructor(p: ParamStore, prefix: string, dim: number, hidden: number, std: number) {
+    const normal = { kind: 'normal', std } as const;
+    this.gate = p.create(`${prefix}.gate_proj.weight`, [hidden, dim], normal);
+    this.up = p.create(`${prefix}.up_proj.weight`, [hidden, dim], normal);
+    this.down = p.create(`${prefix}.down_proj.weight`, [dim, hidden], normal);
+  }
+
+  forward(x: Tensor): Tensor {
+    return T.linear(T.swiglu(T.linear(x, this.gate), T.linear(x, this.up)), this.down);
+  }
+}

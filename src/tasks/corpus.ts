@@ -1,0 +1,213 @@
+// Training text built from generated problems, never from held-out ones (every problem comes from
+// sampleProblem's 'train' split).
+//
+// Pretraining corpus: documents in plain text, separated by one blank line (no document contains
+// one). The mix: lists of questions with direct answers, worked arithmetic in the school algorithms,
+// narrated Countdown searches with dead ends and a check, Countdown statements with a solution, and
+// single problems laid out as `<think>…</think> <answer>…</answer>`, as chain-of-thought text on the
+// web is. Surface forms vary. It never contains the R1-Zero template (nor its "User:"/"Assistant:"
+// frame): RL has to connect that prompt to the layout.
+//
+// The tagged documents are mostly direct answers (an empty or one-line think) and less often worked
+// solutions. A small model's direct answers to multi-digit problems are often wrong and its worked
+// ones usually right, so a base model trained on this mix prefers the short form while the long one
+// earns more reward: the room R1-Zero's growth of reasoning needs, at a size a CPU can train.
+//
+// SFT / cold start: the same worked solutions as {prompt, completion} with the completion in the
+// `<think>steps</think> <answer>x</answer>` format, which grades as format 1, accuracy 1.
+import { Rng } from '../util/rng.js';
+import { parseArithmeticQuestion, workedArithmetic } from './arithmetic.js';
+import { solveCountdown, workedCountdown } from './countdown.js';
+import { writeChunksAtomic } from '../io/atomic.js';
+import { questionText, sampleProblem, validateSpec, zeroPrompt } from './problems.js';
+import type { ArithOp, ArithmeticProblem, CountdownProblem, CountdownSpec, Problem, TaskSpec } from './types.js';
+
+/** Relative weights of the document kinds (they need not sum to 1). */
+export interface CorpusMix {
+  /** Lists of arithmetic questions with direct answers. */
+  facts: number;
+  /** Worked arithmetic in plain text. */
+  worked: number;
+  /** One arithmetic or Countdown problem in the think/answer layout. */
+  tagged: number;
+  /** Narrated Countdown searches. */
+  countdown: number;
+  /** Lists of Countdown problems with a solution each. */
+  countdownFacts: number;
+}
+
+export const DEFAULT_MIX: CorpusMix = { facts: 0.2, worked: 0.3, tagged: 0.15, countdown: 0.27, countdownFacts: 0.08 };
+
+export interface CorpusOptions {
+  seed?: number;
+  /** Each arithmetic operand gets 1..maxDigits digits, drawn independently; default 4. */
+  maxDigits?: number;
+  /** Default all three. */
+  ops?: ArithOp[];
+  /** Default 3–4 numbers up to 25, targets up to 100. */
+  countdown?: CountdownSpec;
+  /** Default DEFAULT_MIX. */
+  mix?: Partial<CorpusMix>;
+  /** Share of tagged documents whose think block holds a worked solution (the rest answer directly); default 0.3. */
+  taggedWorked?: number;
+}
+
+export interface CorpusDocument {
+  text: string;
+  /** The problems the document is about (all from the training split). */
+  problems: Problem[];
+}
+
+export const DEFAULT_COUNTDOWN: CountdownSpec = { task: 'countdown', count: [3, 4], numberMax: 25, targetMax: 100 };
+
+/** Worked solution of a generated problem: the reasoning lines and the final answer text. */
+export function workedSolution(p: Problem, rng: Rng): { steps: string[]; answer: string } {
+  if (p.task === 'arithmetic') {
+    const item = parseArithmeticQuestion(p.question);
+    if (!item) throw new Error(`no worked solution for a question not in the generator's form: ${JSON.stringify(p.question)}`);
+    return { steps: workedArithmetic(item, rng), answer: p.answer };
+  }
+  const solution = solveCountdown(p.numbers, p.target);
+  if (!solution) throw new Error(`countdown problem ${JSON.stringify(p.numbers)} -> ${p.target} has no solution`);
+  return { steps: workedCountdown(p.numbers, p.target, solution, rng), answer: solution.expr };
+}
+
+const OP_WORD: Record<ArithOp, string> = { '+': 'plus', '-': 'minus', '*': 'times' };
+
+function factLine(p: ArithmeticProblem, form: number, rng: Rng): string {
+  const item = parseArithmeticQuestion(p.question);
+  if (!item) throw new Error('unreachable: generated question not in generator form');
+  const { a, op, b } = item;
+  const sym = op === '*' ? rng.pick(['*', '×']) : op;
+  switch (form) {
+    case 0:
+      return `${a} ${sym} ${b} = ${p.answer}`;
+    case 1:
+      return `Q: ${p.question}\nA: ${p.answer}`;
+    case 2:
+      return `${a} ${OP_WORD[op]} ${b} is ${p.answer}.`;
+    default:
+      return `${p.question} ${p.answer}`;
+  }
+}
+
+function countdownLine(p: CountdownProblem, rng: Rng): string {
+  return rng.pick([
+    `Numbers ${p.numbers.join(', ')}, target ${p.target}: ${p.solution} = ${p.target}`,
+    `${questionText(p)}\nAnswer: ${p.solution}`,
+    `Make ${p.target} from ${p.numbers.join(' ')}. Solution: ${p.solution}`,
+  ]);
+}
+
+/** A one-line think for a direct answer: nothing, or a remark that does no work. */
+function shortThought(p: Problem, rng: Rng): string {
+  if (p.task === 'countdown') return rng.pick(['', ' ', `Reach ${p.target}.`, 'I can see it.', 'One expression does it.']);
+  const item = parseArithmeticQuestion(p.question);
+  return rng.pick(['', ' ', item ? `${item.a} ${item.op} ${item.b}` : '', 'Easy.', 'I know this one.', 'Straight to the result.']);
+}
+
+/** One problem in the think/answer layout; `worked` puts the full solution in the think block. */
+function taggedDocument(p: Problem, worked: boolean, rng: Rng): string {
+  const { steps, answer } = workedSolution(p, rng);
+  const q = questionText(p);
+  const head = rng.pick([q, `Q: ${q}`, `Problem: ${q}`, `Question: ${q}`]);
+  const body = worked ? `<think>\n${steps.join('\n')}\n</think>\n<answer>${answer}</answer>` : `<think>${shortThought(p, rng)}</think> <answer>${answer}</answer>`;
+  return `${head}${rng.pick([' ', '\n'])}${body}`;
+}
+
+/** An endless, deterministic stream of corpus documents. */
+export function* corpusDocuments(opts: CorpusOptions = {}): Generator<CorpusDocument> {
+  const rng = new Rng(opts.seed ?? 0);
+  const maxDigits = opts.maxDigits ?? 4;
+  const ops = opts.ops ?? ['+', '-', '*'];
+  const countdown = opts.countdown ?? DEFAULT_COUNTDOWN;
+  const mix = { ...DEFAULT_MIX, ...opts.mix };
+  const taggedWorked = opts.taggedWorked ?? 0.3;
+  validateSpec({ task: 'arithmetic', digits: [maxDigits, maxDigits], ops });
+  validateSpec(countdown);
+  const weights = [mix.facts, mix.worked, mix.tagged, mix.countdown, mix.countdownFacts];
+  if (!weights.every((w) => Number.isFinite(w) && w >= 0) || weights.every((w) => w === 0)) {
+    throw new Error(`mix: expected non-negative weights, not all zero, got ${JSON.stringify(mix)}`);
+  }
+  if (!(taggedWorked >= 0 && taggedWorked <= 1)) throw new Error(`taggedWorked: expected a share in [0, 1], got ${taggedWorked}`);
+  const total = weights.reduce((a, b) => a + b, 0);
+  // Tagged documents follow the arithmetic : Countdown balance of the rest of the mix.
+  const arithShare = mix.facts + mix.worked + mix.countdown + mix.countdownFacts === 0 ? 1 : (mix.facts + mix.worked) / (mix.facts + mix.worked + mix.countdown + mix.countdownFacts);
+  const arithmetic = (): ArithmeticProblem => {
+    const spec: TaskSpec = { task: 'arithmetic', digits: [rng.int(1, maxDigits), rng.int(1, maxDigits)], ops };
+    return sampleProblem(spec, rng) as ArithmeticProblem;
+  };
+  for (;;) {
+    let u = rng.next() * total;
+    let kind = 0;
+    // Rounding can leave u a hair above the last weight: the last kind with any weight takes it.
+    for (let k = 0; k < weights.length; k++) {
+      if (weights[k] === 0) continue;
+      kind = k;
+      if ((u -= weights[k]) < 0) break;
+    }
+    if (kind === 0) {
+      const form = rng.int(0, 3);
+      const problems = Array.from({ length: rng.int(4, 12) }, arithmetic);
+      yield { text: problems.map((p) => factLine(p, form, rng)).join('\n'), problems };
+    } else if (kind === 1) {
+      const p = arithmetic();
+      const { steps, answer } = workedSolution(p, rng);
+      const head = rng.pick([`Problem: ${p.question}`, `${p.question}`, `Q: ${p.question}`, 'Worked example.']);
+      const tail = rng.pick([`Answer: ${answer}`, `The answer is ${answer}.`, '']);
+      yield { text: [head, ...steps, tail].filter((l) => l !== '').join('\n'), problems: [p] };
+    } else if (kind === 2) {
+      const p = rng.next() < arithShare ? arithmetic() : sampleProblem(countdown, rng);
+      yield { text: taggedDocument(p, rng.next() < taggedWorked, rng), problems: [p] };
+    } else if (kind === 3) {
+      const p = sampleProblem(countdown, rng) as CountdownProblem;
+      const { steps, answer } = workedSolution(p, rng);
+      const head = rng.pick([questionText(p), `Countdown puzzle: reach ${p.target} with ${p.numbers.join(', ')}.`, '']);
+      yield { text: [head, ...steps, `Answer: ${answer}`].filter((l) => l !== '').join('\n'), problems: [p] };
+    } else {
+      const problems = Array.from({ length: rng.int(2, 5) }, () => sampleProblem(countdown, rng) as CountdownProblem);
+      yield { text: problems.map((p) => countdownLine(p, rng)).join('\n'), problems };
+    }
+  }
+}
+
+/** Writes documents until at least `bytes` bytes (atomically); returns what was written. */
+export async function writeCorpus(file: string, bytes: number, opts: CorpusOptions = {}): Promise<{ bytes: number; documents: number; problems: number }> {
+  let documents = 0;
+  let problems = 0;
+  const chunks = function* (): Generator<string> {
+    let written = 0;
+    for (const doc of corpusDocuments(opts)) {
+      if (written >= bytes) return;
+      const chunk = `${doc.text}\n\n`;
+      written += Buffer.byteLength(chunk);
+      documents++;
+      problems += doc.problems.length;
+      yield chunk;
+    }
+  };
+  const total = await writeChunksAtomic(file, chunks());
+  return { bytes: total, documents, problems };
+}
+
+export interface SftRecord {
+  prompt: string;
+  completion: string;
+  problem: Problem;
+}
+
+/**
+ * An endless, deterministic stream of cold-start SFT records for one task spec. The prompt is the
+ * bare question (for a chat template to wrap) or, with `zero`, the full R1-Zero prompt.
+ */
+export function* sftRecords(spec: TaskSpec, opts: { seed?: number; zero?: boolean } = {}): Generator<SftRecord> {
+  validateSpec(spec);
+  const rng = new Rng(opts.seed ?? 0);
+  for (;;) {
+    const problem = sampleProblem(spec, rng);
+    const { steps, answer } = workedSolution(problem, rng);
+    // The R1-Zero prompt ends in "Assistant:"; the space keeps prompt + completion readable.
+    const completion = `${opts.zero ? ' ' : ''}<think>\n${steps.join('\n')}\n</think>\n<answer>${answer}</answer>`;
+    yield { prompt: opts.zero ? zeroPrompt(problem) : questionText(problem), completion, problem };
+  }
+}

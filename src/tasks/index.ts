@@ -1,0 +1,24 @@
+// The verifiable task suite: problem generators with a fixed held-out split, rule-based graders,
+// JSONL problem files, and pretraining / cold-start SFT text.
+export type { ArithOp, ArithmeticProblem, ArithmeticSpec, CountdownProblem, CountdownSpec, Problem, Split, TaskName, TaskSpec } from './types.js';
+export { TASK_NAMES } from './types.js';
+export {
+  EVAL_SEED,
+  HELDOUT_MODULUS,
+  ZERO_TEMPLATE,
+  hashKey,
+  heldOutSet,
+  isHeldOut,
+  problemId,
+  problemKey,
+  questionText,
+  sampleProblem,
+  solutionOf,
+  validateSpec,
+  zeroPrompt,
+} from './problems.js';
+export { checkAnswer, grade, parseStructure, type Grade, type GradeOptions, type Structure } from './grade.js';
+export { DEFAULT_LIMITS, evaluate, literals, parseExpr, parseInteger, type Expr, type ExprLimits, type Result } from './expr.js';
+export { solveCountdown, type CountdownSolution, type CountdownStep } from './countdown.js';
+export { loadProblems, problemToJson, readJsonl, toProblem, writeProblems } from './jsonl.js';
+export { corpusDocuments, DEFAULT_COUNTDOWN, DEFAULT_MIX, sftRecords, workedSolution, writeCorpus, type CorpusDocument, type CorpusMix, type CorpusOptions, type SftRecord } from './corpus.js';

@@ -1,0 +1,320 @@
+// The R1-Zero reproduction at small scale, end to end: write the pretraining corpus, learn a
+// tokenizer, pretrain a base model (or take a given one), evaluate it on held-out problems, train it
+// with GRPO from the R1-Zero prompt, evaluate again, and write one HTML report. Every phase keeps its
+// output under the run directory, so `resume` picks up after the last finished phase (and inside
+// pretraining or GRPO at their last checkpoint).
+import { cpus } from 'node:os';
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
+import { countParameters } from '../model/config.js';
+import { loadModel, saveModel } from '../model/persist.js';
+import { corpusDocuments, heldOutSet, writeCorpus, ZERO_TEMPLATE, type CorpusOptions, type TaskSpec } from '../tasks/index.js';
+import { loadTokenizer, SPECIAL_TOKENS, trainTokenizer, type Tokenizer } from '../tokenizer/index.js';
+import { evaluateModel, type EvalReport } from '../eval/evaluate.js';
+import { renderR1ZeroReport, type TaskComparison } from '../eval/report.js';
+import { checkTrainConfig, parseTrainConfig, type TrainConfig } from './config.js';
+import { trainGrpo, GRPO_CONFIG_FILE } from './grpo.js';
+import { parseGrpoConfig, parseTaskSpec, type GrpoConfig } from './grpo-config.js';
+import { readMetrics, METRICS_FILE } from './metrics.js';
+import { train } from './trainer.js';
+
+export interface R1ZeroEval {
+  tasks: TaskSpec[];
+  /** Held-out problems per task. */
+  problems: number;
+  /** Samples per problem for pass@k and maj@k. */
+  n: number;
+  max_new_tokens: number;
+  temperature: number;
+  seed: number;
+  /** Greedy completions shown per task in the report. */
+  examples: number;
+}
+
+export interface R1ZeroConfig {
+  corpus: CorpusOptions & { bytes: number };
+  tokenizer: { vocab_size: number; documents: number };
+  /** A pretraining config without model.init, tokenizer and data (the pipeline fills them in). */
+  pretrain: TrainConfig;
+  /** A GRPO config without model.init (the base model). */
+  grpo: GrpoConfig;
+  eval: R1ZeroEval;
+  /** Weights of the exported models. */
+  export_dtype: 'F32' | 'BF16';
+}
+
+type Json = Record<string, unknown>;
+const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Stands in for paths the pipeline creates, so the sections validate before any work starts. */
+const PLACEHOLDER = '<r1zero run>';
+
+function section(json: Json, key: string, source: string): Json {
+  const v = json[key];
+  if (!isRecord(v)) throw new Error(`${source}: ${key} = ${JSON.stringify(v) ?? 'missing'}: must be an object`);
+  return v;
+}
+
+/** Validates an r1zero config: its own fields here, the pretrain and grpo sections by their parsers. */
+export function parseR1ZeroConfig(json: unknown, source = 'r1zero config'): R1ZeroConfig {
+  if (!isRecord(json)) throw new Error(`${source}: must be a JSON object`);
+  for (const k of Object.keys(json)) {
+    if (!['corpus', 'tokenizer', 'pretrain', 'grpo', 'eval', 'export_dtype'].includes(k)) throw new Error(`${source}: ${k}: unknown field (known: corpus, tokenizer, pretrain, grpo, eval, export_dtype)`);
+  }
+  const fail = (field: string, problem: string): never => {
+    throw new Error(`${source}: ${field}: ${problem}`);
+  };
+  const c = section(json, 'corpus', source);
+  for (const k of Object.keys(c)) if (!['seed', 'bytes', 'maxDigits', 'ops', 'countdown', 'mix', 'taggedWorked'].includes(k)) fail(`corpus.${k}`, 'unknown field (known: seed, bytes, maxDigits, ops, countdown, mix, taggedWorked)');
+  if (!(typeof c.bytes === 'number' && Number.isSafeInteger(c.bytes) && c.bytes > 0)) fail('corpus.bytes', 'must be a positive integer');
+  // corpusDocuments checks the rest (digits, ops, mix) on its first document.
+  try {
+    corpusDocuments(c as CorpusOptions).next();
+  } catch (err) {
+    fail('corpus', (err as Error).message);
+  }
+  const t = section(json, 'tokenizer', source);
+  const vocab = t.vocab_size, docs = t.documents;
+  if (!(Number.isSafeInteger(vocab) && (vocab as number) >= 300)) fail('tokenizer.vocab_size', 'must be an integer >= 300');
+  if (!(Number.isSafeInteger(docs) && (docs as number) >= 1)) fail('tokenizer.documents', 'must be a positive integer');
+  if (Object.keys(t).some((k) => k !== 'vocab_size' && k !== 'documents')) fail('tokenizer', 'known fields: vocab_size, documents');
+  const pre = section(json, 'pretrain', source);
+  if ('data' in pre || 'tokenizer' in pre) fail('pretrain', 'data and tokenizer come from the corpus and tokenizer sections; leave them out');
+  const pretrain = parseTrainConfig(
+    { ...pre, stage: 'pretrain', tokenizer: { path: PLACEHOLDER }, data: { source: 'text', path: PLACEHOLDER, val_fraction: 0.01 } },
+    `${source} (pretrain)`,
+  );
+  if ('init' in pretrain.model) fail('pretrain.model', 'must be a preset: give a base checkpoint with --base instead');
+  const g = section(json, 'grpo', source);
+  if ('model' in g) fail('grpo.model', 'the base model comes from pretraining or --base; leave it out');
+  const grpo = parseGrpoConfig({ ...g, model: { init: PLACEHOLDER } }, `${source} (grpo)`);
+  const e = section(json, 'eval', source);
+  const int = (k: string, lo: number) => {
+    const v = e[k];
+    if (!(typeof v === 'number' && Number.isSafeInteger(v) && v >= lo)) fail(`eval.${k}`, `must be an integer >= ${lo}`);
+    return v as number;
+  };
+  if (!Array.isArray(e.tasks) || e.tasks.length === 0) fail('eval.tasks', 'must be a non-empty list of task specs');
+  for (const k of Object.keys(e)) if (!['tasks', 'problems', 'n', 'max_new_tokens', 'temperature', 'seed', 'examples'].includes(k)) fail(`eval.${k}`, 'unknown field');
+  const temperature = e.temperature;
+  if (!(typeof temperature === 'number' && temperature > 0 && temperature <= 100)) fail('eval.temperature', 'must be a number in (0, 100]');
+  const evalCfg: R1ZeroEval = {
+    tasks: (e.tasks as unknown[]).map((s, i) => parseTaskSpec(s, `eval.tasks[${i}]`, source)),
+    problems: int('problems', 1),
+    n: int('n', 1),
+    max_new_tokens: int('max_new_tokens', 1),
+    temperature: temperature as number,
+    seed: int('seed', 0),
+    examples: int('examples', 0),
+  };
+  const dtype = json.export_dtype ?? 'BF16';
+  if (dtype !== 'F32' && dtype !== 'BF16') fail('export_dtype', 'must be "F32" or "BF16"');
+  return { corpus: c as unknown as R1ZeroConfig['corpus'], tokenizer: { vocab_size: vocab as number, documents: docs as number }, pretrain, grpo, eval: evalCfg, export_dtype: dtype as 'F32' | 'BF16' };
+}
+
+/**
+ * A Jinja chat template that renders a conversation as the R1-Zero prompt of its last user message,
+ * BOS first: the prompt the policy saw in RL, so a server renders what the model knows.
+ */
+export function r1ZeroChatTemplate(openThink: boolean): string {
+  const [before, after] = ZERO_TEMPLATE.split('{question}');
+  const lit = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  return [
+    "{%- set ns = namespace(q='') -%}",
+    "{%- for m in messages -%}{%- if m['role'] == 'user' -%}{%- set ns.q = m['content'] -%}{%- endif -%}{%- endfor -%}",
+    `{{- bos_token + ${lit(before)} + ns.q + ${lit(after)}${openThink ? ` + ' ${SPECIAL_TOKENS.think}'` : ''} -}}`,
+  ].join('');
+}
+
+/** Sets the chat template in a saved tokenizer's tokenizer_config.json. */
+export async function setChatTemplate(dir: string, template: string): Promise<void> {
+  const path = join(dir, 'tokenizer_config.json');
+  const cfg = JSON.parse(await readFile(path, 'utf8')) as Json;
+  cfg.chat_template = template;
+  await writeFileAtomic(path, `${JSON.stringify(cfg, null, 2)}\n`);
+}
+
+/**
+ * Writes a model with its tokenizer as a self-contained checkpoint directory (the shipped models),
+ * with `chatTemplate` in its tokenizer_config.json when given.
+ */
+export async function exportModel(from: string, to: string, dtype: 'F32' | 'BF16', chatTemplate?: string): Promise<void> {
+  const { model } = await loadModel(from);
+  const tokenizer = await loadTokenizer(from);
+  // Greedy decoding: what the reported pass@1 measures, and the best a model this small does.
+  await saveModel(model, to, { dtype, generationConfig: { do_sample: false } });
+  await tokenizer.save(to);
+  if (chatTemplate !== undefined) await setChatTemplate(to, chatTemplate);
+}
+
+export interface R1ZeroOptions {
+  out: string;
+  /** Start from this base checkpoint instead of pretraining one. */
+  base?: string;
+  /** Continue a run directory that already holds phases. */
+  resume?: boolean;
+  /** Write nano-base and nano-r1zero here. */
+  exportDir?: string;
+  /** Copy the report, metrics and evaluations here. */
+  docsDir?: string;
+  log?: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface R1ZeroResult {
+  report: string;
+  base: string;
+  final: string;
+  comparisons: TaskComparison[];
+  seconds: number;
+}
+
+const exists = (p: string) => stat(p).then(() => true, () => false);
+
+function describeTask(spec: TaskSpec): string {
+  return spec.task === 'arithmetic' ? `${spec.digits.join('×')}-digit ${spec.ops.join(' ')}` : `countdown (${spec.count.join('–')} numbers ≤ ${spec.numberMax}, target ≤ ${spec.targetMax})`;
+}
+
+async function evaluateAll(dir: string, cfg: R1ZeroConfig, file: string, log: (l: string) => void): Promise<EvalReport[]> {
+  if (await exists(file)) return JSON.parse(await readFile(file, 'utf8')) as EvalReport[];
+  const { model } = await loadModel(dir);
+  const tokenizer = await loadTokenizer(dir);
+  const reports: EvalReport[] = [];
+  for (const spec of cfg.eval.tasks) {
+    const r = await evaluateModel(model, tokenizer, heldOutSet(spec, cfg.eval.problems), {
+      template: cfg.grpo.template,
+      openThink: cfg.grpo.open_think,
+      n: cfg.eval.n,
+      maxNewTokens: cfg.eval.max_new_tokens,
+      temperature: cfg.eval.temperature,
+      seed: cfg.eval.seed,
+      examples: cfg.eval.examples,
+    });
+    log(`  ${describeTask(spec)}: pass@1 ${r['pass@1'].toFixed(3)}, pass@${r.k} ${r['pass@k']!.toFixed(3)}, maj@${r.k} ${r['maj@k']!.toFixed(3)}, format ${r.format_rate.toFixed(3)}, ${r.mean_response_tokens.toFixed(1)} tokens (think ${r.mean_think_tokens.toFixed(1)})`);
+    reports.push(r);
+  }
+  await writeJsonAtomic(file, reports);
+  return reports;
+}
+
+/** Learns the tokenizer on corpus documents plus the prompt frame (which pretraining never shows). */
+async function makeTokenizer(cfg: R1ZeroConfig, dir: string): Promise<Tokenizer> {
+  const texts: string[] = [];
+  for (const d of corpusDocuments({ ...cfg.corpus, seed: (cfg.corpus.seed ?? 0) + 1 })) {
+    if (texts.push(d.text) >= cfg.tokenizer.documents) break;
+  }
+  // Real tokenizers learn from general text and so cut the template's English into words; ours sees
+  // the frame a few times for the same effect. Only the tokenizer sees it, never the model.
+  const frames = Math.max(1, Math.round(cfg.tokenizer.documents / 100));
+  for (let i = 0; i < frames; i++) texts.push(ZERO_TEMPLATE.replace('{question}', ''));
+  const tokenizer = await trainTokenizer(texts, { vocabSize: cfg.tokenizer.vocab_size });
+  await tokenizer.save(dir);
+  await setChatTemplate(dir, r1ZeroChatTemplate(cfg.grpo.open_think));
+  return loadTokenizer(dir);
+}
+
+/** Runs the whole reproduction; see the file comment. */
+export async function runR1Zero(cfg: R1ZeroConfig, source: string, o: R1ZeroOptions): Promise<R1ZeroResult> {
+  const log = o.log ?? (() => {});
+  const out = o.out;
+  if (!o.resume && (await exists(join(out, 'r1zero_config.json')))) throw new Error(`${out}: already holds an r1zero run; pass --resume to continue it, or choose another --out`);
+  await mkdir(out, { recursive: true });
+  await writeJsonAtomic(join(out, 'r1zero_config.json'), cfg);
+  // Wall time per phase, kept across resumes so the report adds up the whole run.
+  const timingsFile = join(out, 'timings.json');
+  const timings: { phase: string; seconds: number }[] = (await exists(timingsFile)) ? JSON.parse(await readFile(timingsFile, 'utf8')) : [];
+  const timed = async <T>(phase: string, fn: () => Promise<T>): Promise<T> => {
+    const t0 = performance.now();
+    log(`== ${phase}`);
+    const r = await fn();
+    const entry = timings.find((t) => t.phase === phase) ?? timings[timings.push({ phase, seconds: 0 }) - 1];
+    entry.seconds += (performance.now() - t0) / 1000;
+    await writeJsonAtomic(timingsFile, timings);
+    return r;
+  };
+  const stopIfAsked = () => {
+    if (o.signal?.aborted) throw new Error('stopped; continue with --resume');
+  };
+
+  let base = o.base;
+  let pretrainDir: string | null = null;
+  if (base === undefined) {
+    const corpusFile = join(out, 'corpus.txt');
+    const tokDir = join(out, 'tokenizer');
+    await timed('corpus and tokenizer', async () => {
+      if (!(await exists(corpusFile))) {
+        const w = await writeCorpus(corpusFile, cfg.corpus.bytes, cfg.corpus);
+        log(`corpus: ${w.documents} documents, ${(w.bytes / 1e6).toFixed(1)} MB, ${w.problems} problems`);
+      }
+      if (!(await exists(join(tokDir, 'tokenizer.json')))) {
+        const t = await makeTokenizer(cfg, tokDir);
+        log(`tokenizer: ${t.vocabSize} tokens`);
+      }
+    });
+    pretrainDir = join(out, 'pretrain');
+    const pcfg = parseTrainConfig({ ...cfg.pretrain, tokenizer: { path: tokDir }, data: { source: 'text', path: corpusFile, val_fraction: 0.01 } }, `${source} (pretrain)`);
+    await checkTrainConfig(pcfg, `${source} (pretrain)`);
+    await timed('pretraining', () => train(pcfg, { out: pretrainDir!, resume: true, log: (l) => log(`  ${l}`), signal: o.signal }));
+    stopIfAsked();
+    base = join(pretrainDir, 'latest');
+  }
+  const baseModel = (await loadModel(base)).model;
+  const params = countParameters(baseModel.config);
+
+  const before = await timed('evaluation of the base model', () => evaluateAll(base!, cfg, join(out, 'eval-before.json'), log));
+  const grpoDir = join(out, 'grpo');
+  const gcfg: GrpoConfig = { ...cfg.grpo, model: { init: base } };
+  await timed('GRPO', () => trainGrpo(gcfg, { out: grpoDir, resume: true, log: (l) => log(`  ${l}`), signal: o.signal, source }));
+  stopIfAsked();
+  const final = join(grpoDir, 'latest');
+  const after = await timed('evaluation after GRPO', () => evaluateAll(final, cfg, join(out, 'eval-after.json'), log));
+
+  const comparisons = cfg.eval.tasks.map((spec, i) => ({ task: describeTask(spec), before: before[i], after: after[i] }));
+  const grpoRecords = await readMetrics(join(grpoDir, METRICS_FILE));
+  const pretrainRecords = pretrainDir === null ? [] : await readMetrics(join(pretrainDir, METRICS_FILE));
+  const g = cfg.grpo;
+  const tasks = g.data.source === 'tasks' ? g.data.tasks.map(describeTask).join(', ') : g.data.path;
+  const html = renderR1ZeroReport({
+    title: 'nanoseek: R1-Zero at small scale',
+    intro: [
+      `A ${(params.total / 1e6).toFixed(2)}M-parameter DeepSeek-V3-style model (${(params.active / 1e6).toFixed(2)}M active: MLA attention, ` +
+        `${baseModel.moeLayers().length} MoE layers) ${pretrainDir === null ? `taken from ${base}` : `pretrained from scratch on a ${(cfg.corpus.bytes / 1e6).toFixed(0)} MB generated corpus of arithmetic and Countdown text`}. ` +
+        'In the corpus some solutions are laid out as <think>…</think> <answer>…</answer>, mostly as direct answers and less often with the worked steps; the R1-Zero prompt itself never appears in it.',
+      `GRPO from the R1-Zero prompt${g.open_think ? ' (ending in <think>)' : ''} on ${tasks}: ${g.steps} steps of ${g.prompts_per_step} prompts × ${g.group_size} samples ` +
+        `(temperature ${g.temperature}, at most ${g.max_new_tokens} tokens), rewards ${Object.entries(g.rewards).map(([k, w]) => `${w}·${k}`).join(' + ')}, ` +
+        `μ = ${g.mu}, ε = ${g.eps_low}${g.eps_high !== null ? `/${g.eps_high}` : ''}, β = ${g.beta}, ${g.aggregation} aggregation${g.dynamic_sampling ? ', dynamic sampling' : ''}, lr ${g.lr}.`,
+      `Evaluation on the fixed held-out split (never drawn for training): ${cfg.eval.problems} problems per task, pass@1 by greedy decoding, ` +
+        `pass@${cfg.eval.n} (unbiased estimator) and maj@${cfg.eval.n} from ${cfg.eval.n} samples at temperature ${cfg.eval.temperature}, at most ${cfg.eval.max_new_tokens} tokens. ` +
+        `Machine: ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}.`,
+    ],
+    comparisons,
+    grpoRecords,
+    pretrainRecords,
+    timings,
+    details: JSON.stringify(cfg, null, 2),
+  });
+  const report = join(out, 'report.html');
+  await writeFileAtomic(report, html);
+
+  if (o.exportDir !== undefined) {
+    // Served models must be prompted as in RL; the R1 chat layout is already the tokenizer's own.
+    const chat = cfg.grpo.template === 'r1-zero' ? r1ZeroChatTemplate(cfg.grpo.open_think) : undefined;
+    await exportModel(base, join(o.exportDir, 'nano-base'), cfg.export_dtype, chat);
+    await exportModel(final, join(o.exportDir, 'nano-r1zero'), cfg.export_dtype, chat);
+    log(`exported ${join(o.exportDir, 'nano-base')} and ${join(o.exportDir, 'nano-r1zero')} (${cfg.export_dtype})`);
+  }
+  if (o.docsDir !== undefined) {
+    await mkdir(o.docsDir, { recursive: true });
+    await writeFile(join(o.docsDir, 'index.html'), html);
+    await writeFile(join(o.docsDir, 'grpo-metrics.jsonl'), await readFile(join(grpoDir, METRICS_FILE)));
+    await writeFile(join(o.docsDir, 'grpo-config.json'), await readFile(join(grpoDir, GRPO_CONFIG_FILE)));
+    if (pretrainDir !== null) await writeFile(join(o.docsDir, 'pretrain-metrics.jsonl'), await readFile(join(pretrainDir, METRICS_FILE)));
+    await writeJsonAtomic(join(o.docsDir, 'eval.json'), { before: stripExamples(before), after: stripExamples(after), tasks: cfg.eval.tasks, timings });
+  }
+  return { report, base, final, comparisons, seconds: timings.reduce((s, t) => s + t.seconds, 0) };
+}
+
+function stripExamples(reports: readonly EvalReport[]): Omit<EvalReport, 'examples'>[] {
+  return reports.map(({ examples: _, ...rest }) => rest);
+}

@@ -1,0 +1,222 @@
+// The WASM kernels against the TypeScript reference: awkward shapes that exercise every edge tile,
+// all transposes, alpha/beta, offsets, strided batches, the matrix-vector paths, both SIMD variants,
+// one thread and several (with the parallel threshold at zero so that small shapes are cut too).
+import assert from 'node:assert/strict';
+import os from 'node:os';
+import { after, describe, it } from 'node:test';
+import {
+  type AdamWArgs, adamwReference, allocF32, backendFromEnv, createWasmBackend, type FloatArray, type GemmArgs,
+  gemmArgs, gemmReference, onHeap, referenceBackend, relaxedSimdSupported, type WasmBackend,
+} from '../src/kernels/index.js';
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
+  };
+}
+
+function heap(n: number, rand: () => number): Float32Array {
+  const a = allocF32(n);
+  for (let i = 0; i < n; i++) a[i] = rand();
+  return a;
+}
+
+function abs(x: FloatArray): Float64Array {
+  const out = new Float64Array(x);
+  for (let i = 0; i < out.length; i++) out[i] = Math.abs(out[i]);
+  return out;
+}
+
+/**
+ * Runs g on the backend and checks every element of C against a float64 reference, within the
+ * rounding a float32 dot product of length k may accumulate: (k + 2)·eps·Σ|terms|.
+ */
+function verify(be: WasmBackend, g: GemmArgs, label: string): void {
+  const c0 = new Float64Array(g.c);
+  const want = new Float64Array(c0);
+  gemmReference({ ...g, a: new Float64Array(g.a), b: new Float64Array(g.b), c: want });
+  const bound = abs(c0);
+  gemmReference({ ...g, a: abs(g.a), b: abs(g.b), c: bound, alpha: Math.abs(g.alpha), beta: Math.abs(g.beta) });
+  be.gemm(g);
+  const tol = (g.k + 2) * 2 ** -23;
+  for (let i = 0; i < want.length; i++) {
+    if (Object.is(g.c[i], want[i])) continue; // untouched padding, NaN included
+    const err = Math.abs(g.c[i] - want[i]);
+    if (!(err <= tol * bound[i] + 1e-30)) {
+      assert.fail(`${label}: c[${i}] = ${g.c[i]}, want ${want[i]} (error ${err}, bound ${tol * bound[i]})`);
+    }
+  }
+}
+
+/** op(A) m×k, op(B) k×n and C with padded leading dimensions and offsets, in `batch` strided copies. */
+function problem(
+  m: number, n: number, k: number, transA: boolean, transB: boolean, rand: () => number,
+  extra: Partial<GemmArgs> = {},
+): GemmArgs {
+  const lda = (transA ? m : k) + 3;
+  const ldb = (transB ? k : n) + 1;
+  const ldc = n + 2;
+  const batch = extra.batch ?? 1;
+  const strideA = extra.strideA ?? (transA ? k : m) * lda + 5;
+  const strideB = extra.strideB ?? (transB ? n : k) * ldb + 7;
+  const strideC = extra.strideC ?? m * ldc + 1;
+  const aOff = 2, bOff = 9, cOff = 4;
+  return gemmArgs({
+    m, n, k, transA, transB, lda, ldb, ldc, aOff, bOff, cOff, batch, strideA, strideB, strideC,
+    a: heap(aOff + (batch - 1) * strideA + (transA ? k : m) * lda, rand),
+    b: heap(bOff + (batch - 1) * strideB + (transB ? n : k) * ldb, rand),
+    c: heap(cOff + (batch - 1) * strideC + m * ldc, rand),
+    alpha: extra.alpha ?? 1,
+    beta: extra.beta ?? 0,
+  });
+}
+
+const cores = os.availableParallelism();
+const variants = relaxedSimdSupported() ? (['relaxed', 'simd'] as const) : (['simd'] as const);
+const backends: WasmBackend[] = [];
+function make(threads: number, simd: 'relaxed' | 'simd'): WasmBackend {
+  const be = createWasmBackend({ threads, simd, parallelMinFlops: 0 });
+  backends.push(be);
+  return be;
+}
+after(() => Promise.all(backends.map((b) => b.dispose())));
+
+const SIZES = [1, 3, 17, 63, 257];
+
+for (const simd of variants) {
+  describe(`wasm gemm (${simd} SIMD)`, () => {
+    const single = make(1, simd);
+    const pool = make(Math.max(3, cores), simd);
+
+    it('matches the reference on awkward shapes, all transposes, 1 and all threads', () => {
+      const rand = rng(1);
+      for (const m of SIZES) for (const n of SIZES) for (const k of SIZES) {
+        for (const transA of [false, true]) for (const transB of [false, true]) {
+          // Each shape on one backend, alternating, keeps the file fast while covering both.
+          const be = (m + n + k + Number(transA) + 2 * Number(transB)) % 2 === 0 ? single : pool;
+          const label = `${m}x${n}x${k} transA=${transA} transB=${transB} threads=${be.threads}`;
+          verify(be, problem(m, n, k, transA, transB, rand, { alpha: 1.25, beta: 0.5 }), label);
+        }
+      }
+    });
+
+    it('handles alpha and beta, and beta = 0 ignores NaN in C', () => {
+      const rand = rng(2);
+      for (const [alpha, beta] of [[1, 0], [1, 1], [-0.5, 0.75], [0, 2], [2, 0]]) {
+        for (const be of [single, pool]) {
+          for (const [m, n, k] of [[33, 47, 70], [1, 300, 50], [300, 1, 50], [2, 40, 9]]) {
+            const g = problem(m, n, k, false, true, rand, { alpha, beta });
+            if (beta === 0) g.c.fill(NaN);
+            verify(be, g, `alpha=${alpha} beta=${beta} ${m}x${n}x${k} threads=${be.threads}`);
+            if (beta === 0) {
+              for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
+                assert.ok(!Number.isNaN(g.c[g.cOff + i * g.ldc + j]), `NaN survived at (${i}, ${j})`);
+              }
+            }
+          }
+        }
+      }
+    });
+
+    it('runs strided batches, broadcast operands and a shared accumulating C', () => {
+      const rand = rng(3);
+      for (const be of [single, pool]) {
+        for (const [transA, transB] of [[false, false], [true, true], [false, true]] as const) {
+          verify(be, problem(19, 35, 21, transA, transB, rand, { batch: 5, alpha: 0.5, beta: 1 }), `batch 5 threads=${be.threads}`);
+          verify(be, problem(1, 70, 40, transA, transB, rand, { batch: 3 }), `gemv batch 3 threads=${be.threads}`);
+          verify(be, problem(40, 24, 30, transA, transB, rand, { batch: 4, strideB: 0 }), `shared B threads=${be.threads}`);
+          // strideC = 0 with beta = 1 sums the batch into one C, which only works done in order.
+          verify(be, problem(37, 29, 16, transA, transB, rand, { batch: 6, strideC: 0, beta: 1 }), `shared C threads=${be.threads}`);
+        }
+      }
+    });
+
+    it('covers the matrix-vector paths past their chunk sizes', () => {
+      const rand = rng(4);
+      // Beyond 4096 outputs the outputs are chunked, beyond 2048 along k the vector.
+      for (const [m, n, k] of [[1, 4100, 33], [1, 300, 2100], [2, 600, 2049], [4100, 1, 33], [300, 1, 2100], [700, 2, 300]]) {
+        for (const [transA, transB] of [[false, false], [true, true], [m > 2, m <= 2]]) {
+          const be = transA === transB ? pool : single;
+          verify(be, problem(m, n, k, transA, transB, rand, { alpha: 0.75, beta: 0.25 }), `${m}x${n}x${k} ${transA} ${transB}`);
+        }
+      }
+    });
+
+    it('matches the reference AdamW', () => {
+      const rand = rng(5);
+      for (const be of [single, pool]) {
+        for (const n of [1, 7, 100_003]) {
+          const param = heap(n, rand), grad = heap(n, rand), m = heap(n, rand);
+          const v = heap(n, () => Math.abs(rand()) * 0.01);
+          const want = [param, grad, m, v].map((x) => new Float64Array(x));
+          for (let step = 1; step <= 3; step++) {
+            const o: AdamWArgs = { param, grad, m, v, n, lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, step, gradScale: 0.5 };
+            be.adamw(o);
+            adamwReference({ ...o, param: want[0], grad: want[1], m: want[2], v: want[3] });
+          }
+          for (const [name, got, ref] of [['param', param, want[0]], ['m', m, want[2]], ['v', v, want[3]]] as const) {
+            for (let i = 0; i < n; i++) {
+              const err = Math.abs(got[i] - ref[i]);
+              // float32 rounding of terms of order 1 (a wrong update, of order lr = 1e-3, shows)
+              if (!(err <= 1e-6 * Math.max(Math.abs(ref[i]), 1))) assert.fail(`adamw ${name}[${i}] = ${got[i]}, want ${ref[i]} (n=${n})`);
+            }
+          }
+        }
+      }
+    });
+  });
+}
+
+describe('wasm backend', () => {
+  const be = make(cores, variants[0]);
+
+  it('survives many small back-to-back parallel calls on more threads than cores', () => {
+    // Late-waking workers meet the next job half-written: none may claim any part of it.
+    const crowd = make(cores + 2, variants[0]);
+    const rand = rng(7);
+    for (let i = 0; i < 300; i++) {
+      const m = 1 + Math.floor(Math.abs(rand()) * 80), n = 1 + Math.floor(Math.abs(rand()) * 80), k = 1 + Math.floor(Math.abs(rand()) * 40);
+      verify(crowd, problem(m, n, k, rand() < 0, rand() < 0, rand, { batch: 1 + (i % 3), beta: i % 2 }), `call ${i}: ${m}x${n}x${k}`);
+    }
+  });
+
+  it('defers arrays off the WASM heap to the reference', () => {
+    const rand = rng(6);
+    for (const make of [(n: number) => new Float64Array(n), (n: number) => new Float32Array(n), (n: number) => new Float32Array(new SharedArrayBuffer(n * 4 + (2 << 20)), 2 << 20, n)]) {
+      const a = make(12), b = make(20), c = make(15);
+      for (const x of [a, b, c]) for (let i = 0; i < x.length; i++) x[i] = rand();
+      assert.equal(onHeap(a), false);
+      const want = c.slice();
+      gemmReference(gemmArgs({ m: 3, n: 5, k: 4, a, b, c: want, beta: 1 }));
+      be.gemm(gemmArgs({ m: 3, n: 5, k: 4, a, b, c, beta: 1 }));
+      assert.deepEqual(c, want);
+    }
+  });
+
+  it('names the kernel and the shapes in argument errors', () => {
+    const a = allocF32(12), b = allocF32(20), c = allocF32(15);
+    assert.throws(() => be.gemm(gemmArgs({ m: 3, n: 5, k: 5, a, b, c })), /gemm: a \(3x5 stored.*needs 15 elements but a has 12.*m=3 n=5 k=5/);
+    assert.throws(() => be.gemm(gemmArgs({ m: 3, n: 5, k: 4, a, b, c, batch: 2, strideC: 15 })), /gemm: c .*needs 30 elements but c has 15/);
+    assert.throws(() => be.gemm(gemmArgs({ m: 2.5, n: 5, k: 4, a, b, c })), /gemm: m must be a non-negative integer, got 2.5/);
+    assert.throws(() => be.gemm(gemmArgs({ m: 3, n: 5, k: 4, a, b, c, ldb: 4 })), /gemm: b \(4x5 stored, ld=4.*ld must be at least 5/);
+    assert.throws(() => be.gemm(gemmArgs({ m: 3, n: 5, k: 4, a, b, c, aOff: -1 })), /gemm: a .*non-negative integers/);
+    const p = allocF32(8);
+    assert.throws(() => be.adamw({ param: p, grad: p, m: p, v: allocF32(4), n: 8, lr: 1, beta1: 0.9, beta2: 0.9, eps: 1e-8, weightDecay: 0, step: 1, gradScale: 1 }), /adamw: v has 4 elements, needs 8/);
+    assert.throws(() => be.adamw({ param: p, grad: p, m: p, v: p, n: 8, lr: 1, beta1: 0.9, beta2: 0.9, eps: 1e-8, weightDecay: 0, step: 0, gradScale: 1 }), /adamw: step must be an integer >= 1/);
+  });
+
+  it('is chosen by NANOSEEK_BACKEND and NANOSEEK_THREADS', async () => {
+    assert.equal(backendFromEnv({ NANOSEEK_BACKEND: 'reference' }), referenceBackend);
+    const two = backendFromEnv({ NANOSEEK_BACKEND: 'wasm', NANOSEEK_THREADS: '2' }) as WasmBackend;
+    assert.equal(two.name, 'wasm');
+    assert.equal(two.threads, 2);
+    await two.dispose();
+    assert.throws(() => backendFromEnv({ NANOSEEK_BACKEND: 'gpu' }), /NANOSEEK_BACKEND must be 'reference' or 'wasm', got 'gpu'/);
+    assert.throws(() => backendFromEnv({ NANOSEEK_THREADS: '0' }), /NANOSEEK_THREADS must be a positive integer, got '0'/);
+  });
+});

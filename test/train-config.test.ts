@@ -1,0 +1,94 @@
+// Training configs: every mistake is refused before any work, with a message naming the field.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import '../src/kernels/index.js';
+import { presetConfig } from '../src/model/config.js';
+import { CausalLM } from '../src/model/model.js';
+import { saveModel } from '../src/model/persist.js';
+import { applyOverrides, checkTrainConfig, parseTrainConfig, resumeConfig, train } from '../src/train/index.js';
+
+const base = {
+  stage: 'pretrain',
+  model: { preset: 'nano' },
+  tokenizer: { train: { vocab_size: 400 } },
+  data: { source: 'tasks' },
+  seq_len: 64,
+  batch_size: 4,
+  steps: 10,
+  lr: 0.001,
+};
+
+function parse(overrides: Record<string, unknown>, stage?: 'pretrain' | 'sft') {
+  return parseTrainConfig(applyOverrides(base, overrides), 'cfg.json', stage);
+}
+
+test('the example configs parse', () => {
+  for (const [file, stage] of [['pretrain-nano.json', 'pretrain'], ['pretrain-micro.json', 'pretrain'], ['sft-nano.json', 'sft']] as const) {
+    // configs/ is beside test/ in the source tree and two levels up from dist/test/.
+    const path = [`../configs/${file}`, `../../configs/${file}`].map((p) => new URL(p, import.meta.url)).find((u) => existsSync(u))!;
+    const cfg = parseTrainConfig(JSON.parse(readFileSync(path, 'utf8')), file, stage);
+    assert.equal(cfg.stage, stage);
+  }
+});
+
+test('defaults are filled in', () => {
+  const cfg = parse({});
+  assert.equal(cfg.grad_accum, 1);
+  assert.equal(cfg.beta2, 0.95);
+  assert.deepEqual(cfg.model, { preset: 'nano', mtp: false, vocab_size: null });
+  assert.deepEqual(cfg.tokenizer, { train: { vocab_size: 400, documents: 5000, min_frequency: 2 } });
+  assert.equal(cfg.data.seed, 0);
+});
+
+test('unknown fields, wrong types and bad values name the field', () => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ stpes: 10 }, /cfg\.json: stpes = 10: unknown field/],
+    [{ steps: '10' }, /steps = "10": must be an integer/],
+    [{ steps: 0 }, /steps = 0: must be >= 1/],
+    [{ lr: -1 }, /lr = -1: must be > 0/],
+    [{ warmup: 11 }, /warmup = 11: must be in \[0, 10\]/],
+    [{ 'model.preset': 'huge' }, /model\.preset = "huge": must be one of/],
+    [{ 'model.colour': 'red' }, /model\.colour = "red": unknown field/],
+    [{ 'data.source': 'web' }, /data\.source = "web": must be one of "tasks", "text", "jsonl"/],
+    [{ 'data.val_seed': 0 }, /data\.val_seed = 0: must differ from data\.seed/],
+    [{ 'data.countdown': { count: [1, 3], numberMax: 25, targetMax: 100 } }, /data\.countdown = .*count\[0\]/],
+    [{ mtp_weight: 0.3 }, /mtp_weight = 0\.3: is > 0 but the model has no MTP module/],
+    [{ 'tokenizer.train.vocab_size': 100 }, /tokenizer\.train\.vocab_size = 100: must be >= 265/],
+    [{ tokenizer: {} }, /tokenizer\.path = missing: the tokenizer needs "path" or "train"/],
+  ];
+  for (const [overrides, message] of cases) assert.throws(() => parse(overrides), message, JSON.stringify(overrides));
+  assert.throws(() => parse({}, 'sft'), /stage = "pretrain": this config is for "pretrain", not "sft"/);
+  const { stage: _, ...noStage } = base;
+  assert.throws(() => parseTrainConfig(noStage, 'cfg.json'), /stage = missing: required field is missing/);
+  assert.throws(() => parse({ stage: 'sft', 'data.source': 'text' }), /data\.source = "text": must be one of "tasks", "jsonl"/);
+  assert.throws(() => parse({ stage: 'sft', data: { source: 'tasks', tasks: [{ task: 'arithmetic', digits: [2], ops: ['+'] }] } }), /data\.tasks\[0\] = .*digits/);
+});
+
+test('shapes the model cannot take are refused before any work', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nanoseek-cfg-'));
+  await assert.rejects(checkTrainConfig(parse({ seq_len: 600 }), 'cfg.json'), /seq_len = 600: exceeds max_position_embeddings of preset "nano" \(512\)/);
+  await assert.rejects(checkTrainConfig(parse({ 'model.vocab_size': 300 }), 'cfg.json'), /model\.vocab_size = 300: the tokenizer's vocabulary \(400\) is larger than the model's \(300\)/);
+  await assert.rejects(checkTrainConfig(parse({ 'data.source': 'text', 'data.path': join(dir, 'none.txt') }), 'cfg.json'), /data\.path = ".*none\.txt": no such file/);
+
+  const init = join(dir, 'init');
+  await saveModel(new CausalLM(presetConfig('nano', { vocabSize: 300, maxPositionEmbeddings: 48 })), init);
+  await assert.rejects(checkTrainConfig(parse({ model: { init } }), 'cfg.json'), /seq_len = 64: exceeds the init checkpoint's max_position_embeddings \(48\)/);
+  await assert.rejects(checkTrainConfig(parse({ model: { init }, seq_len: 32 }), 'cfg.json'), /tokenizer\.train\.vocab_size = 400: the tokenizer's vocabulary \(400\) is larger than the model's \(300\)/);
+  const { tokenizer: _, ...noTokenizer } = base;
+  await assert.rejects(checkTrainConfig(parseTrainConfig({ ...noTokenizer, model: { init }, seq_len: 32 }, 'cfg.json'), 'cfg.json'), /holds no tokenizer\.json/);
+
+  // train() checks first: a bad config leaves no trace on disk.
+  const out = join(dir, 'run');
+  await assert.rejects(train(parse({ seq_len: 600 }), { out, source: 'cfg.json' }), /seq_len = 600/);
+  assert.equal(existsSync(out), false);
+});
+
+test('a resumed run may change only its length and cadence', () => {
+  const saved = parse({});
+  assert.equal(resumeConfig(saved, parse({ steps: 20, log_every: 5 }), 'cfg.json').steps, 20);
+  assert.throws(() => resumeConfig(saved, parse({ lr: 0.002 }), 'cfg.json'), /cannot resume with lr = 0\.002: the run was started with 0\.001/);
+  assert.throws(() => resumeConfig(saved, parse({ 'data.seed': 5 }), 'cfg.json'), /cannot resume with data\.seed = 5: the run was started with 0/);
+});
