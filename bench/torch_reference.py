@@ -2,7 +2,7 @@
 """An independent PyTorch implementation of nanoseek's models, written from the equations, used to
 check nanoseek's numerics and to time it against PyTorch on the same work.
 
-    /usr/bin/python3 bench/torch_reference.py SPEC.json     (prints one JSON object)
+    /usr/bin/python3 bench/torch_reference.py SPEC.json     (answers in JSON on stdout)
 
 SPEC names a nanoseek checkpoint directory (config.json + model.safetensors, Hugging Face names) and a
 batch file written by nanoseek (so both sides see identical tokens):
@@ -171,15 +171,15 @@ class Reference:
         for name, t in tensors.items():
             if name in skip:
                 continue
-            t = t.clone()
             if name.endswith('e_score_correction_bias'):
                 self.buffers[name] = t
             else:
                 self.p[name] = t.requires_grad_(True)
         self.lm_head = self.p['model.embed_tokens.weight'] if cfg.get('tie_word_embeddings') else self.p['lm_head.weight']
         self.moe_layers = [i for i in range(self.L + (1 if self.mtp else 0)) if self.ds and i >= cfg['first_k_dense_replace']]
-        # Tokens per expert over the current step, for the bias update of the main model's MoE layers.
-        self.load = {i: torch.zeros(cfg['n_routed_experts'], dtype=torch.float64) for i in self.moe_layers if i < self.L}
+        # Tokens per expert over the current step, for the bias update. As in nanoseek's trainStep only the
+        # main model's routers are updated; the MTP module's correction bias keeps its loaded value.
+        self.load = {i: torch.zeros(cfg['n_routed_experts'], dtype=torch.float64) for i in self.moe_layers}
         self.record_load = False
         self.tables = {}
 
@@ -349,7 +349,7 @@ class Reference:
         return total, ce, mtp_ce, balance
 
     def update_bias(self, gamma):
-        """b_i += γ·sign(mean load − load_i) over the tokens of the step, for the main model's MoE layers."""
+        """b_i += γ·sign(mean load − load_i) over the tokens of the step, for every MoE layer (the MTP block's too)."""
         for i, load in self.load.items():
             total = load.sum().item()
             bias = self.buffers.get(f'model.layers.{i}.mlp.gate.e_score_correction_bias')

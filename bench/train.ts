@@ -1,9 +1,11 @@
 // Training throughput of nanoseek, and (with --peer) of an independent PyTorch implementation of the
 // same models (bench/torch_reference.py) in the same invocation: same architecture, initial weights,
-// batches, hyperparameters and thread count, run one after the other so neither competes for cores.
-// The two loss curves come back side by side, so the comparison is of equal work, not just equal shapes.
+// batches, hyperparameters and thread count. Steps alternate, ours then PyTorch's, so neither competes
+// for cores and both see the same background load. The two loss curves come back side by side, so the
+// comparison is of equal work, not just equal shapes. The parity test drives the reference from here too.
 //
-//   npx tsx bench/train.ts [--json] [--peer] [--steps N] [--batch B] [--seq T] [--threads N]
+//   nanoseek bench train [--json] [--peer] [--steps N] [--batch B] [--seq T] [--threads N]
+//   npx tsx bench/train.ts [same flags]
 import { execFile, spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -108,9 +110,9 @@ export function ourStep(model: CausalLM, opt: AdamW, micro: readonly Batch[], r:
 }
 
 /** Our side of a whole run: trainStep over the batches with the recipe's schedule. */
-export function trainOurs(model: CausalLM, batches: readonly (readonly Batch[])[], r: Recipe): { rows: StepRow[]; opt: AdamW } {
+export function trainOurs(model: CausalLM, batches: readonly (readonly Batch[])[], r: Recipe): StepRow[] {
   const opt = new AdamW(model.optimParams(), r.adamw);
-  return { rows: batches.map((micro, step) => ourStep(model, opt, micro, r, step)), opt };
+  return batches.map((micro, step) => ourStep(model, opt, micro, r, step));
 }
 
 /** Milliseconds per forward pass (no tape) and per forward+backward, averaged over `repeats`, on one batch. */

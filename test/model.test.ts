@@ -147,3 +147,18 @@ test('model tensor names are exactly the Hugging Face names config.json implies,
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('routing: greedy top-k ignores groups; group-limited methods keep only the best groups', () => {
+  const base = presetConfig('nano', { vocabSize: 32 });
+  if (base.model_type !== 'deepseek_v3') throw new Error('nano is DeepSeek-V3');
+  // 16 experts in 4 groups of 4; the four best experts sit in two different groups, and a third group
+  // holds the next best. Keeping 1 group must confine the choice; greedy must not.
+  const scores = [0.9, 0.8, 0.1, 0.1, 0.85, 0.84, 0.1, 0.1, 0.7, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1];
+  const pick = (topk_method: 'greedy' | 'group_limited_greedy'): number[] => {
+    const cfg = { ...base, topk_method, scoring_func: 'softmax' as const, topk_group: 1, n_group: 4 };
+    const moe = new CausalLM(cfg, { seed: 1 }).moeLayers()[0];
+    return Array.from(moe.select(scores, 1)).sort((a, b) => a - b);
+  };
+  assert.deepEqual(pick('greedy'), [0, 1, 4, 5]);
+  assert.deepEqual(pick('group_limited_greedy'), [0, 1, 2, 3]); // group 1 (0.9) beats group 2 (0.85)
+});

@@ -87,7 +87,7 @@ async function trainingParity(t: { diagnostic(message: string): void }, label: s
     await saveModel(model, dir);
     const batches = syntheticBatches(steps, 1, 4, 32, cfg.vocab_size, 8);
     const recipe = { ...defaultRecipe(steps), balanceAlpha: alpha };
-    const { rows } = trainOurs(model, batches, recipe);
+    const rows = trainOurs(model, batches, recipe);
     const peer = await peerTrain(dir, batches, recipe);
     assert.equal(peer.length, steps);
     let worst = 0;
@@ -123,7 +123,7 @@ test('in float64, 20 steps of nano DeepSeek-V3 (MTP, balance loss, bias updates)
     const { model } = await loadModel(dir, { dtype: 'f64' });
     const batches = syntheticBatches(steps, 2, 2, 12, 128, 10); // two micro-batches: gradient accumulation too
     const recipe = { ...defaultRecipe(steps), peakLr: 3e-3, balanceAlpha: 0.01 };
-    const { rows } = trainOurs(model, batches, recipe);
+    const rows = trainOurs(model, batches, recipe);
     const peer = await peerTrain(dir, batches, recipe, { dtype: 'float64' });
     let worst = 0;
     rows.forEach((r, i) => {

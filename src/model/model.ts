@@ -144,9 +144,10 @@ export class CausalLM {
     return m;
   }
 
-  /** The MoE layers (for load statistics and the bias update). */
+  /** The MoE layers, the MTP block's included (for load statistics and the bias update). */
   moeLayers(): MoE[] {
-    return this.layers.map((l) => l.mlp).filter((m): m is MoE => m instanceof MoE);
+    const blocks = this.mtp === null ? this.layers : [...this.layers, this.mtp.block];
+    return blocks.map((l) => l.mlp).filter((m): m is MoE => m instanceof MoE);
   }
 
   /** Trainable parameters with their weight-decay flag (matrices decay; norms, biases, embeddings don't). */

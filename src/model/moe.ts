@@ -60,7 +60,8 @@ export class MoE {
     const b = this.bias?.data;
     const choice = new Float64Array(N * E);
     for (let i = 0; i < N * E; i++) choice[i] = scores[i] + (b ? b[i % E] : 0);
-    if (groups > 1 && keepGroups < groups) {
+    // 'greedy' is plain top-k over all experts; the other methods first keep the best groups.
+    if (this.cfg.topk_method !== 'greedy' && groups > 1 && keepGroups < groups) {
       const per = E / groups;
       const groupScore = new Float64Array(N * groups);
       for (let n = 0; n < N; n++) {
