@@ -3,7 +3,6 @@
 // per token per layer. Dense models cache full keys and values for their kv heads.
 import { allocF32, freeF32 } from '../kernels/memory.js';
 import type { DType, FloatArray } from '../tensor/index.js';
-import type { RopeTable } from '../tensor/index.js';
 
 /** Rows of fixed width that grow by doubling. */
 export class GrowableRows {
@@ -81,6 +80,4 @@ export interface Segment {
   /** Number of new tokens. */
   length: number;
   cache: KVCache;
-  /** Rotary table for positions cache.length … cache.length + length − 1. */
-  table: RopeTable;
 }

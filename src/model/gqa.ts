@@ -4,7 +4,6 @@ import type { RopeTable, Tensor } from '../tensor/index.js';
 import * as T from '../tensor/index.js';
 import type { ModelConfig } from './config.js';
 import type { Segment } from './cache.js';
-import { rowRange } from './mla.js';
 import type { ParamStore } from './params.js';
 
 export class GQA {
@@ -50,24 +49,28 @@ export class GQA {
     return T.linear(T.reshape(o, [B, Tn, this.H * this.hd]), this.o);
   }
 
-  forwardCached(x: Tensor, segments: readonly Segment[], layer: number): Tensor {
-    const outs: Tensor[] = [];
-    const kw = this.Hk * this.hd;
+  /** Rows x [M, D] of several sequences; projections run once over all rows, attention per sequence. */
+  forwardCached(x: Tensor, segments: readonly Segment[], layer: number, table: RopeTable): Tensor {
+    const [M, D] = x.shape;
+    const { q, k, v } = this.project(T.reshape(x, [1, M, D]), table, [1, M]);
+    const kw = this.Hk * this.hd, qw = this.H * this.hd;
+    const out = T.empty([M, qw], x.dtype);
     for (const seg of segments) {
       const n = seg.length;
-      const xs = T.reshape(T.gatherRows(x, rowRange(seg.start, n)), [1, n, x.shape[1]]);
-      const { q, k, v } = this.project(xs, seg.table, [1, n]);
       const p0 = seg.cache.length, S = p0 + n;
       const keys = seg.cache.keys[layer], values = seg.cache.values[layer]!;
       keys.reserve(S, p0);
       values.reserve(S, p0);
-      keys.data.set(k.data, p0 * kw);
-      values.data.set(v.data, p0 * kw);
+      keys.data.set(k.data.subarray(seg.start * kw, (seg.start + n) * kw), p0 * kw);
+      values.data.set(v.data.subarray(seg.start * kw, (seg.start + n) * kw), p0 * kw);
+      const qs = T.Tensor.wrap(q.data.subarray(seg.start * qw, (seg.start + n) * qw), [1, n, this.H, this.hd]);
       const kAll = T.Tensor.wrap(keys.rows(S), [1, S, this.Hk, this.hd]);
       const vAll = T.Tensor.wrap(values.rows(S), [1, S, this.Hk, this.hd]);
-      outs.push(T.reshape(T.attention(q, kAll, vAll, { scale: this.scale, causal: true }), [n, this.H * this.hd]));
+      const o = T.attention(qs, kAll, vAll, { scale: this.scale, causal: true });
+      out.data.set(o.data, seg.start * qw);
+      o.dispose();
     }
-    return T.linear(outs.length === 1 ? outs[0] : T.concat(outs, 0), this.o);
+    return T.linear(out, this.o);
   }
 }
 

@@ -84,59 +84,58 @@ export class MLA {
 
   /**
    * Absorbed path for rows x [M, D] belonging to several sequences (segments), each attending to its
-   * own cache plus its new tokens. Appends the new latents to the caches (of layer `layer`).
+   * own cache plus its new tokens; `table` holds every row's rotary position. Appends the new latents
+   * to the caches (of layer `layer`). Projections and the W_UK / W_UV products run once over all rows;
+   * only the attention against each sequence's cache is per sequence.
    */
-  forwardCached(x: Tensor, segments: readonly Segment[], layer: number): Tensor {
+  forwardCached(x: Tensor, segments: readonly Segment[], layer: number, table: RopeTable): Tensor {
     const { H, dn, dr, dv, c } = this;
-    const M = x.shape[0];
-    const out = T.empty([M, H * dv], x.dtype);
+    const [M, D] = x.shape;
+    const rows = T.reshape(x, [1, M, D]);
+    const { nope, pe } = this.queries(rows, table, [1, M]); // [1, M, H, dn], [1, M, H, dr]
+    const { ckv, kpe } = this.latent(rows, table, [1, M]); // [1, M, c], [1, M, 1, dr]
     const be = T.kernels(x);
     const kvB = this.kvB.data;
+    // q̃[i, h] = q_nope[i, h] · W_UK,h: per-head queries in latent space, [M·H, c].
+    const qLat = T.empty([M * H, c], x.dtype);
+    for (let h = 0; h < H; h++) {
+      be.gemm(gemmArgs({ m: M, n: c, k: dn, a: nope.data, aOff: h * dn, lda: H * dn, b: kvB, bOff: h * (dn + dv) * c, ldb: c, c: qLat.data, cOff: h * c, ldc: H * c }));
+    }
+    const oLat = T.empty([M * H, c], x.dtype);
+    const w = c + dr;
     for (const seg of segments) {
       const n = seg.length;
-      const xs = T.reshape(T.gatherRows(x, rowRange(seg.start, n)), [1, n, x.shape[1]]);
-      const { nope, pe } = this.queries(xs, seg.table, [1, n]); // [1, n, H, dn], [1, n, H, dr]
-      const { ckv, kpe } = this.latent(xs, seg.table, [1, n]); // [1, n, c], [1, n, 1, dr]
-      const rows = seg.cache.keys[layer];
       const p0 = seg.cache.length;
       const S = p0 + n;
-      rows.reserve(S, p0);
-      const w = c + dr;
-      const cache = rows.data;
+      const store = seg.cache.keys[layer];
+      store.reserve(S, p0);
+      const cache = store.data;
       for (let i = 0; i < n; i++) {
-        cache.set(ckv.data.subarray(i * c, (i + 1) * c), (p0 + i) * w);
-        cache.set(kpe.data.subarray(i * dr, (i + 1) * dr), (p0 + i) * w + c);
-      }
-      // q̃[i, h] = q_nope[i, h] · W_UK,h: per-head queries in latent space, [n·H, c].
-      const qLat = T.empty([n * H, c], x.dtype);
-      for (let h = 0; h < H; h++) {
-        be.gemm(gemmArgs({ m: n, n: c, k: dn, a: nope.data, aOff: h * dn, lda: H * dn, b: kvB, bOff: h * (dn + dv) * c, ldb: c, c: qLat.data, cOff: h * c, ldc: H * c }));
+        const r = seg.start + i;
+        cache.set(ckv.data.subarray(r * c, (r + 1) * c), (p0 + i) * w);
+        cache.set(kpe.data.subarray(r * dr, (r + 1) * dr), (p0 + i) * w + c);
       }
       // All heads share the latent cache, so scores for every (token, head) row come from two GEMMs.
       const scores = T.empty([n * H, S], x.dtype);
-      be.gemm(gemmArgs({ m: n * H, n: S, k: c, a: qLat.data, b: cache, ldb: w, transB: true, c: scores.data, alpha: this.scale }));
-      be.gemm(gemmArgs({ m: n * H, n: S, k: dr, a: pe.data, b: cache, bOff: c, ldb: w, transB: true, c: scores.data, alpha: this.scale, beta: 1 }));
       const P = scores.data;
+      be.gemm(gemmArgs({ m: n * H, n: S, k: c, a: qLat.data, aOff: seg.start * H * c, b: cache, ldb: w, transB: true, c: P, alpha: this.scale }));
+      be.gemm(gemmArgs({ m: n * H, n: S, k: dr, a: pe.data, aOff: seg.start * H * dr, b: cache, bOff: c, ldb: w, transB: true, c: P, alpha: this.scale, beta: 1 }));
       for (let i = 0; i < n; i++) {
         for (let h = 0; h < H; h++) {
           const row = (i * H + h) * S;
-          for (let s = p0 + i + 1; s < S; s++) P[row + s] = -Infinity;
-          softmaxRow(P, P, row, S);
+          const visible = p0 + i + 1;
+          softmaxRow(P, P, row, visible);
+          P.fill(0, row + visible, row + S);
         }
       }
-      const oLat = T.empty([n * H, c], x.dtype);
-      be.gemm(gemmArgs({ m: n * H, n: c, k: S, a: P, b: cache, ldb: w, c: oLat.data }));
-      // o[i, h] = W_UV,h · oLat[i, h], written straight into this segment's rows of the output.
-      for (let h = 0; h < H; h++) {
-        be.gemm(gemmArgs({ m: n, n: dv, k: c, a: oLat.data, aOff: h * c, lda: H * c, b: kvB, bOff: (h * (dn + dv) + dn) * c, ldb: c, transB: true, c: out.data, cOff: seg.start * H * dv + h * dv, ldc: H * dv }));
-      }
+      be.gemm(gemmArgs({ m: n * H, n: c, k: S, a: P, b: cache, ldb: w, c: oLat.data, cOff: seg.start * H * c }));
+      scores.dispose();
+    }
+    // o[i, h] = W_UV,h · oLat[i, h] for all rows at once.
+    const out = T.empty([M, H * dv], x.dtype);
+    for (let h = 0; h < H; h++) {
+      be.gemm(gemmArgs({ m: M, n: dv, k: c, a: oLat.data, aOff: h * c, lda: H * c, b: kvB, bOff: (h * (dn + dv) + dn) * c, ldb: c, transB: true, c: out.data, cOff: h * dv, ldc: H * dv }));
     }
     return T.linear(out, this.o);
   }
-}
-
-export function rowRange(start: number, n: number): Int32Array {
-  const r = new Int32Array(n);
-  for (let i = 0; i < n; i++) r[i] = start + i;
-  return r;
 }

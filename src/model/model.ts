@@ -44,8 +44,8 @@ class DecoderLayer {
     return { out: T.add(h, T.reshape(this.mlp.forward(normed), [B, Tn, D])), balanceLoss: null };
   }
 
-  forwardCached(x: Tensor, segments: readonly Segment[], layer: number, eps: number): Tensor {
-    const h = T.add(x, this.attn.forwardCached(T.rmsnorm(x, this.inputNorm, eps), segments, layer));
+  forwardCached(x: Tensor, segments: readonly Segment[], layer: number, eps: number, table: RopeTable): Tensor {
+    const h = T.add(x, this.attn.forwardCached(T.rmsnorm(x, this.inputNorm, eps), segments, layer, table));
     const normed = T.rmsnorm(h, this.postNorm, eps);
     return T.add(h, this.mlp instanceof MoE ? this.mlp.forward(normed).out : this.mlp.forward(normed));
   }
@@ -239,6 +239,7 @@ export class CausalLM {
     const cfg = this.config;
     const eps = cfg.rms_norm_eps;
     const flat: number[] = [];
+    const positions: number[] = [];
     const segments: Segment[] = [];
     for (const s of seqs) {
       if (s.ids.length === 0) throw new Error('model.forwardCached: a sequence has no new tokens');
@@ -246,13 +247,17 @@ export class CausalLM {
       if (p0 + s.ids.length > cfg.max_position_embeddings) {
         throw new Error(`model.forwardCached: position ${p0 + s.ids.length} exceeds max_position_embeddings ${cfg.max_position_embeddings}`);
       }
-      segments.push({ start: flat.length, length: s.ids.length, cache: s.cache, table: this.table(range(s.ids.length, p0)) });
-      for (let i = 0; i < s.ids.length; i++) flat.push(s.ids[i]);
+      segments.push({ start: flat.length, length: s.ids.length, cache: s.cache });
+      for (let i = 0; i < s.ids.length; i++) {
+        flat.push(s.ids[i]);
+        positions.push(p0 + i);
+      }
     }
     this.checkIds(flat);
+    const table = this.table(positions);
     let x = T.embedding(this.embed, flat);
     this.layers.forEach((layer, i) => {
-      x = layer.forwardCached(x, segments, i, eps);
+      x = layer.forwardCached(x, segments, i, eps, table);
     });
     for (const s of seqs) s.cache.length += s.ids.length;
     const rows = allPositions ? x : T.gatherRows(x, segments.map((s) => s.start + s.length - 1));
