@@ -8,6 +8,8 @@
 // nanoseek does not implement (sliding windows, extra biases, other activations, exotic RoPE knobs)
 // are refused here rather than silently ignored later.
 
+import { isRecord, JsonFields, show } from '../util/json-fields.js';
+
 export type TorchDtype = 'float32' | 'float16' | 'bfloat16';
 
 /** YaRN context extension. Both `type` (DeepSeek's code) and `rope_type` (transformers) are written. */
@@ -119,78 +121,8 @@ const ARCHITECTURE: Record<ModelType, string> = {
 // ---------------------------------------------------------------------------------------------
 // Parsing
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function show(v: unknown): string {
-  return v === undefined ? 'missing' : JSON.stringify(v);
-}
-
-/** Default meaning "this field must be present". */
-const REQUIRED = Symbol('required');
-type Fallback<T> = T | typeof REQUIRED;
-
-/** Reads fields of one JSON object, remembering which ones were consumed. */
-class Fields {
-  readonly used = new Set<string>();
-
-  constructor(
-    private readonly obj: Record<string, unknown>,
-    private readonly source: string,
-    private readonly prefix = '',
-  ) {}
-
-  fail(field: string, problem: string, value: unknown = this.obj[field]): never {
-    throw new Error(`${this.source}: ${this.prefix}${field} = ${show(value)}: ${problem}`);
-  }
-
-  has(field: string): boolean {
-    return this.obj[field] !== undefined;
-  }
-
-  raw(field: string): unknown {
-    this.used.add(field);
-    return this.obj[field];
-  }
-
-  private take(field: string, fallback: Fallback<unknown>): unknown {
-    const v = this.raw(field);
-    if (v !== undefined) return v;
-    if (fallback === REQUIRED) this.fail(field, 'required field is missing');
-    return fallback;
-  }
-
-  int(field: string, min: number, fallback: Fallback<number> = REQUIRED, max = Number.MAX_SAFE_INTEGER): number {
-    const v = this.take(field, fallback);
-    if (typeof v !== 'number' || !Number.isSafeInteger(v)) this.fail(field, 'must be an integer');
-    if (v < min || v > max) this.fail(field, max === Number.MAX_SAFE_INTEGER ? `must be >= ${min}` : `must be in [${min}, ${max}]`);
-    return v;
-  }
-
-  /** A finite number in [min, max], or (min, max] when `minExclusive`. */
-  num(field: string, min: number, minExclusive: boolean, fallback: Fallback<number> = REQUIRED, max = Infinity): number {
-    const v = this.take(field, fallback);
-    if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(field, 'must be a finite number');
-    if (minExclusive ? v <= min : v < min) this.fail(field, `must be ${minExclusive ? '>' : '>='} ${min}`);
-    if (v > max) this.fail(field, `must be <= ${max}`);
-    return v;
-  }
-
-  bool(field: string, fallback: Fallback<boolean> = REQUIRED): boolean {
-    const v = this.take(field, fallback);
-    if (typeof v !== 'boolean') this.fail(field, 'must be true or false');
-    return v;
-  }
-
-  oneOf<T extends string>(field: string, allowed: readonly T[], fallback: Fallback<T> = REQUIRED): T {
-    const v = this.take(field, fallback);
-    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
-      this.fail(field, `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`);
-    }
-    return v as T;
-  }
-
+/** config.json fields, plus the checks only a model config needs. */
+class Fields extends JsonFields {
   /** A field nanoseek only supports at one value (a feature our model code does not implement). */
   only<T extends boolean | string | number>(field: string, value: T, why: string): T {
     if (this.take(field, value) !== value) this.fail(field, why);
@@ -218,13 +150,6 @@ class Fields {
     }
     return [...(v as number[])];
   }
-
-  /** Fields of the object that were never read, in their original order. */
-  extras(): Record<string, unknown> {
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(this.obj)) if (!this.used.has(k)) out[k] = v;
-    return out;
-  }
 }
 
 function parseRopeScaling(f: Fields, source: string, model: ModelType, rs: unknown): RopeScaling | null {
@@ -241,10 +166,10 @@ function parseRopeScaling(f: Fields, source: string, model: ModelType, rs: unkno
   r.raw('rope_type');
   let out: RopeScaling;
   if (kind === 'yarn') {
-    const factor = r.num('factor', 1, false);
+    const factor = r.num('factor', 1);
     const original = r.int('original_max_position_embeddings', 1);
-    const betaFast = r.num('beta_fast', 0, true, 32);
-    const betaSlow = r.num('beta_slow', 0, true, 1);
+    const betaFast = r.num('beta_fast', 0, 32, Infinity, true);
+    const betaSlow = r.num('beta_slow', 0, 1, Infinity, true);
     if (betaSlow >= betaFast) r.fail('beta_slow', `must be below beta_fast (${betaFast})`);
     out = {
       type: 'yarn',
@@ -253,16 +178,16 @@ function parseRopeScaling(f: Fields, source: string, model: ModelType, rs: unkno
       original_max_position_embeddings: original,
       beta_fast: betaFast,
       beta_slow: betaSlow,
-      mscale: r.num('mscale', 0, false, 1),
-      mscale_all_dim: r.num('mscale_all_dim', 0, false, 0),
+      mscale: r.num('mscale', 0, 1),
+      mscale_all_dim: r.num('mscale_all_dim', 0, 0),
     };
   } else if (kind === 'llama3' && model === 'llama') {
-    const low = r.num('low_freq_factor', 0, true);
-    const high = r.num('high_freq_factor', 0, true);
+    const low = r.num('low_freq_factor', 0, undefined, Infinity, true);
+    const high = r.num('high_freq_factor', 0, undefined, Infinity, true);
     if (high <= low) r.fail('high_freq_factor', `must exceed low_freq_factor (${low})`);
     out = {
       rope_type: 'llama3',
-      factor: r.num('factor', 1, false),
+      factor: r.num('factor', 1),
       low_freq_factor: low,
       high_freq_factor: high,
       original_max_position_embeddings: r.int('original_max_position_embeddings', 1),
@@ -323,7 +248,7 @@ export function parseModelConfig(json: unknown, source = 'config.json'): ModelCo
     num_attention_heads: heads,
     num_key_value_heads: f.int('num_key_value_heads', 1, heads),
     hidden_act: f.only('hidden_act', 'silu', 'only "silu" (SwiGLU MLPs) is supported'),
-    rms_norm_eps: f.num('rms_norm_eps', 0, true, 1e-6, 0.1),
+    rms_norm_eps: f.num('rms_norm_eps', 0, 1e-6, 0.1, true),
     rope_theta: ropeTheta,
     rope_scaling: parseRopeScaling(f, source, modelType, ropeScaling),
     max_position_embeddings: f.int('max_position_embeddings', 1, modelType === 'deepseek_v3' ? 4096 : modelType === 'llama' ? 2048 : 32768),
@@ -332,8 +257,8 @@ export function parseModelConfig(json: unknown, source = 'config.json'): ModelCo
     // Older Llama configs use -1 for "no pad token".
     pad_token_id: f.tokenId('pad_token_id', vocab, null, true),
     tie_word_embeddings: f.bool('tie_word_embeddings', false),
-    attention_dropout: f.num('attention_dropout', 0, false, 0, 0.99),
-    initializer_range: f.num('initializer_range', 0, false, 0.02),
+    attention_dropout: f.num('attention_dropout', 0, 0, 0.99),
+    initializer_range: f.num('initializer_range', 0, 0.02),
     use_cache: f.bool('use_cache', true),
     torch_dtype: 'float32',
   };
@@ -394,7 +319,7 @@ function parseDeepseek(f: Fields, c: CommonConfig): DeepseekV3Config {
     num_experts_per_tok: topk,
     n_group: groups,
     topk_group: topkGroup,
-    routed_scaling_factor: f.num('routed_scaling_factor', 0, true, 2.5),
+    routed_scaling_factor: f.num('routed_scaling_factor', 0, 2.5, Infinity, true),
     scoring_func: f.oneOf('scoring_func', ['sigmoid', 'softmax'] as const, 'sigmoid'),
     topk_method: method,
     norm_topk_prob: f.bool('norm_topk_prob', true),

@@ -5,13 +5,13 @@ import * as T from '../tensor/index.js';
 import { IGNORE_INDEX } from '../tensor/index.js';
 import type { OptimParam } from '../train/optim.js';
 import { KVCache, type Segment } from './cache.js';
-import { isMoeLayer, type DeepseekV3Config, type ModelConfig } from './config.js';
+import { isMoeLayer, type DeepseekV3Config, type ModelConfig, type YarnRopeScaling } from './config.js';
 import { GQA, headDim } from './gqa.js';
 import { MLA } from './mla.js';
 import { SwiGLU } from './mlp.js';
 import { MoE } from './moe.js';
 import { ParamStore } from './params.js';
-import { inverseFrequencies, positionTable, yarnMscale, type YarnScaling } from './rope.js';
+import { inverseFrequencies, positionTable, yarnMscale } from './rope.js';
 
 export function isDeepseek(cfg: ModelConfig): cfg is DeepseekV3Config {
   return cfg.model_type === 'deepseek_v3';
@@ -108,7 +108,7 @@ export class CausalLM {
   readonly mtp: MTPModule | null;
   readonly dtype: DType;
   private readonly invFreq: Float64Array;
-  private readonly yarn: YarnScaling | null;
+  private readonly yarn: YarnRopeScaling | null;
 
   constructor(readonly config: ModelConfig, opts: ModelOptions = {}) {
     const cfg = config;
@@ -273,18 +273,11 @@ export class CausalLM {
   }
 }
 
-function yarnOf(cfg: ModelConfig): YarnScaling | null {
+function yarnOf(cfg: ModelConfig): YarnRopeScaling | null {
   const r = cfg.rope_scaling;
   if (r === null || r === undefined) return null;
   if (r.rope_type !== 'yarn') throw new Error(`config.json: rope_scaling type ${JSON.stringify(r.rope_type)} is not supported (only "yarn")`);
-  return {
-    factor: r.factor,
-    original_max_position_embeddings: r.original_max_position_embeddings,
-    beta_fast: r.beta_fast ?? 32,
-    beta_slow: r.beta_slow ?? 1,
-    mscale: r.mscale ?? 1,
-    mscale_all_dim: r.mscale_all_dim ?? 0,
-  };
+  return r;
 }
 
 export function range(n: number, from = 0): number[] {

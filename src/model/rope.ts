@@ -2,14 +2,7 @@
 import type { RopeTable } from '../tensor/index.js';
 import { ropeTable } from '../tensor/index.js';
 
-export interface YarnScaling {
-  factor: number;
-  original_max_position_embeddings: number;
-  beta_fast: number;
-  beta_slow: number;
-  mscale: number;
-  mscale_all_dim: number;
-}
+import type { YarnRopeScaling } from './config.js';
 
 /** m(s, k) = 0.1·k·ln(s) + 1: YaRN's correction of attention temperature (1 when not extending). */
 export function yarnMscale(factor: number, k: number): number {
@@ -17,7 +10,7 @@ export function yarnMscale(factor: number, k: number): number {
 }
 
 /** θ^(-2i/d) for the d/2 rotated pairs, blended towards θ^(-2i/d)/factor on the low-frequency side by YaRN. */
-export function inverseFrequencies(dim: number, theta: number, yarn: YarnScaling | null): Float64Array {
+export function inverseFrequencies(dim: number, theta: number, yarn: YarnRopeScaling | null): Float64Array {
   const half = dim / 2;
   const freq = new Float64Array(half);
   for (let i = 0; i < half; i++) freq[i] = Math.pow(theta, (-2 * i) / dim);
@@ -37,7 +30,7 @@ export function inverseFrequencies(dim: number, theta: number, yarn: YarnScaling
 }
 
 /** The cos/sin table for given positions; YaRN also scales the rotation by mscale(mscale)/mscale(mscale_all_dim). */
-export function positionTable(positions: ArrayLike<number>, invFreq: Float64Array, yarn: YarnScaling | null): RopeTable {
+export function positionTable(positions: ArrayLike<number>, invFreq: Float64Array, yarn: YarnRopeScaling | null): RopeTable {
   const table = ropeTable(positions, invFreq);
   if (yarn !== null && yarn.factor > 1) {
     const m = yarnMscale(yarn.factor, yarn.mscale) / yarnMscale(yarn.factor, yarn.mscale_all_dim);

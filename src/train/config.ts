@@ -9,6 +9,7 @@ import { readModelConfig } from '../io/checkpoint.js';
 import { PRESET_NAMES, presetConfig, type ModelConfig, type PresetName } from '../model/config.js';
 import { EVAL_SEED, validateSpec, type ArithOp, type CountdownSpec, type TaskSpec } from '../tasks/index.js';
 import { loadTokenizer } from '../tokenizer/index.js';
+import { isRecord, JsonFields, show, type Json } from '../util/json-fields.js';
 
 /** The resolved config a run started with, written into the run directory for people and `nanoseek plot`. */
 export const TRAIN_CONFIG_FILE = 'train_config.json';
@@ -118,105 +119,7 @@ export interface TrainConfig {
 /** Fields that may change when a run is resumed: none of them alters the weights a step produces. */
 export const RESUMABLE_FIELDS = ['steps', 'eval_every', 'eval_batches', 'save_every', 'log_every', 'keep_checkpoints'] as const;
 
-type Json = Record<string, unknown>;
-
-function isRecord(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function show(v: unknown): string {
-  if (v === undefined) return 'missing';
-  const s = JSON.stringify(v);
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
-
-/** Reads the fields of one object; `done()` refuses whatever was not read. */
-class Reader {
-  private readonly used = new Set<string>();
-
-  constructor(
-    readonly obj: Json,
-    private readonly source: string,
-    private readonly prefix = '',
-  ) {}
-
-  fail(field: string, problem: string, value: unknown = this.obj[field]): never {
-    throw new Error(`${this.source}: ${this.prefix}${field} = ${show(value)}: ${problem}`);
-  }
-
-  has(field: string): boolean {
-    return this.obj[field] !== undefined;
-  }
-
-  raw(field: string): unknown {
-    this.used.add(field);
-    return this.obj[field];
-  }
-
-  private take<T>(field: string, fallback: T | undefined): unknown {
-    const v = this.raw(field);
-    if (v !== undefined) return v;
-    if (fallback === undefined) this.fail(field, 'required field is missing');
-    return fallback;
-  }
-
-  int(field: string, min: number, fallback?: number, max = Number.MAX_SAFE_INTEGER): number {
-    const v = this.take(field, fallback);
-    if (typeof v !== 'number' || !Number.isSafeInteger(v)) this.fail(field, 'must be an integer');
-    if (v < min || v > max) this.fail(field, max === Number.MAX_SAFE_INTEGER ? `must be >= ${min}` : `must be in [${min}, ${max}]`);
-    return v;
-  }
-
-  /** A finite number in [min, max] ((min, max] with `above`). */
-  num(field: string, min: number, fallback?: number, max = Infinity, above = false): number {
-    const v = this.take(field, fallback);
-    if (typeof v !== 'number' || !Number.isFinite(v)) this.fail(field, 'must be a finite number');
-    if (above ? v <= min : v < min) this.fail(field, `must be ${above ? '>' : '>='} ${min}`);
-    if (v > max) this.fail(field, `must be <= ${max}`);
-    return v;
-  }
-
-  bool(field: string, fallback?: boolean): boolean {
-    const v = this.take(field, fallback);
-    if (typeof v !== 'boolean') this.fail(field, 'must be true or false');
-    return v;
-  }
-
-  str(field: string, fallback?: string): string {
-    const v = this.take(field, fallback);
-    if (typeof v !== 'string' || v === '') this.fail(field, 'must be a non-empty string');
-    return v;
-  }
-
-  optStr(field: string): string | null {
-    const v = this.raw(field);
-    if (v === undefined || v === null) return null;
-    if (typeof v !== 'string' || v === '') this.fail(field, 'must be null or a non-empty string');
-    return v;
-  }
-
-  oneOf<T extends string>(field: string, allowed: readonly T[], fallback?: T): T {
-    const v = this.take(field, fallback);
-    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) {
-      this.fail(field, `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`);
-    }
-    return v as T;
-  }
-
-  object(field: string): Reader {
-    const v = this.raw(field);
-    if (!isRecord(v)) this.fail(field, v === undefined ? 'required section is missing' : 'must be an object');
-    return new Reader(v, this.source, `${this.prefix}${field}.`);
-  }
-
-  done(): void {
-    for (const k of Object.keys(this.obj)) {
-      if (!this.used.has(k)) this.fail(k, `unknown field (known: ${[...this.used].join(', ')})`);
-    }
-  }
-}
-
-function taskSpec(r: Reader, field: string, value: unknown): TaskSpec {
+function taskSpec(r: JsonFields, field: string, value: unknown): TaskSpec {
   if (!isRecord(value)) r.fail(field, 'must be a task spec object like {"task": "arithmetic", "digits": [2, 2], "ops": ["+"]}', value);
   try {
     validateSpec(value as unknown as TaskSpec);
@@ -228,7 +131,7 @@ function taskSpec(r: Reader, field: string, value: unknown): TaskSpec {
   return structuredClone(value) as unknown as TaskSpec;
 }
 
-function parseModel(r: Reader): ModelSpec {
+function parseModel(r: JsonFields): ModelSpec {
   if (r.has('init')) {
     if (r.has('preset')) r.fail('init', 'give either model.preset or model.init, not both');
     const init = r.str('init');
@@ -246,7 +149,7 @@ function parseModel(r: Reader): ModelSpec {
   return { preset, mtp, vocab_size: (vocab as number | null | undefined) ?? null };
 }
 
-function parseTokenizer(r: Reader, hasInit: boolean): TokenizerSpec {
+function parseTokenizer(r: JsonFields, hasInit: boolean): TokenizerSpec {
   if (r.has('path')) {
     const path = r.str('path');
     r.done();
@@ -264,7 +167,7 @@ function parseTokenizer(r: Reader, hasInit: boolean): TokenizerSpec {
   return { from_init: true };
 }
 
-function parseData(r: Reader, stage: Stage, seed: number): DataSpec {
+function parseData(r: JsonFields, stage: Stage, seed: number): DataSpec {
   const source = r.oneOf('source', stage === 'pretrain' ? (['tasks', 'text', 'jsonl'] as const) : (['tasks', 'jsonl'] as const));
   const dataSeed = r.int('seed', 0, seed);
   let out: DataSpec;
@@ -310,14 +213,14 @@ function parseData(r: Reader, stage: Stage, seed: number): DataSpec {
  */
 export function parseTrainConfig(json: unknown, source = 'train config', stage?: Stage): TrainConfig {
   if (!isRecord(json)) throw new Error(`${source}: a training config must be a JSON object, got ${show(json)}`);
-  const r = new Reader(json, source);
+  const r = new JsonFields(json, source);
   const fileStage = r.has('stage') ? r.oneOf('stage', STAGES) : undefined;
   if (fileStage !== undefined && stage !== undefined && fileStage !== stage) r.fail('stage', `this config is for "${fileStage}", not "${stage}"`);
   const theStage = stage ?? fileStage ?? r.fail('stage', `required field is missing (one of ${STAGES.join(', ')})`);
   const seed = r.int('seed', 0, 0);
   const model = parseModel(r.object('model'));
   const hasInit = 'init' in model;
-  const tokenizer = parseTokenizer(r.has('tokenizer') ? r.object('tokenizer') : new Reader({}, source, 'tokenizer.'), hasInit);
+  const tokenizer = parseTokenizer(r.has('tokenizer') ? r.object('tokenizer') : new JsonFields({}, source, 'tokenizer.'), hasInit);
   const data = parseData(r.object('data'), theStage, seed);
   const steps = r.int('steps', 1);
   const cfg: TrainConfig = {
