@@ -62,10 +62,35 @@ describe('pretraining corpus', () => {
     assert.ok(tagged.some((d) => d.problems[0]!.task === 'countdown') && tagged.some((d) => d.problems[0]!.task === 'arithmetic'));
   });
 
+  test('scratch work: every column line is right, the result so far grows by one digit, the answer is the last result', () => {
+    const mix = { facts: 0, worked: 0, columns: 0, countdown: 0, countdownFacts: 0, tagged: 1, scratch: 1 };
+    const docs = take(corpusDocuments({ seed: 9, ops: ['+', '-'], mix, taggedWorked: 1 }), 400);
+    let lines = 0;
+    for (const d of docs) {
+      const p = d.problems[0] as { answer: string };
+      let sofar = '';
+      for (const line of d.text.split('\n')) {
+        const m = /^(\d+(?: [-+] \d+)*) = (\d+)(?:, (?:carry|borrow) 1)?, so far (\d+)$/.exec(line);
+        if (m === null) continue;
+        lines++;
+        const terms = m[1].split(' ');
+        let v = Number(terms[0]);
+        for (let i = 1; i < terms.length; i += 2) v = terms[i] === '+' ? v + Number(terms[i + 1]) : v - Number(terms[i + 1]);
+        assert.equal(v, Number(m[2]), line);
+        assert.equal(m[3], `${Number(m[2]) % 10}${sofar}`, line);
+        sofar = m[3];
+      }
+      const last = d.text.split('\n').filter((l) => !/^(<\/think>|Answer:|<answer>)/.test(l)).pop()!;
+      assert.ok(last.endsWith(`so far ${p.answer}`) || last.endsWith(`: ${p.answer}`), `${d.text}`);
+      assert.ok(d.text.endsWith(`Answer: ${p.answer}`) || d.text.endsWith(`<answer>${p.answer}</answer>`), d.text);
+    }
+    assert.ok(lines > 800, `${lines}`);
+  });
+
   test('the mix can leave kinds out', () => {
-    const only = take(corpusDocuments({ seed: 1, mix: { facts: 0, worked: 0, countdown: 0, countdownFacts: 0, tagged: 1 }, taggedWorked: 1 }), 50);
+    const only = take(corpusDocuments({ seed: 1, mix: { facts: 0, worked: 0, scratch: 0, columns: 0, countdown: 0, countdownFacts: 0, tagged: 1 }, taggedWorked: 1 }), 50);
     assert.ok(only.every((d) => d.text.includes('</think>\n<answer>') && d.problems[0]!.task === 'arithmetic'));
-    assert.throws(() => corpusDocuments({ mix: { facts: 0, worked: 0, tagged: 0, countdown: 0, countdownFacts: 0 } }).next(), /mix: expected non-negative weights/);
+    assert.throws(() => corpusDocuments({ mix: { facts: 0, worked: 0, scratch: 0, columns: 0, tagged: 0, countdown: 0, countdownFacts: 0 } }).next(), /mix: expected non-negative weights/);
     assert.throws(() => corpusDocuments({ taggedWorked: 2 }).next(), /taggedWorked/);
   });
 

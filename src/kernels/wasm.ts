@@ -41,9 +41,9 @@ const BLOCK_WORDS = 96;
 
 // Below this much work a call runs on the calling thread alone: waking the pool costs more.
 const PARALLEL_MIN_FLOPS = 1 << 22;
-// Polls of a control word before sleeping on it: back-to-back calls (a training step) then find the
-// workers awake, while an idle pool sleeps instead of burning cores.
-const SPIN = 3000;
+// Polls of a control word (about 50 µs) before sleeping on it: waking a sleeping thread takes about as
+// long again, so back-to-back calls find the workers awake, while an idle pool does not burn cores.
+const SPIN = 6000;
 
 function kernelPath(variant: SimdVariant): string {
   const file = `kernels-${variant}.wasm`;

@@ -16,18 +16,22 @@
 // SFT / cold start: the same worked solutions as {prompt, completion} with the completion in the
 // `<think>steps</think> <answer>x</answer>` format, which grades as format 1, accuracy 1.
 import { Rng } from '../util/rng.js';
-import { parseArithmeticQuestion, workedArithmetic } from './arithmetic.js';
+import { parseArithmeticQuestion, workedArithmetic, type ArithmeticItem } from './arithmetic.js';
 import { solveCountdown, workedCountdown } from './countdown.js';
 import { writeChunksAtomic } from '../io/atomic.js';
-import { questionText, sampleProblem, validateSpec, zeroPrompt } from './problems.js';
+import { questionText, sampleProblem, solutionOf, validateSpec, zeroPrompt } from './problems.js';
 import type { ArithOp, ArithmeticProblem, CountdownProblem, CountdownSpec, Problem, TaskSpec } from './types.js';
 
 /** Relative weights of the document kinds (they need not sum to 1). */
 export interface CorpusMix {
   /** Lists of arithmetic questions with direct answers. */
   facts: number;
-  /** Worked arithmetic in plain text. */
+  /** Worked arithmetic in plain text, narrated the school way. */
   worked: number;
+  /** Worked sums and differences as terse column scratch work (products narrated), plain text. */
+  scratch: number;
+  /** Place-value drills: numbers read digit by digit from the right, two numbers column by column. */
+  columns: number;
   /** One arithmetic or Countdown problem in the think/answer layout. */
   tagged: number;
   /** Narrated Countdown searches. */
@@ -36,7 +40,7 @@ export interface CorpusMix {
   countdownFacts: number;
 }
 
-export const DEFAULT_MIX: CorpusMix = { facts: 0.2, worked: 0.3, tagged: 0.15, countdown: 0.27, countdownFacts: 0.08 };
+export const DEFAULT_MIX: CorpusMix = { facts: 0.2, worked: 0.2, scratch: 0.1, columns: 0.05, tagged: 0.15, countdown: 0.22, countdownFacts: 0.08 };
 
 export interface CorpusOptions {
   seed?: number;
@@ -101,17 +105,86 @@ function countdownLine(p: CountdownProblem, rng: Rng): string {
 
 /** A one-line think for a direct answer: nothing, or a remark that does no work. */
 function shortThought(p: Problem, rng: Rng): string {
-  if (p.task === 'countdown') return rng.pick(['', ' ', `Reach ${p.target}.`, 'I can see it.', 'One expression does it.']);
+  if (p.task === 'countdown') return rng.pick(['', `Reach ${p.target}. `, 'I can see it. ', 'One expression does it. ']);
   const item = parseArithmeticQuestion(p.question);
-  return rng.pick(['', ' ', item ? `${item.a} ${item.op} ${item.b}` : '', 'Easy.', 'I know this one.', 'Straight to the result.']);
+  return rng.pick(['', item ? `${item.a} ${item.op} ${item.b} ` : '', 'Easy. ', 'I know this one. ', 'Straight to the result. ']);
 }
 
-/** One problem in the think/answer layout; `worked` puts the full solution in the think block. */
+const lowFirst = (n: bigint): number[] => [...n.toString()].reverse().map(Number);
+
+/**
+ * Sums and differences as terse scratch work, one line per column with its carry or borrow and the
+ * result so far, the way reasoning inside think tags tends to be written. Carrying the partial
+ * result down the lines means no step has to look further back than the line before it for the
+ * digits already written, and the answer is the last of them. About a third of the school
+ * narration's length, which is what a sampled completion costs in RL. Null for products (they keep
+ * the narration).
+ */
+function scratchpad(item: ArithmeticItem): string[] | null {
+  const { a, op, b } = item;
+  if (op === '*') return null;
+  const lines: string[] = [];
+  let written = '';
+  const column = (work: string, digit: number, note: string) => {
+    written = `${digit}${written}`;
+    lines.push(`${work}${note}, so far ${written}`);
+  };
+  if (op === '+') {
+    const [da, db] = [lowFirst(a), lowFirst(b)];
+    let carry = 0;
+    for (let i = 0; i < Math.max(da.length, db.length); i++) {
+      const terms = [da[i], db[i], carry || undefined].filter((t): t is number => t !== undefined);
+      const sum = terms.reduce((x, y) => x + y, 0);
+      carry = Math.floor(sum / 10);
+      column(`${terms.join(' + ')} = ${sum}`, sum % 10, carry ? `, carry ${carry}` : '');
+    }
+    if (carry) lines.push(`carry ${carry} in front: ${carry}${written}`);
+  } else {
+    const [hi, lo] = a < b ? [b, a] : [a, b];
+    if (a < b) lines.push(`${a} < ${b}, so work out ${b} - ${a} and negate`);
+    const [dh, dl] = [lowFirst(hi), lowFirst(lo)];
+    let borrow = 0;
+    for (let i = 0; i < dh.length; i++) {
+      const top = dh[i] - borrow;
+      const bottom = dl[i] ?? 0;
+      borrow = top < bottom ? 1 : 0;
+      column(`${top + 10 * borrow} - ${bottom} = ${top + 10 * borrow - bottom}`, top + 10 * borrow - bottom, borrow ? ', borrow 1' : '');
+    }
+    const diff = hi - lo;
+    if (diff.toString() !== written) lines.push(`without leading zeros: ${diff}`);
+    if (a < b) lines.push(`negate: ${-diff}`);
+  }
+  return lines;
+}
+
+const PLACE = ['ones', 'tens', 'hundreds', 'thousands', 'ten-thousands', 'hundred-thousands', 'millions'];
+
+/** A number read from the right: the skill column arithmetic rests on, drilled on its own. */
+function digitLine(n: bigint, rng: Rng): string {
+  const d = lowFirst(n);
+  if (rng.next() < 0.5) return `${n} from the right: ${d.join(', ')}`;
+  return `${n}: ${d.map((x, i) => `${PLACE[i] ?? `digit ${i + 1}`} ${x}`).join(', ')}`;
+}
+
+/** Two numbers lined up column by column from the right (a missing digit is blank). */
+function columnLine(a: bigint, b: bigint): string {
+  const [da, db] = [lowFirst(a), lowFirst(b)];
+  const cols = Array.from({ length: Math.max(da.length, db.length) }, (_, i) => (da[i] === undefined ? `${db[i]}` : db[i] === undefined ? `${da[i]}` : `${da[i]} and ${db[i]}`));
+  return `${a} and ${b} column by column: ${cols.join(', ')}`;
+}
+
+/** A problem's worked solution: scratch work where there is one, else the narrated steps. */
+function workedSteps(p: Problem, rng: Rng): string[] {
+  const item = p.task === 'arithmetic' ? parseArithmeticQuestion(p.question) : null;
+  return (item && scratchpad(item)) ?? workedSolution(p, rng).steps;
+}
+
+/** One problem in the think/answer layout; `worked` puts a worked solution in the think block. */
 function taggedDocument(p: Problem, worked: boolean, rng: Rng): string {
-  const { steps, answer } = workedSolution(p, rng);
+  const answer = solutionOf(p)!;
   const q = questionText(p);
   const head = rng.pick([q, `Q: ${q}`, `Problem: ${q}`, `Question: ${q}`]);
-  const body = worked ? `<think>\n${steps.join('\n')}\n</think>\n<answer>${answer}</answer>` : `<think>${shortThought(p, rng)}</think> <answer>${answer}</answer>`;
+  const body = worked ? `<think>\n${workedSteps(p, rng).join('\n')}\n</think>\n<answer>${answer}</answer>` : `<think> ${shortThought(p, rng)}</think> <answer>${answer}</answer>`;
   return `${head}${rng.pick([' ', '\n'])}${body}`;
 }
 
@@ -125,14 +198,15 @@ export function* corpusDocuments(opts: CorpusOptions = {}): Generator<CorpusDocu
   const taggedWorked = opts.taggedWorked ?? 0.3;
   validateSpec({ task: 'arithmetic', digits: [maxDigits, maxDigits], ops });
   validateSpec(countdown);
-  const weights = [mix.facts, mix.worked, mix.tagged, mix.countdown, mix.countdownFacts];
+  const weights = [mix.facts, mix.worked, mix.scratch, mix.columns, mix.tagged, mix.countdown, mix.countdownFacts];
   if (!weights.every((w) => Number.isFinite(w) && w >= 0) || weights.every((w) => w === 0)) {
     throw new Error(`mix: expected non-negative weights, not all zero, got ${JSON.stringify(mix)}`);
   }
   if (!(taggedWorked >= 0 && taggedWorked <= 1)) throw new Error(`taggedWorked: expected a share in [0, 1], got ${taggedWorked}`);
   const total = weights.reduce((a, b) => a + b, 0);
   // Tagged documents follow the arithmetic : Countdown balance of the rest of the mix.
-  const arithShare = mix.facts + mix.worked + mix.countdown + mix.countdownFacts === 0 ? 1 : (mix.facts + mix.worked) / (mix.facts + mix.worked + mix.countdown + mix.countdownFacts);
+  const arith = mix.facts + mix.worked + mix.scratch + mix.columns;
+  const arithShare = arith + mix.countdown + mix.countdownFacts === 0 ? 1 : arith / (arith + mix.countdown + mix.countdownFacts);
   const arithmetic = (): ArithmeticProblem => {
     const spec: TaskSpec = { task: 'arithmetic', digits: [rng.int(1, maxDigits), rng.int(1, maxDigits)], ops };
     return sampleProblem(spec, rng) as ArithmeticProblem;
@@ -157,9 +231,19 @@ export function* corpusDocuments(opts: CorpusOptions = {}): Generator<CorpusDocu
       const tail = rng.pick([`Answer: ${answer}`, `The answer is ${answer}.`, '']);
       yield { text: [head, ...steps, tail].filter((l) => l !== '').join('\n'), problems: [p] };
     } else if (kind === 2) {
+      const p = arithmetic();
+      const head = rng.pick([`Q: ${p.question}`, p.question, `Problem: ${p.question}`]);
+      yield { text: [head, ...workedSteps(p, rng), `Answer: ${p.answer}`].join('\n'), problems: [p] };
+    } else if (kind === 3) {
+      const lines = Array.from({ length: rng.int(3, 6) }, () => {
+        const { a, b } = parseArithmeticQuestion(arithmetic().question)!;
+        return rng.next() < 0.5 ? digitLine(a, rng) : columnLine(a, b);
+      });
+      yield { text: lines.join('\n'), problems: [] };
+    } else if (kind === 4) {
       const p = rng.next() < arithShare ? arithmetic() : sampleProblem(countdown, rng);
       yield { text: taggedDocument(p, rng.next() < taggedWorked, rng), problems: [p] };
-    } else if (kind === 3) {
+    } else if (kind === 5) {
       const p = sampleProblem(countdown, rng) as CountdownProblem;
       const { steps, answer } = workedSolution(p, rng);
       const head = rng.pick([questionText(p), `Countdown puzzle: reach ${p.target} with ${p.numbers.join(', ')}.`, '']);

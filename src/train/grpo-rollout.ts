@@ -73,7 +73,7 @@ export interface Completion {
  */
 export async function sampleCompletions(model: CausalLM, tokenizer: Tokenizer, prompts: readonly (readonly number[])[], s: SamplingSettings): Promise<Completion[]> {
   // Offline batches prefill everything at once: no request waits on another here.
-  const engine = new Engine(model, tokenizer, { maxConcurrent: s.maxBatch ?? 128, maxQueue: Infinity, prefillChunk: 512, prefillBudget: 1 << 16, stopTokenIds: stopIds(model, tokenizer) });
+  const engine = new Engine(model, tokenizer, { maxConcurrent: s.maxBatch ?? 128, maxQueue: Infinity, prefillChunk: 512, prefillBudget: 4096, stopTokenIds: stopIds(model, tokenizer) });
   const seeds = new Rng(s.seed);
   const pending: Promise<Completion>[] = [];
   try {

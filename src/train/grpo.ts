@@ -31,7 +31,7 @@ import { AdamW, cosineSchedule } from './optim.js';
 export const GRPO_CONFIG_FILE = 'grpo_config.json';
 
 /** Positions per teacher-forced micro-batch (B·T): bounds memory, and fixes the buffer sizes. */
-export const MICRO_TOKENS = 3072;
+export const MICRO_TOKENS = 3840;
 
 /** Draws training problems from task specs, uniformly over the specs; position = the RNG state. */
 export class TaskProblemStream implements Stream<Problem> {
