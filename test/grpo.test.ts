@@ -165,10 +165,12 @@ test('β = 0 keeps no reference model; β > 0 measures a KL once the policy move
   const { dir } = await fixture();
   const lines: string[] = [];
   const records: number[] = [];
-  await trainGrpo(config(dir, { steps: 1 }), { out: outDir(), log: (l) => lines.push(l) });
-  assert.ok(lines.some((l) => l.includes('β = 0 (no reference model)')), lines.join('\n'));
   registerReward('toy-length2', (c: RewardContext) => c.tokens.length);
   try {
+    const noRef: number[] = [];
+    await trainGrpo(config(dir, { steps: 2, mu: 2, rewards: { 'toy-length2': 1 } }), { out: outDir(), log: (l) => lines.push(l), onRecord: (r) => noRef.push(r.kl) });
+    assert.ok(lines.some((l) => l.includes('β = 0 (no reference model)')), lines.join('\n'));
+    assert.deepEqual(noRef, [0, 0]);
     const withRef: string[] = [];
     await trainGrpo(config(dir, { steps: 2, beta: 0.1, mu: 2, rewards: { 'toy-length2': 1 } }), { out: outDir(), log: (l) => withRef.push(l), onRecord: (r) => records.push(r.kl) });
     assert.ok(!withRef.some((l) => l.includes('no reference model')));

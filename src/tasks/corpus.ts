@@ -103,11 +103,15 @@ function countdownLine(p: CountdownProblem, rng: Rng): string {
   ]);
 }
 
-/** A one-line think for a direct answer: nothing, or a remark that does no work. */
+/**
+ * The think block of a direct answer: empty, or the problem restated. Both open with the same
+ * token (a space), so whether to answer directly is one decision at the first token, as it is for
+ * working it out (a newline).
+ */
 function shortThought(p: Problem, rng: Rng): string {
-  if (p.task === 'countdown') return rng.pick(['', `Reach ${p.target}. `, 'I can see it. ', 'One expression does it. ']);
-  const item = parseArithmeticQuestion(p.question);
-  return rng.pick(['', item ? `${item.a} ${item.op} ${item.b} ` : '', 'Easy. ', 'I know this one. ', 'Straight to the result. ']);
+  const item = p.task === 'arithmetic' ? parseArithmeticQuestion(p.question) : null;
+  const restated = item ? `${item.a} ${item.op} ${item.b}` : p.task === 'countdown' ? `${p.numbers.join(', ')} to ${p.target}` : '';
+  return rng.next() < 0.5 ? ' ' : ` ${restated} `;
 }
 
 const lowFirst = (n: bigint): number[] => [...n.toString()].reverse().map(Number);
@@ -184,7 +188,7 @@ function taggedDocument(p: Problem, worked: boolean, rng: Rng): string {
   const answer = solutionOf(p)!;
   const q = questionText(p);
   const head = rng.pick([q, `Q: ${q}`, `Problem: ${q}`, `Question: ${q}`]);
-  const body = worked ? `<think>\n${workedSteps(p, rng).join('\n')}\n</think>\n<answer>${answer}</answer>` : `<think> ${shortThought(p, rng)}</think> <answer>${answer}</answer>`;
+  const body = worked ? `<think>\n${workedSteps(p, rng).join('\n')}\n</think>\n<answer>${answer}</answer>` : `<think>${shortThought(p, rng)}</think> <answer>${answer}</answer>`;
   return `${head}${rng.pick([' ', '\n'])}${body}`;
 }
 

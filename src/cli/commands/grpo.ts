@@ -156,7 +156,7 @@ export function register(program: Command): void {
     .command('train')
     .description('train with GRPO; checkpoints, metrics.jsonl and --resume under --out')
     .requiredOption('--out <dir>', 'run directory (checkpoint-<step>/, latest, metrics.jsonl)')
-    .option('--config <json>', 'GRPO config file (see configs/r1zero-grpo.json); optional with --resume')
+    .option('--config <json>', 'GRPO config file (e.g. configs/r1-grpo.json); optional with --resume')
     .option('--resume', 'continue the newest checkpoint in --out (bit-exact)')
     .option('--init <dir>', 'policy to start from (replaces model.init)')
     .option('--steps <n>', 'GRPO steps')
