@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { countParameters } from '../model/config.js';
 import { loadModel, saveModel } from '../model/persist.js';
-import { corpusDocuments, heldOutSet, writeCorpus, ZERO_TEMPLATE, type CorpusOptions, type TaskSpec } from '../tasks/index.js';
+import { corpusDocuments, DEFAULT_MIX, heldOutSet, writeCorpus, ZERO_TEMPLATE, type CorpusMix, type CorpusOptions, type TaskSpec } from '../tasks/index.js';
 import { loadTokenizer, SPECIAL_TOKENS, trainTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { evaluateModel, type EvalReport } from '../eval/evaluate.js';
 import { renderR1ZeroReport, type TaskComparison } from '../eval/report.js';
@@ -176,6 +176,23 @@ function describeTask(spec: TaskSpec): string {
   return spec.task === 'arithmetic' ? `${spec.digits.join('×')}-digit ${spec.ops.join(' ')}` : `countdown (${spec.count.join('–')} numbers ≤ ${spec.numberMax}, target ≤ ${spec.targetMax})`;
 }
 
+const KIND_NAMES: Record<keyof CorpusMix, string> = {
+  facts: 'question lists with direct answers',
+  worked: 'narrated column arithmetic',
+  scratch: 'terse column scratch work',
+  columns: 'place-value drills',
+  tagged: 'single problems in the think/answer layout',
+  countdown: 'narrated Countdown searches',
+  countdownFacts: 'Countdown solutions',
+};
+
+function describeCorpus(c: CorpusOptions): string {
+  const mix = { ...DEFAULT_MIX, ...c.mix };
+  const total = Object.values(mix).reduce((a, b) => a + b, 0);
+  const kinds = (Object.keys(mix) as (keyof CorpusMix)[]).filter((k) => mix[k] > 0).map((k) => `${Math.round((100 * mix[k]) / total)}% ${KIND_NAMES[k]}`);
+  return `${(c.ops ?? ['+', '-', '*']).join(' ')} with operands of up to ${c.maxDigits ?? 4} digits: ${kinds.join(', ')}`;
+}
+
 async function evaluateAll(dir: string, cfg: R1ZeroConfig, file: string, log: (l: string) => void): Promise<EvalReport[]> {
   if (await exists(file)) return JSON.parse(await readFile(file, 'utf8')) as EvalReport[];
   const { model } = await loadModel(dir);
@@ -279,7 +296,7 @@ export async function runR1Zero(cfg: R1ZeroConfig, source: string, o: R1ZeroOpti
     title: 'nanoseek: R1-Zero at small scale',
     intro: [
       `A ${(params.total / 1e6).toFixed(2)}M-parameter DeepSeek-V3-style model (${(params.active / 1e6).toFixed(2)}M active: MLA attention, ` +
-        `${baseModel.moeLayers().length} MoE layers) ${pretrainDir === null ? `taken from ${base}` : `pretrained from scratch on a ${(cfg.corpus.bytes / 1e6).toFixed(0)} MB generated corpus of arithmetic and Countdown text`}. ` +
+        `${baseModel.moeLayers().length} MoE layers) ${pretrainDir === null ? `taken from ${base}` : `pretrained from scratch on a ${(cfg.corpus.bytes / 1e6).toFixed(0)} MB generated corpus (${describeCorpus(cfg.corpus)})`}. ` +
         'In the corpus some solutions are laid out as <think>…</think> <answer>…</answer>, mostly as direct answers and less often with the worked steps; the R1-Zero prompt itself never appears in it.',
       `GRPO from the R1-Zero prompt${g.open_think ? ' (ending in <think>)' : ''} on ${tasks}: ${g.steps} steps of ${g.prompts_per_step} prompts × ${g.group_size} samples ` +
         `(temperature ${g.temperature}, at most ${g.max_new_tokens} tokens), rewards ${Object.entries(g.rewards).map(([k, w]) => `${w}·${k}`).join(' + ')}, ` +

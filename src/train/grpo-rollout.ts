@@ -72,7 +72,7 @@ export interface Completion {
  * seeds are drawn from `seed` in submission order, so the result does not depend on scheduling.
  */
 export async function sampleCompletions(model: CausalLM, tokenizer: Tokenizer, prompts: readonly (readonly number[])[], s: SamplingSettings): Promise<Completion[]> {
-  // Offline batches prefill everything at once: no request waits on another here.
+  // Offline batches prefill in large chunks: no request here waits on another.
   const engine = new Engine(model, tokenizer, { maxConcurrent: s.maxBatch ?? 128, maxQueue: Infinity, prefillChunk: 512, prefillBudget: 4096, stopTokenIds: stopIds(model, tokenizer) });
   const seeds = new Rng(s.seed);
   const pending: Promise<Completion>[] = [];
