@@ -183,7 +183,8 @@ test('β = 0 keeps no reference model; β > 0 measures a KL once the policy move
 
 test('config errors name the field; rewards resolve by name', async () => {
   const base = { model: { init: 'x' }, data: { tasks: [TASK] }, lr: 0.01, steps: 3 };
-  assert.throws(() => parseGrpoConfig({ ...base, group_size: 1 }), /group_size = 1: must be an integer >= 2/);
+  assert.throws(() => parseGrpoConfig({ ...base, group_size: 1 }), /group_size = 1: GRPO scores each sample against the others of its group, so it needs at least 2/);
+  assert.throws(() => parseGrpoConfig({ ...base, group_size: 0 }), /group_size = 0: must be >= 2/);
   assert.throws(() => parseGrpoConfig({ ...base, rewards: { nope: 1 } }), /rewards = .*unknown reward "nope"/);
   assert.throws(() => parseGrpoConfig({ ...base, epsilon: 0.2 }), /epsilon = 0.2: unknown field/);
   assert.throws(() => parseGrpoConfig({ ...base, oversample_rounds: 2 }), /oversample_rounds = 2: .*dynamic_sampling/);
@@ -231,6 +232,13 @@ async function runToEnd(args: string[]): Promise<string> {
   return output();
 }
 
+test('train grpo refuses the flags only pretraining and SFT have, naming them', async () => {
+  const { child, output } = start(['train', 'grpo', '--out', join(tmpdir(), 'nanoseek-unused'), '--batch-size', '4']);
+  const [code] = await once(child, 'exit');
+  assert.notEqual(code, 0);
+  assert.match(output(), /--batch-size does not apply to grpo/);
+});
+
 test('grpo train: SIGKILL after a checkpoint, then --resume: bit-identical to an uninterrupted run', { timeout: 120_000 }, async () => {
   const { dir } = await fixture(4);
   const root = mkdtempSync(join(tmpdir(), 'nanoseek-grpo-resume-'));
@@ -260,7 +268,8 @@ test('grpo train: SIGKILL after a checkpoint, then --resume: bit-identical to an
   assert.equal(signal, 'SIGKILL');
   assert.equal(existsSync(join(killed, `checkpoint-${STEPS}`)), false, 'the run must be killed before it finishes');
 
-  assert.match(await runToEnd(['grpo', 'train', '--out', killed, '--resume']), /resuming .* from checkpoint-\d+/);
+  // Resumed through `nanoseek train grpo`, the alias under the other trainers' name: the same run.
+  assert.match(await runToEnd(['train', 'grpo', '--out', killed, '--resume']), /resuming .* from checkpoint-\d+/);
   const final = (run: string, file: string) => readFileSync(join(run, `checkpoint-${STEPS}`, file));
   assert.ok(final(whole, 'model.safetensors').equals(final(killed, 'model.safetensors')), 'final weights differ');
   assert.ok(final(whole, 'optimizer.safetensors').equals(final(killed, 'optimizer.safetensors')), 'final optimizer state differs');

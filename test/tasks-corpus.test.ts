@@ -62,7 +62,7 @@ describe('pretraining corpus', () => {
     assert.ok(tagged.some((d) => d.problems[0]!.task === 'countdown') && tagged.some((d) => d.problems[0]!.task === 'arithmetic'));
   });
 
-  test('scratch work: every column line is right, the result so far grows by one digit, the answer is the last result', () => {
+  test('scratch work: every column line is named by its place and right, the result so far grows by one digit, the answer is the last result', () => {
     const mix = { facts: 0, worked: 0, columns: 0, countdown: 0, countdownFacts: 0, tagged: 1, scratch: 1 };
     const docs = take(corpusDocuments({ seed: 9, ops: ['+', '-'], mix, taggedWorked: 1 }), 400);
     let lines = 0;
@@ -70,15 +70,16 @@ describe('pretraining corpus', () => {
       const p = d.problems[0] as { answer: string };
       let sofar = '';
       for (const line of d.text.split('\n')) {
-        const m = /^(\d+(?: [-+] \d+)*) = (\d+)(?:, (?:carry|borrow) 1)?, so far (\d+)$/.exec(line);
-        if (m === null) continue;
+        const m = /^([a-z-]+): (\d+(?: [-+] \d+)*) = (\d+)(?:, (?:carry|borrow) 1)?, so far (\d+)$/.exec(line)?.slice(1);
+        if (m === undefined) continue;
         lines++;
-        const terms = m[1].split(' ');
+        assert.equal(m.shift(), ['ones', 'tens', 'hundreds', 'thousands'][sofar.length], `the column is named by its place: ${line}`);
+        const terms = m[0].split(' ');
         let v = Number(terms[0]);
         for (let i = 1; i < terms.length; i += 2) v = terms[i] === '+' ? v + Number(terms[i + 1]) : v - Number(terms[i + 1]);
-        assert.equal(v, Number(m[2]), line);
-        assert.equal(m[3], `${Number(m[2]) % 10}${sofar}`, line);
-        sofar = m[3];
+        assert.equal(v, Number(m[1]), line);
+        assert.equal(m[2], `${Number(m[1]) % 10}${sofar}`, line);
+        sofar = m[2];
       }
       const last = d.text.split('\n').filter((l) => !/^(<\/think>|Answer:|<answer>)/.test(l)).pop()!;
       assert.ok(last.endsWith(`so far ${p.answer}`) || last.endsWith(`: ${p.answer}`), `${d.text}`);

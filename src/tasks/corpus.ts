@@ -2,16 +2,17 @@
 // sampleProblem's 'train' split).
 //
 // Pretraining corpus: documents in plain text, separated by one blank line (no document contains
-// one). The mix: lists of questions with direct answers, worked arithmetic in the school algorithms,
-// narrated Countdown searches with dead ends and a check, Countdown statements with a solution, and
-// single problems laid out as `<think>…</think> <answer>…</answer>`, as chain-of-thought text on the
-// web is. Surface forms vary. It never contains the R1-Zero template (nor its "User:"/"Assistant:"
-// frame): RL has to connect that prompt to the layout.
+// one). The mix (CorpusMix): lists of questions with direct answers, worked arithmetic narrated the
+// school way, terse column scratch work, place-value drills, narrated Countdown searches with dead
+// ends and a check, Countdown statements with a solution, and single problems laid out as
+// `<think>…</think> <answer>…</answer>`, as chain-of-thought text on the web is. Surface forms vary.
+// It never contains the R1-Zero template (nor its "User:"/"Assistant:" frame): RL has to connect
+// that prompt to the layout.
 //
 // The tagged documents are mostly direct answers (an empty or one-line think) and less often worked
-// solutions. A small model's direct answers to multi-digit problems are often wrong and its worked
-// ones usually right, so a base model trained on this mix prefers the short form while the long one
-// earns more reward: the room R1-Zero's growth of reasoning needs, at a size a CPU can train.
+// solutions, so a base model trained on this mix mostly answers directly when sampled. A small
+// model's direct answers to multi-digit sums are nearly always wrong and its worked ones sometimes
+// right: the room R1-Zero's growth of reasoning needs, at a size a CPU can train.
 //
 // SFT / cold start: the same worked solutions as {prompt, completion} with the completion in the
 // `<think>steps</think> <answer>x</answer>` format, which grades as format 1, accuracy 1.
@@ -20,7 +21,7 @@ import { parseArithmeticQuestion, workedArithmetic, type ArithmeticItem } from '
 import { solveCountdown, workedCountdown } from './countdown.js';
 import { writeChunksAtomic } from '../io/atomic.js';
 import { questionText, sampleProblem, solutionOf, validateSpec, zeroPrompt } from './problems.js';
-import type { ArithOp, ArithmeticProblem, CountdownProblem, CountdownSpec, Problem, TaskSpec } from './types.js';
+import type { ArithOp, ArithmeticProblem, ArithmeticSpec, CountdownProblem, CountdownSpec, Problem, TaskSpec } from './types.js';
 
 /** Relative weights of the document kinds (they need not sum to 1). */
 export interface CorpusMix {
@@ -48,6 +49,11 @@ export interface CorpusOptions {
   maxDigits?: number;
   /** Default all three. */
   ops?: ArithOp[];
+  /**
+   * Draw arithmetic from these specs instead (one picked at random per problem), in place of
+   * maxDigits and ops: operands of a fixed width, as the task will pose them.
+   */
+  arithmetic?: ArithmeticSpec[];
   /** Default 3–4 numbers up to 25, targets up to 100. */
   countdown?: CountdownSpec;
   /** Default DEFAULT_MIX. */
@@ -103,26 +109,17 @@ function countdownLine(p: CountdownProblem, rng: Rng): string {
   ]);
 }
 
-/**
- * The think block of a direct answer: empty, or the problem restated. Both open with the same
- * token (a space), so whether to answer directly is one decision at the first token, as it is for
- * working it out (a newline).
- */
-function shortThought(p: Problem, rng: Rng): string {
-  const item = p.task === 'arithmetic' ? parseArithmeticQuestion(p.question) : null;
-  const restated = item ? `${item.a} ${item.op} ${item.b}` : p.task === 'countdown' ? `${p.numbers.join(', ')} to ${p.target}` : '';
-  return rng.next() < 0.5 ? ' ' : ` ${restated} `;
-}
-
 const lowFirst = (n: bigint): number[] => [...n.toString()].reverse().map(Number);
 
+const PLACE = ['ones', 'tens', 'hundreds', 'thousands', 'ten-thousands', 'hundred-thousands', 'millions'];
+const placeName = (i: number): string => PLACE[i] ?? `digit ${i + 1}`;
+
 /**
- * Sums and differences as terse scratch work, one line per column with its carry or borrow and the
- * result so far, the way reasoning inside think tags tends to be written. Carrying the partial
- * result down the lines means no step has to look further back than the line before it for the
- * digits already written, and the answer is the last of them. About a third of the school
- * narration's length, which is what a sampled completion costs in RL. Null for products (they keep
- * the narration).
+ * Sums and differences as terse scratch work, one line per column, named by its place, with its
+ * carry or borrow and the result so far, the way reasoning inside think tags tends to be written.
+ * The place name tells the model which digit of each operand to fetch; carrying the partial result
+ * down the lines means no step looks further back than the line before for the digits already
+ * written, and the answer is the last of them. Null for products (they keep the narration).
  */
 function scratchpad(item: ArithmeticItem): string[] | null {
   const { a, op, b } = item;
@@ -130,8 +127,8 @@ function scratchpad(item: ArithmeticItem): string[] | null {
   const lines: string[] = [];
   let written = '';
   const column = (work: string, digit: number, note: string) => {
+    lines.push(`${placeName(written.length)}: ${work}${note}, so far ${digit}${written}`);
     written = `${digit}${written}`;
-    lines.push(`${work}${note}, so far ${written}`);
   };
   if (op === '+') {
     const [da, db] = [lowFirst(a), lowFirst(b)];
@@ -161,16 +158,15 @@ function scratchpad(item: ArithmeticItem): string[] | null {
   return lines;
 }
 
-const PLACE = ['ones', 'tens', 'hundreds', 'thousands', 'ten-thousands', 'hundred-thousands', 'millions'];
 
 /** A number read from the right: the skill column arithmetic rests on, drilled on its own. */
 function digitLine(n: bigint, rng: Rng): string {
   const d = lowFirst(n);
   if (rng.next() < 0.5) return `${n} from the right: ${d.join(', ')}`;
-  return `${n}: ${d.map((x, i) => `${PLACE[i] ?? `digit ${i + 1}`} ${x}`).join(', ')}`;
+  return `${n}: ${d.map((x, i) => `${placeName(i)} ${x}`).join(', ')}`;
 }
 
-/** Two numbers lined up column by column from the right (a missing digit is blank). */
+/** Two numbers lined up column by column from the right (once one runs out, the other's digits alone). */
 function columnLine(a: bigint, b: bigint): string {
   const [da, db] = [lowFirst(a), lowFirst(b)];
   const cols = Array.from({ length: Math.max(da.length, db.length) }, (_, i) => (da[i] === undefined ? `${db[i]}` : db[i] === undefined ? `${da[i]}` : `${da[i]} and ${db[i]}`));
@@ -188,7 +184,9 @@ function taggedDocument(p: Problem, worked: boolean, rng: Rng): string {
   const answer = solutionOf(p)!;
   const q = questionText(p);
   const head = rng.pick([q, `Q: ${q}`, `Problem: ${q}`, `Question: ${q}`]);
-  const body = worked ? `<think>\n${workedSteps(p, rng).join('\n')}\n</think>\n<answer>${answer}</answer>` : `<think>${shortThought(p, rng)}</think> <answer>${answer}</answer>`;
+  // A direct answer's think block is always the same empty one, so choosing between answering and
+  // working it out is a single decision at the first token after <think> (a space or a newline).
+  const body = worked ? `<think>\n${workedSteps(p, rng).join('\n')}\n</think>\n<answer>${answer}</answer>` : `<think> </think> <answer>${answer}</answer>`;
   return `${head}${rng.pick([' ', '\n'])}${body}`;
 }
 
@@ -201,6 +199,14 @@ export function* corpusDocuments(opts: CorpusOptions = {}): Generator<CorpusDocu
   const mix = { ...DEFAULT_MIX, ...opts.mix };
   const taggedWorked = opts.taggedWorked ?? 0.3;
   validateSpec({ task: 'arithmetic', digits: [maxDigits, maxDigits], ops });
+  const specs = opts.arithmetic;
+  if (specs !== undefined) {
+    if (!Array.isArray(specs) || specs.length === 0) throw new Error('arithmetic: expected a non-empty list of arithmetic task specs');
+    specs.forEach((spec, i) => {
+      if (spec?.task !== 'arithmetic') throw new Error(`arithmetic[${i}]: expected task "arithmetic", got ${JSON.stringify(spec?.task)}`);
+      validateSpec(spec);
+    });
+  }
   validateSpec(countdown);
   const weights = [mix.facts, mix.worked, mix.scratch, mix.columns, mix.tagged, mix.countdown, mix.countdownFacts];
   if (!weights.every((w) => Number.isFinite(w) && w >= 0) || weights.every((w) => w === 0)) {
@@ -212,7 +218,7 @@ export function* corpusDocuments(opts: CorpusOptions = {}): Generator<CorpusDocu
   const arith = mix.facts + mix.worked + mix.scratch + mix.columns;
   const arithShare = arith + mix.countdown + mix.countdownFacts === 0 ? 1 : arith / (arith + mix.countdown + mix.countdownFacts);
   const arithmetic = (): ArithmeticProblem => {
-    const spec: TaskSpec = { task: 'arithmetic', digits: [rng.int(1, maxDigits), rng.int(1, maxDigits)], ops };
+    const spec: TaskSpec = specs ? rng.pick(specs) : { task: 'arithmetic', digits: [rng.int(1, maxDigits), rng.int(1, maxDigits)], ops };
     return sampleProblem(spec, rng) as ArithmeticProblem;
   };
   for (;;) {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { validateSpec, type TaskSpec } from '../tasks/index.js';
 import type { Aggregation } from './grpo-loss.js';
 import { getReward } from './grpo-reward.js';
+import { isRecord, JsonFields, show, type Json } from '../util/json-fields.js';
 
 /** How a problem becomes a prompt: BOS + the R1-Zero template, or the tokenizer's chat template (R1). */
 export type PromptTemplate = 'r1-zero' | 'r1';
@@ -74,79 +75,6 @@ export interface GrpoConfig {
 /** Fields a resumed run may change: none alters the weights a step produces. */
 export const GRPO_RESUMABLE_FIELDS = ['steps', 'eval_every', 'eval_problems', 'save_every', 'log_every', 'keep_checkpoints'] as const;
 
-type Json = Record<string, unknown>;
-
-const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-function show(v: unknown): string {
-  if (v === undefined) return 'missing';
-  const s = JSON.stringify(v);
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
-
-/** Reads fields of one object with defaults; `done()` refuses the fields nobody read. */
-class Fields {
-  private readonly used = new Set<string>();
-
-  constructor(private readonly obj: Json, private readonly source: string, private readonly prefix = '') {}
-
-  fail(field: string, problem: string, value: unknown = this.obj[field]): never {
-    throw new Error(`${this.source}: ${this.prefix}${field} = ${show(value)}: ${problem}`);
-  }
-
-  get(field: string, fallback?: unknown): unknown {
-    this.used.add(field);
-    const v = this.obj[field];
-    if (v !== undefined) return v;
-    if (fallback === undefined) this.fail(field, 'required field is missing');
-    return fallback;
-  }
-
-  int(field: string, min: number, fallback?: number, max = Number.MAX_SAFE_INTEGER): number {
-    const v = this.get(field, fallback);
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min || v > max) {
-      this.fail(field, max === Number.MAX_SAFE_INTEGER ? `must be an integer >= ${min}` : `must be an integer in [${min}, ${max}]`);
-    }
-    return v;
-  }
-
-  num(field: string, min: number, fallback?: number, max = Infinity, above = false): number {
-    const v = this.get(field, fallback);
-    if (typeof v !== 'number' || !Number.isFinite(v) || (above ? v <= min : v < min) || v > max) {
-      this.fail(field, `must be a number ${above ? '>' : '>='} ${min}${max < Infinity ? ` and <= ${max}` : ''}`);
-    }
-    return v;
-  }
-
-  bool(field: string, fallback: boolean): boolean {
-    const v = this.get(field, fallback);
-    if (typeof v !== 'boolean') this.fail(field, 'must be true or false');
-    return v;
-  }
-
-  str(field: string, fallback?: string): string {
-    const v = this.get(field, fallback);
-    if (typeof v !== 'string' || v === '') this.fail(field, 'must be a non-empty string');
-    return v;
-  }
-
-  oneOf<T extends string>(field: string, allowed: readonly T[], fallback?: T): T {
-    const v = this.get(field, fallback);
-    if (typeof v !== 'string' || !(allowed as readonly string[]).includes(v)) this.fail(field, `must be one of ${allowed.map((a) => JSON.stringify(a)).join(', ')}`);
-    return v as T;
-  }
-
-  object(field: string): Fields {
-    const v = this.get(field, {});
-    if (!isRecord(v)) this.fail(field, 'must be an object');
-    return new Fields(v, this.source, `${this.prefix}${field}.`);
-  }
-
-  done(): void {
-    for (const k of Object.keys(this.obj)) if (!this.used.has(k)) this.fail(k, `unknown field (known: ${[...this.used].join(', ')})`);
-  }
-}
-
 /** A task spec from JSON, checked by the generators' own validation; the error names the field. */
 export function parseTaskSpec(value: unknown, field: string, source: string): TaskSpec {
   const fail = (problem: string): never => {
@@ -164,12 +92,12 @@ export function parseTaskSpec(value: unknown, field: string, source: string): Ta
   return structuredClone(spec) as unknown as TaskSpec;
 }
 
-function parseData(f: Fields, seed: number, source: string): GrpoData {
+function parseData(f: JsonFields, seed: number, source: string): GrpoData {
   const src = f.oneOf('source', ['tasks', 'jsonl'] as const, 'tasks');
   const dataSeed = f.int('seed', 0, seed);
   let out: GrpoData;
   if (src === 'tasks') {
-    const tasks = f.get('tasks');
+    const tasks = f.raw('tasks');
     if (!Array.isArray(tasks) || tasks.length === 0) f.fail('tasks', 'must be a non-empty list of task specs');
     out = { source: 'tasks', tasks: tasks.map((t, i) => parseTaskSpec(t, `data.tasks[${i}]`, source)), seed: dataSeed };
   } else {
@@ -182,16 +110,15 @@ function parseData(f: Fields, seed: number, source: string): GrpoData {
 /** Validates a GRPO config object, filling the defaults. */
 export function parseGrpoConfig(json: unknown, source = 'grpo config'): GrpoConfig {
   if (!isRecord(json)) throw new Error(`${source}: a GRPO config must be a JSON object, got ${show(json)}`);
-  const f: Fields = new Fields(json, source);
+  const f = new JsonFields(json, source);
   f.oneOf('stage', ['grpo'] as const, 'grpo');
-  const m: Fields = f.object('model');
+  const m = f.object('model');
   const model = { init: m.str('init') };
   m.done();
-  const tok = f.get('tokenizer', null);
-  if (tok !== null && (typeof tok !== 'string' || tok === '')) f.fail('tokenizer', 'must be null (the tokenizer of model.init) or a path');
+  const tok = f.optStr('tokenizer');
   const seed = f.int('seed', 0, 0);
   const data = parseData(f.object('data'), seed, source);
-  const rewardsRaw = f.get('rewards', { accuracy: 0.9, format: 0.1 });
+  const rewardsRaw = f.raw('rewards') ?? { accuracy: 0.9, format: 0.1 };
   if (!isRecord(rewardsRaw) || Object.keys(rewardsRaw).length === 0) f.fail('rewards', 'must be an object of reward name → weight, like {"accuracy": 0.9, "format": 0.1}');
   const rewards: Record<string, number> = {};
   for (const [name, w] of Object.entries(rewardsRaw)) {
@@ -203,12 +130,14 @@ export function parseGrpoConfig(json: unknown, source = 'grpo config'): GrpoConf
     }
     rewards[name] = w;
   }
+  // Advantages are rewards relative to the rest of the group: a group of one has nothing to compare.
+  if (f.has('group_size') && f.obj.group_size === 1) f.fail('group_size', 'GRPO scores each sample against the others of its group, so it needs at least 2');
   const steps = f.int('steps', 1);
   const maxNew = f.int('max_new_tokens', 1, 128);
   const cfg: GrpoConfig = {
     stage: 'grpo',
     model,
-    tokenizer: tok as string | null,
+    tokenizer: tok,
     data,
     template: f.oneOf('template', PROMPT_TEMPLATES, 'r1-zero'),
     open_think: f.bool('open_think', false),
@@ -222,10 +151,10 @@ export function parseGrpoConfig(json: unknown, source = 'grpo config'): GrpoConf
     top_k: f.int('top_k', 0, 0),
     mu: f.int('mu', 1, 1),
     eps_low: f.num('eps_low', 0, 0.2, 1),
-    eps_high: f.get('eps_high', null) === null ? null : f.num('eps_high', 0),
+    eps_high: f.raw('eps_high') == null ? null : f.num('eps_high', 0),
     beta: f.num('beta', 0, 0),
     aggregation: f.oneOf<Aggregation>('aggregation', ['sequence', 'token', 'constant'], 'sequence'),
-    constant_length: f.get('constant_length', null) === null ? null : f.int('constant_length', 1),
+    constant_length: f.raw('constant_length') == null ? null : f.int('constant_length', 1),
     scale_by_std: f.bool('scale_by_std', true),
     dynamic_sampling: f.bool('dynamic_sampling', false),
     oversample_rounds: f.int('oversample_rounds', 0, 0),

@@ -66,7 +66,8 @@ export function parseR1ZeroConfig(json: unknown, source = 'r1zero config'): R1Ze
     throw new Error(`${source}: ${field}: ${problem}`);
   };
   const c = section(json, 'corpus', source);
-  for (const k of Object.keys(c)) if (!['seed', 'bytes', 'maxDigits', 'ops', 'countdown', 'mix', 'taggedWorked'].includes(k)) fail(`corpus.${k}`, 'unknown field (known: seed, bytes, maxDigits, ops, countdown, mix, taggedWorked)');
+  const corpusFields = ['seed', 'bytes', 'maxDigits', 'ops', 'arithmetic', 'countdown', 'mix', 'taggedWorked'];
+  for (const k of Object.keys(c)) if (!corpusFields.includes(k)) fail(`corpus.${k}`, `unknown field (known: ${corpusFields.join(', ')})`);
   if (!(typeof c.bytes === 'number' && Number.isSafeInteger(c.bytes) && c.bytes > 0)) fail('corpus.bytes', 'must be a positive integer');
   // corpusDocuments checks the rest (digits, ops, mix) on its first document.
   try {
@@ -190,7 +191,8 @@ function describeCorpus(c: CorpusOptions): string {
   const mix = { ...DEFAULT_MIX, ...c.mix };
   const total = Object.values(mix).reduce((a, b) => a + b, 0);
   const kinds = (Object.keys(mix) as (keyof CorpusMix)[]).filter((k) => mix[k] > 0).map((k) => `${Math.round((100 * mix[k]) / total)}% ${KIND_NAMES[k]}`);
-  return `${(c.ops ?? ['+', '-', '*']).join(' ')} with operands of up to ${c.maxDigits ?? 4} digits: ${kinds.join(', ')}`;
+  const arithmetic = c.arithmetic ? c.arithmetic.map(describeTask).join(', ') : `${(c.ops ?? ['+', '-', '*']).join(' ')} with operands of up to ${c.maxDigits ?? 4} digits`;
+  return `${arithmetic}: ${kinds.join(', ')}`;
 }
 
 async function evaluateAll(dir: string, cfg: R1ZeroConfig, file: string, log: (l: string) => void): Promise<EvalReport[]> {

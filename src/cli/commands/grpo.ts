@@ -14,18 +14,8 @@ import { parseGrpoConfig, PROMPT_TEMPLATES, type PromptTemplate } from '../../tr
 import { rejectSample } from '../../train/grpo-reject.js';
 import { applyOverrides, METRICS_FILE, overrideValue, Progress, readMetrics } from '../../train/index.js';
 import { Rng } from '../../util/rng.js';
+import { collect, readJsonConfig, setOverrides, withStopSignal } from '../run-control.js';
 import { describeSpec, taskSpecFromFlags } from './eval.js';
-
-async function readJson(path: string): Promise<unknown> {
-  const text = await readFile(path, 'utf8').catch(() => {
-    throw new Error(`--config ${path}: no such file`);
-  });
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${path}: not valid JSON (${(err as Error).message})`);
-  }
-}
 
 function int(flag: string, text: string, lo: number, hi = Number.MAX_SAFE_INTEGER): number {
   const v = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
@@ -33,20 +23,29 @@ function int(flag: string, text: string, lo: number, hi = Number.MAX_SAFE_INTEGE
   return v;
 }
 
-interface TrainFlags {
+/** Flags of `nanoseek grpo train` (and `nanoseek train grpo`); each replaces one config field. */
+export interface GrpoTrainFlags {
   config?: string;
   out: string;
   resume?: boolean;
   init?: string;
   steps?: string;
+  lr?: string;
+  warmup?: string;
+  seed?: string;
+  evalEvery?: string;
+  saveEvery?: string;
+  logEvery?: string;
   set: string[];
 }
 
-async function trainCommand(o: TrainFlags): Promise<void> {
+const FIELD_FLAGS = { steps: 'steps', lr: 'lr', warmup: 'warmup', seed: 'seed', evalEvery: 'eval_every', saveEvery: 'save_every', logEvery: 'log_every' } as const;
+
+export async function grpoTrainCommand(o: GrpoTrainFlags): Promise<void> {
   let raw: unknown;
   let source: string;
   if (o.config !== undefined) {
-    raw = await readJson(o.config);
+    raw = await readJsonConfig(o.config);
     source = o.config;
   } else {
     const saved = o.resume ? await savedGrpoConfig(o.out) : null;
@@ -56,43 +55,31 @@ async function trainCommand(o: TrainFlags): Promise<void> {
   }
   const overrides: Record<string, unknown> = {};
   if (o.init !== undefined) overrides['model.init'] = o.init;
-  if (o.steps !== undefined) overrides.steps = overrideValue(o.steps);
-  for (const kv of o.set) {
-    const at = kv.indexOf('=');
-    if (at <= 0) throw new Error(`--set ${kv}: expected key=value, e.g. --set beta=0.04`);
-    overrides[kv.slice(0, at)] = overrideValue(kv.slice(at + 1));
+  for (const [flag, field] of Object.entries(FIELD_FLAGS)) {
+    const v = o[flag as keyof typeof FIELD_FLAGS];
+    if (v !== undefined) overrides[field] = overrideValue(v);
   }
+  Object.assign(overrides, setOverrides(o.set, 'beta=0.04'));
   const config = parseGrpoConfig(applyOverrides(raw, overrides), source);
 
   const out = process.stdout;
   let progress = null as Progress | null;
   const log = (line: string) => (progress ? progress.log(line) : out.write(`${line}\n`));
-  const controller = new AbortController();
-  const onSignal = () => {
-    if (controller.signal.aborted) process.exit(130);
-    controller.abort();
-    log('stopping after this step and saving a checkpoint (Ctrl-C again to quit now)');
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    const result = await trainGrpo(config, {
+  const result = await withStopSignal(log, (signal) =>
+    trainGrpo(config, {
       out: o.out,
       resume: o.resume,
-      signal: controller.signal,
+      signal,
       source,
       log,
       onStep: (s) => {
         progress ??= new Progress({ total: s.total, start: s.step - 1, stream: out });
         progress.update(s.step);
       },
-    });
-    progress?.done();
-    out.write(`${result.stopped ? 'stopped' : 'done'} at step ${result.step}; ${result.checkpoint}\n`);
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+    }),
+  );
+  progress?.done();
+  out.write(`${result.stopped ? 'stopped' : 'done'} at step ${result.step}; ${result.checkpoint}\n`);
 }
 
 interface RejectFlags {
@@ -160,8 +147,14 @@ export function register(program: Command): void {
     .option('--resume', 'continue the newest checkpoint in --out (bit-exact)')
     .option('--init <dir>', 'policy to start from (replaces model.init)')
     .option('--steps <n>', 'GRPO steps')
-    .option('--set <key=value>', 'any config field by dotted path, value as JSON (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
-    .action(trainCommand);
+    .option('--lr <x>', 'learning rate')
+    .option('--warmup <n>', 'linear warmup steps')
+    .option('--seed <n>', 'problem and sampling seed')
+    .option('--eval-every <n>', 'held-out accuracy every n steps')
+    .option('--save-every <n>', 'checkpoint every n steps')
+    .option('--log-every <n>', 'metrics line every n steps')
+    .option('--set <key=value>', 'any config field by dotted path, value as JSON (repeatable)', collect, [] as string[])
+    .action(grpoTrainCommand);
   grpo
     .command('reject-sample')
     .description('sample a model on training problems and keep its correct, well-formatted completions as SFT JSONL')

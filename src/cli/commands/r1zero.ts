@@ -1,10 +1,10 @@
 // `nanoseek r1zero`: the R1-Zero reproduction at small scale (corpus → tokenizer → pretraining → eval →
 // GRPO → eval → HTML report), optionally exporting the models it trained. Ctrl-C stops at the next
 // step boundary with a checkpoint; --resume continues.
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import '../../kernels/index.js';
 import { parseR1ZeroConfig, runR1Zero } from '../../train/grpo-r1zero.js';
+import { readJsonConfig, withStopSignal } from '../run-control.js';
 
 interface R1ZeroFlags {
   config: string;
@@ -26,34 +26,12 @@ export function register(program: Command): void {
     .option('--export <dir>', 'also write <dir>/nano-base and <dir>/nano-r1zero')
     .option('--docs <dir>', 'also copy the report, metrics and evaluations to <dir>')
     .action(async (o: R1ZeroFlags) => {
-      const text = await readFile(o.config, 'utf8').catch(() => {
-        throw new Error(`--config ${o.config}: no such file`);
-      });
-      let json: unknown;
-      try {
-        json = JSON.parse(text);
-      } catch (err) {
-        throw new Error(`${o.config}: not valid JSON (${(err as Error).message})`);
-      }
-      const cfg = parseR1ZeroConfig(json, o.config);
-      const controller = new AbortController();
+      const cfg = parseR1ZeroConfig(await readJsonConfig(o.config), o.config);
       const log = (line: string) => process.stdout.write(`${line}\n`);
-      const onSignal = () => {
-        if (controller.signal.aborted) process.exit(130);
-        controller.abort();
-        log('stopping at the next step and saving a checkpoint (Ctrl-C again to quit now)');
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      try {
-        const r = await runR1Zero(cfg, o.config, { out: o.out, base: o.base, resume: o.resume, exportDir: o.export, docsDir: o.docs, log, signal: controller.signal });
-        for (const c of r.comparisons) {
-          log(`${c.task}: pass@1 ${(100 * c.before['pass@1']).toFixed(1)}% → ${(100 * c.after['pass@1']).toFixed(1)}%, response ${c.before.mean_response_tokens.toFixed(1)} → ${c.after.mean_response_tokens.toFixed(1)} tokens`);
-        }
-        log(`done in ${(r.seconds / 60).toFixed(1)} min; report ${r.report}`);
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+      const r = await withStopSignal(log, (signal) => runR1Zero(cfg, o.config, { out: o.out, base: o.base, resume: o.resume, exportDir: o.export, docsDir: o.docs, log, signal }));
+      for (const c of r.comparisons) {
+        log(`${c.task}: pass@1 ${(100 * c.before['pass@1']).toFixed(1)}% → ${(100 * c.after['pass@1']).toFixed(1)}%, response ${c.before.mean_response_tokens.toFixed(1)} → ${c.after.mean_response_tokens.toFixed(1)} tokens`);
       }
+      log(`done in ${(r.seconds / 60).toFixed(1)} min; report ${r.report}`);
     });
 }

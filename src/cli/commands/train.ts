@@ -1,10 +1,11 @@
-// `nanoseek train pretrain|sft`: read a config, apply flag overrides, run the trainer with a progress
+// `nanoseek train pretrain|sft|grpo`: read a config, apply flag overrides, run the trainer with a progress
 // line on a terminal (plain log lines elsewhere). Ctrl-C stops after the current step and saves a
 // checkpoint that `--resume` continues exactly; a second Ctrl-C quits at once.
-import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { applyOverrides, overrideValue, parseTrainConfig, Progress, savedRunConfig, STAGES, train, type Stage } from '../../train/index.js';
 import '../../kernels/index.js';
+import { collect, readJsonConfig, setOverrides, withStopSignal } from '../run-control.js';
+import { grpoTrainCommand } from './grpo.js';
 
 interface TrainFlags {
   config?: string;
@@ -40,17 +41,6 @@ const FIELD_FLAGS = {
   logEvery: 'log_every',
 } as const;
 
-async function readJson(path: string): Promise<unknown> {
-  const text = await readFile(path, 'utf8').catch(() => {
-    throw new Error(`--config ${path}: no such file`);
-  });
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new Error(`${path}: not valid JSON (${(err as Error).message})`);
-  }
-}
-
 function overridesFrom(o: TrainFlags, raw: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [flag, field] of Object.entries(FIELD_FLAGS)) {
@@ -61,19 +51,25 @@ function overridesFrom(o: TrainFlags, raw: Record<string, unknown>): Record<stri
   if (o.preset !== undefined) out.model = { ...(model && !('init' in model) ? model : {}), preset: o.preset };
   if (o.init !== undefined) out.model = { init: o.init };
   if (o.tokenizer !== undefined) out.tokenizer = { path: o.tokenizer };
-  for (const kv of o.set) {
-    const at = kv.indexOf('=');
-    if (at <= 0) throw new Error(`--set ${kv}: expected key=value, e.g. --set data.seed=3`);
-    out[kv.slice(0, at)] = overrideValue(kv.slice(at + 1));
+  return { ...out, ...setOverrides(o.set, 'data.seed=3') };
+}
+
+/** Flags of pretraining and SFT that a GRPO config has no field for. */
+const NOT_GRPO = { preset: '--preset', tokenizer: '--tokenizer', batchSize: '--batch-size', seqLen: '--seq-len', gradAccum: '--grad-accum' } as const;
+
+/** `nanoseek train grpo`: the GRPO trainer under the name the other stages use. */
+function grpoStage(o: TrainFlags): Promise<void> {
+  for (const [key, flag] of Object.entries(NOT_GRPO)) {
+    if (o[key as keyof typeof NOT_GRPO] !== undefined) throw new Error(`${flag} does not apply to grpo (its config sets prompts_per_step, group_size, max_new_tokens); use --set`);
   }
-  return out;
+  return grpoTrainCommand(o);
 }
 
 export function register(program: Command): void {
   program
     .command('train')
     .description('pretrain or fine-tune (SFT) a model; checkpoints, metrics.jsonl and --resume under --out')
-    .argument('<stage>', `one of ${STAGES.join(', ')}`)
+    .argument('<stage>', `one of ${STAGES.join(', ')}, grpo (the same as nanoseek grpo train)`)
     .requiredOption('--out <dir>', 'run directory (checkpoint-<step>/, latest, metrics.jsonl)')
     .option('--config <json>', 'training config file (see configs/); optional with --resume')
     .option('--resume', 'continue the newest checkpoint in --out (bit-exact); starts fresh when there is none')
@@ -90,14 +86,15 @@ export function register(program: Command): void {
     .option('--eval-every <n>', 'validation every n steps')
     .option('--save-every <n>', 'checkpoint every n steps')
     .option('--log-every <n>', 'metrics line every n steps')
-    .option('--set <key=value>', 'any config field by dotted path, value as JSON (repeatable)', (v: string, acc: string[]) => [...acc, v], [] as string[])
+    .option('--set <key=value>', 'any config field by dotted path, value as JSON (repeatable)', collect, [] as string[])
     .action(async (stageArg: string, o: TrainFlags) => {
-      if (!(STAGES as readonly string[]).includes(stageArg)) throw new Error(`<stage> must be one of ${STAGES.join(', ')}, got '${stageArg}'`);
+      if (stageArg === 'grpo') return grpoStage(o);
+      if (!(STAGES as readonly string[]).includes(stageArg)) throw new Error(`<stage> must be one of ${[...STAGES, 'grpo'].join(', ')}, got '${stageArg}'`);
       const stage = stageArg as Stage;
       let raw: unknown;
       let source: string;
       if (o.config !== undefined) {
-        raw = await readJson(o.config);
+        raw = await readJsonConfig(o.config);
         source = o.config;
       } else {
         const saved = o.resume ? await savedRunConfig(o.out) : null;
@@ -111,32 +108,21 @@ export function register(program: Command): void {
       const out = process.stdout;
       let progress = null as Progress | null;
       const log = (line: string) => (progress ? progress.log(line) : out.write(`${line}\n`));
-      const controller = new AbortController();
-      const onSignal = () => {
-        if (controller.signal.aborted) process.exit(130);
-        controller.abort();
-        log('stopping after this step and saving a checkpoint (Ctrl-C again to quit now)');
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      try {
-        const result = await train(config, {
+      const result = await withStopSignal(log, (signal) =>
+        train(config, {
           out: o.out,
           resume: o.resume,
-          signal: controller.signal,
+          signal,
           source,
           log,
           onStep: (s) => {
             progress ??= new Progress({ total: s.total, start: s.step - 1, stream: out });
             progress.update(s.step, { loss: s.stats.loss, tokensPerS: s.tokensPerS });
           },
-        });
-        progress?.done();
-        const val = result.valLoss === null ? '' : `, validation loss ${result.valLoss.toFixed(4)}`;
-        out.write(`${result.stopped ? 'stopped' : 'done'} at step ${result.step}${val}; ${result.checkpoint}\n`);
-      } finally {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
+        }),
+      );
+      progress?.done();
+      const val = result.valLoss === null ? '' : `, validation loss ${result.valLoss.toFixed(4)}`;
+      out.write(`${result.stopped ? 'stopped' : 'done'} at step ${result.step}${val}; ${result.checkpoint}\n`);
     });
 }
