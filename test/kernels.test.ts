@@ -6,7 +6,7 @@ import os from 'node:os';
 import { after, describe, it } from 'node:test';
 import {
   type AdamWArgs, adamwReference, allocF32, backendFromEnv, createWasmBackend, type FloatArray, type GemmArgs,
-  freeF32, gemmArgs, gemmReference, onHeap, referenceBackend, relaxedSimdSupported, type WasmBackend,
+  freeF32, gemmArgs, gemmReference, onHeap, referenceBackend, relaxedSimdSupported, type RowMask, type WasmBackend,
 } from '../src/kernels/index.js';
 
 function rng(seed: number): () => number {
@@ -82,7 +82,7 @@ const cores = os.availableParallelism();
 const variants = relaxedSimdSupported() ? (['relaxed', 'simd'] as const) : (['simd'] as const);
 const backends: WasmBackend[] = [];
 function make(threads: number, simd: 'relaxed' | 'simd'): WasmBackend {
-  const be = createWasmBackend({ threads, simd, parallelMinFlops: 0 });
+  const be = createWasmBackend({ threads, simd, parallelMinFlops: 0, parallelMinWork: 0 });
   backends.push(be);
   return be;
 }
@@ -165,6 +165,133 @@ for (const simd of variants) {
           }
         }
       }
+    });
+  });
+}
+
+/** Asserts |got − want| ≤ tol(i) everywhere (NaN must match NaN, infinities must match exactly). */
+function near(label: string, got: FloatArray, want: FloatArray, tol: (i: number) => number, n = want.length): void {
+  for (let i = 0; i < n; i++) {
+    if (Object.is(got[i], want[i]) || got[i] === want[i]) continue;
+    const err = Math.abs(got[i] - want[i]);
+    if (!(err <= tol(i))) assert.fail(`${label}: [${i}] = ${got[i]}, want ${want[i]} (error ${err}, tolerance ${tol(i)})`);
+  }
+}
+
+const f64 = (x: FloatArray): Float64Array => new Float64Array(x);
+const EPS = 2 ** -23;
+
+for (const simd of variants) {
+  describe(`wasm row-wise kernels (${simd} SIMD)`, () => {
+    const single = make(1, simd);
+    const pool = make(Math.max(3, cores), simd);
+    const both = [single, pool];
+    // Every kernel on every pair of awkward sizes, rows × width, on one thread and on several.
+    const shapes: [number, number][] = [];
+    for (const rows of SIZES) for (const n of SIZES) shapes.push([rows, n]);
+
+    it('swiglu and its backward match the reference, across the range of exp', () => {
+      const rand = rng(11);
+      for (const be of both) {
+        for (const n of [...SIZES, 4096]) {
+          // gates from −120 to 120: exp under- and overflows inside σ for the largest
+          const gate = heap(n, () => rand() * (n > 1000 ? 240 : 8));
+          const up = heap(n, rand), g = heap(n, rand), gGate = heap(n, rand), gUp = heap(n, rand), out = heap(n, rand);
+          const want = new Float64Array(n), wantGate = f64(gGate), wantUp = f64(gUp);
+          referenceBackend.swiglu(f64(gate), f64(up), want, n);
+          referenceBackend.swigluBackward(f64(gate), f64(up), f64(g), wantGate, wantUp, n);
+          be.swiglu(gate, up, out, n);
+          be.swigluBackward(gate, up, g, gGate, gUp, n);
+          const label = `n=${n} threads=${be.threads}`;
+          // Below about 1e-36 float32 has no precision left (and σ(x) for x < −88.4 comes out 0).
+          near(`swiglu ${label}`, out, want, (i) => 4 * EPS * Math.abs(want[i]) + 1e-35);
+          // Each term carries a few roundings; bound by the terms' size, not the (cancelling) sum.
+          const scale = (i: number): number => Math.abs(g[i]) * (Math.abs(up[i]) + 1) * (Math.abs(gate[i]) + 1);
+          near(`swiglu dGate ${label}`, gGate, wantGate, (i) => 8 * EPS * (scale(i) + Math.abs(wantGate[i])) + 1e-35);
+          near(`swiglu dUp ${label}`, gUp, wantUp, (i) => 8 * EPS * (scale(i) + Math.abs(wantUp[i])) + 1e-35);
+          // A null gradient is skipped.
+          be.swigluBackward(gate, up, g, null, gUp, n);
+          for (const x of [gate, up, g, gGate, gUp, out]) freeF32(x);
+        }
+      }
+    });
+
+    it('rmsnorm and its backward match the reference', () => {
+      const rand = rng(12);
+      for (const [rows, dim] of shapes) {
+        for (const be of both) {
+          const x = heap(rows * dim, rand), w = heap(dim, rand), g = heap(rows * dim, rand);
+          const out = heap(rows * dim, rand), rstd = heap(rows, rand), gx = heap(rows * dim, rand), gw = heap(dim, rand);
+          const want = new Float64Array(rows * dim), wantRstd = new Float64Array(rows), wantGx = f64(gx), wantGw = f64(gw);
+          referenceBackend.rmsnorm(f64(x), f64(w), want, wantRstd, rows, dim, 1e-6);
+          referenceBackend.rmsnormBackward(f64(x), f64(w), wantRstd, f64(g), wantGx, wantGw, rows, dim);
+          be.rmsnorm(x, w, out, rstd, rows, dim, 1e-6);
+          be.rmsnormBackward(x, w, rstd, g, gx, gw, rows, dim);
+          const label = `${rows}x${dim} threads=${be.threads}`;
+          const tol = (dim + 4) * EPS;
+          near(`rmsnorm rstd ${label}`, rstd, wantRstd, (r) => tol * wantRstd[r]);
+          near(`rmsnorm out ${label}`, out, want, (i) => tol * wantRstd[Math.floor(i / dim)] * Math.abs(x[i] * w[i % dim]) + 1e-30);
+          // gx and gw are sums over a row or a column of terms of this size
+          near(`rmsnorm gx ${label}`, gx, wantGx, (i) => tol * 4 * (wantRstd[Math.floor(i / dim)] ** 1 + 1) * (Math.abs(wantGx[i]) + 1));
+          near(`rmsnorm gw ${label}`, gw, wantGw, (i) => (rows + 4) * EPS * 4 * (Math.max(...wantRstd) + 1) * (Math.abs(wantGw[i]) + rows));
+          for (const a of [x, w, g, out, rstd, gx, gw]) freeF32(a);
+        }
+      }
+    });
+
+    it('log-sum-exp rows and the softmax cross-entropy backward match the reference', () => {
+      const rand = rng(13);
+      for (const [rows, n] of shapes) {
+        for (const be of both) {
+          const x = heap(rows * n, () => rand() * 20), lse = heap(rows, rand), gx = heap(rows * n, rand);
+          const weight = heap(rows, rand);
+          if (rows > 1) weight[1] = 0; // a skipped (ignored) row
+          const tgt = allocF32(rows);
+          const target = new Int32Array(tgt.buffer, tgt.byteOffset, rows);
+          for (let r = 0; r < rows; r++) target[r] = Math.floor(Math.abs(rand()) * 2 * n) % n;
+          const wantLse = new Float64Array(rows), wantGx = f64(gx);
+          referenceBackend.logSumExpRows(f64(x), wantLse, rows, n);
+          be.logSumExpRows(x, lse, rows, n);
+          const label = `${rows}x${n} threads=${be.threads}`;
+          near(`logSumExp ${label}`, lse, wantLse, (r) => (n + 4) * EPS * (Math.abs(wantLse[r]) + 1));
+          referenceBackend.softmaxXentBackward(f64(x), wantLse, target, f64(weight), wantGx, rows, n);
+          be.softmaxXentBackward(x, lse, target, weight, gx, rows, n);
+          near(`xent backward ${label}`, gx, wantGx, (i) => 64 * EPS * (Math.abs(wantGx[i]) + Math.abs(weight[Math.floor(i / n)])));
+          for (const a of [x, lse, gx, weight, tgt]) freeF32(a);
+        }
+      }
+      // A row of -inf has log-sum-exp -inf, as in the reference.
+      const x = heap(6, () => -Infinity), lse = heap(2, rng(1));
+      pool.logSumExpRows(x, lse, 2, 3);
+      assert.deepEqual([...lse], [-Infinity, -Infinity]);
+      freeF32(x);
+      freeF32(lse);
+    });
+
+    it('softmax rows and their backward match the reference, with and without a causal mask', () => {
+      const rand = rng(14);
+      for (const [rows, n] of shapes) {
+        const masks: (RowMask | null)[] = [null, { period: Math.min(rows, n), offset: n - Math.min(rows, n) }, { period: 5, offset: 0 }];
+        for (const mask of masks) {
+          for (const be of both) {
+            const p = heap(rows * n, () => rand() * 10), d = heap(rows * n, rand);
+            const wantP = f64(p), wantD = f64(d);
+            referenceBackend.softmaxRows(wantP, rows, n, mask);
+            referenceBackend.softmaxBackwardRows(wantP, wantD, rows, n, mask);
+            be.softmaxRows(p, rows, n, mask);
+            be.softmaxBackwardRows(p, d, rows, n, mask);
+            const label = `${rows}x${n} mask=${JSON.stringify(mask)} threads=${be.threads}`;
+            near(`softmax ${label}`, p, wantP, (i) => (n + 8) * EPS * wantP[i] + 1e-30);
+            near(`softmax backward ${label}`, d, wantD, (i) => (n + 8) * 4 * EPS * (wantP[i] + Math.abs(wantD[i])) + 1e-30);
+            for (const a of [p, d]) freeF32(a);
+          }
+        }
+      }
+      // A fully masked row (all −inf) comes out all zero, not NaN.
+      const p = heap(8, () => -Infinity);
+      pool.softmaxRows(p, 2, 4, null);
+      assert.deepEqual([...p], new Array(8).fill(0));
+      freeF32(p);
     });
   });
 }

@@ -49,12 +49,41 @@ export interface AdamWArgs {
   gradScale: number;
 }
 
+/**
+ * Which entries of a row a softmax sees. Causal attention scores: row r has (r mod period) + offset + 1
+ * visible entries (its query position plus any cached prefix); the rest are masked and come out 0.
+ */
+export interface RowMask {
+  period: number;
+  offset: number;
+}
+
 export interface Backend {
   readonly name: string;
   /** Threads a single kernel call may use. */
   readonly threads: number;
   gemm(g: GemmArgs): void;
   adamw(a: AdamWArgs): void;
+
+  // Row-wise and element-wise kernels, row-major [rows, n]. Gradients accumulate (+=); a null
+  // gradient is skipped.
+
+  /** out = silu(gate) ⊙ up over n elements. */
+  swiglu(gate: FloatArray, up: FloatArray, out: FloatArray, n: number): void;
+  /** With x = gate and s = σ(x): gGate += g·up·s·(1 + x·(1 − s)), gUp += g·x·s. */
+  swigluBackward(gate: FloatArray, up: FloatArray, g: FloatArray, gGate: FloatArray | null, gUp: FloatArray | null, n: number): void;
+  /** out[r] = x[r] · rstd[r] · w with rstd[r] = 1/√(mean(x[r]²) + eps), which is stored too. */
+  rmsnorm(x: FloatArray, w: FloatArray, out: FloatArray, rstd: FloatArray, rows: number, dim: number, eps: number): void;
+  /** gx[r] += s·(g[r]⊙w) − x[r]·s³·mean(g[r]⊙w⊙x[r]) with s = rstd[r]; gw += Σ_r g[r]⊙x[r]·s. */
+  rmsnormBackward(x: FloatArray, w: FloatArray, rstd: FloatArray, g: FloatArray, gx: FloatArray | null, gw: FloatArray | null, rows: number, dim: number): void;
+  /** lse[r] = log Σ_i exp(x[r, i]). */
+  logSumExpRows(x: FloatArray, lse: FloatArray, rows: number, n: number): void;
+  /** gx[r] += weight[r]·(softmax(x[r]) − onehot(target[r])), softmax from lse; rows of weight 0 are skipped. */
+  softmaxXentBackward(x: FloatArray, lse: FloatArray, target: Int32Array, weight: FloatArray, gx: FloatArray, rows: number, n: number): void;
+  /** Softmax of each row in place (masked entries, if any, become 0). */
+  softmaxRows(p: FloatArray, rows: number, n: number, mask: RowMask | null): void;
+  /** Softmax backward in place: d[r] = p[r] ⊙ (d[r] − p[r]·d[r]) (0 where masked). */
+  softmaxBackwardRows(p: FloatArray, d: FloatArray, rows: number, n: number, mask: RowMask | null): void;
 }
 
 let current: Backend | null = null;

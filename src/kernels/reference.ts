@@ -1,6 +1,6 @@
 // Plain TypeScript kernels: the definition every faster backend is tested against, and the path
 // float64 tensors (used by gradient checks) always take.
-import type { AdamWArgs, Backend, GemmArgs } from './backend.js';
+import type { AdamWArgs, Backend, FloatArray, GemmArgs, RowMask } from './backend.js';
 
 export function gemmReference(g: GemmArgs): void {
   const { m, n, k, a, b, c, lda, ldb, ldc, transA, transB, alpha, beta } = g;
@@ -41,9 +41,128 @@ export function adamwReference(o: AdamWArgs): void {
   }
 }
 
+export function swigluReference(gate: FloatArray, up: FloatArray, out: FloatArray, n: number): void {
+  for (let i = 0; i < n; i++) out[i] = (gate[i] / (1 + Math.exp(-gate[i]))) * up[i];
+}
+
+export function swigluBackwardReference(gate: FloatArray, up: FloatArray, g: FloatArray, gGate: FloatArray | null, gUp: FloatArray | null, n: number): void {
+  for (let i = 0; i < n; i++) {
+    const x = gate[i];
+    const s = 1 / (1 + Math.exp(-x));
+    if (gGate !== null) gGate[i] += g[i] * up[i] * s * (1 + x * (1 - s));
+    if (gUp !== null) gUp[i] += g[i] * x * s;
+  }
+}
+
+export function rmsnormReference(x: FloatArray, w: FloatArray, out: FloatArray, rstd: FloatArray, rows: number, dim: number, eps: number): void {
+  for (let r = 0; r < rows; r++) {
+    const base = r * dim;
+    let ss = 0;
+    for (let i = 0; i < dim; i++) ss += x[base + i] * x[base + i];
+    const s = 1 / Math.sqrt(ss / dim + eps);
+    rstd[r] = s;
+    for (let i = 0; i < dim; i++) out[base + i] = x[base + i] * s * w[i];
+  }
+}
+
+export function rmsnormBackwardReference(
+  x: FloatArray, w: FloatArray, rstd: FloatArray, g: FloatArray, gx: FloatArray | null, gw: FloatArray | null, rows: number, dim: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const base = r * dim;
+    const s = rstd[r];
+    if (gw !== null) for (let i = 0; i < dim; i++) gw[i] += g[base + i] * x[base + i] * s;
+    if (gx !== null) {
+      let dot = 0;
+      for (let i = 0; i < dim; i++) dot += g[base + i] * w[i] * x[base + i];
+      const c = (dot / dim) * s * s * s;
+      for (let i = 0; i < dim; i++) gx[base + i] += g[base + i] * w[i] * s - x[base + i] * c;
+    }
+  }
+}
+
+/** log Σ exp over one row (−inf for a row of −inf). */
+export function logSumExp(src: FloatArray, base: number, n: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (src[base + i] > max) max = src[base + i];
+  if (max === -Infinity) return -Infinity;
+  let sum = 0;
+  for (let i = 0; i < n; i++) sum += Math.exp(src[base + i] - max);
+  return max + Math.log(sum);
+}
+
+/** Writes softmax of src[base..base+n) into dst and returns the log-sum-exp of the row. */
+export function softmaxRow(src: FloatArray, dst: FloatArray, base: number, n: number): number {
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) if (src[base + i] > max) max = src[base + i];
+  if (max === -Infinity) {
+    // A fully masked row: define the distribution as all-zero rather than NaN.
+    for (let i = 0; i < n; i++) dst[base + i] = 0;
+    return -Infinity;
+  }
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const e = Math.exp(src[base + i] - max);
+    dst[base + i] = e;
+    sum += e;
+  }
+  const inv = 1 / sum;
+  for (let i = 0; i < n; i++) dst[base + i] *= inv;
+  return max + Math.log(sum);
+}
+
+export function logSumExpRowsReference(x: FloatArray, lse: FloatArray, rows: number, n: number): void {
+  for (let r = 0; r < rows; r++) lse[r] = logSumExp(x, r * n, n);
+}
+
+export function softmaxXentBackwardReference(
+  x: FloatArray, lse: FloatArray, target: Int32Array, weight: FloatArray, gx: FloatArray, rows: number, n: number,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const w = weight[r];
+    if (w === 0) continue;
+    const base = r * n;
+    for (let i = 0; i < n; i++) gx[base + i] += w * Math.exp(x[base + i] - lse[r]);
+    gx[base + target[r]] -= w;
+  }
+}
+
+/** How many leading entries of row r a mask leaves visible. */
+export function visibleOf(mask: RowMask | null, r: number, n: number): number {
+  return mask === null ? n : Math.min(n, (r % mask.period) + mask.offset + 1);
+}
+
+export function softmaxRowsReference(p: FloatArray, rows: number, n: number, mask: RowMask | null): void {
+  for (let r = 0; r < rows; r++) {
+    // Masked entries are exactly zero, as exp(-inf) would make them, without paying for the exponentials.
+    const visible = visibleOf(mask, r, n);
+    softmaxRow(p, p, r * n, visible);
+    p.fill(0, r * n + visible, r * n + n);
+  }
+}
+
+export function softmaxBackwardRowsReference(p: FloatArray, d: FloatArray, rows: number, n: number, mask: RowMask | null): void {
+  for (let r = 0; r < rows; r++) {
+    const base = r * n;
+    const visible = visibleOf(mask, r, n); // p is zero past it, so d is too
+    let dot = 0;
+    for (let i = 0; i < visible; i++) dot += d[base + i] * p[base + i];
+    for (let i = 0; i < visible; i++) d[base + i] = p[base + i] * (d[base + i] - dot);
+    d.fill(0, base + visible, base + n);
+  }
+}
+
 export const referenceBackend: Backend = {
   name: 'reference',
   threads: 1,
   gemm: gemmReference,
   adamw: adamwReference,
+  swiglu: swigluReference,
+  swigluBackward: swigluBackwardReference,
+  rmsnorm: rmsnormReference,
+  rmsnormBackward: rmsnormBackwardReference,
+  logSumExpRows: logSumExpRowsReference,
+  softmaxXentBackward: softmaxXentBackwardReference,
+  softmaxRows: softmaxRowsReference,
+  softmaxBackwardRows: softmaxBackwardRowsReference,
 };

@@ -8,9 +8,13 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
-import type { AdamWArgs, Backend, GemmArgs } from './backend.js';
+import type { AdamWArgs, Backend, FloatArray, GemmArgs, RowMask } from './backend.js';
 import { allocF32, freeF32, memory, onHeap } from './memory.js';
-import { adamwReference, gemmReference } from './reference.js';
+import {
+  adamwReference, gemmReference, logSumExpRowsReference, rmsnormBackwardReference, rmsnormReference,
+  softmaxBackwardRowsReference, softmaxRowsReference, softmaxXentBackwardReference, swigluBackwardReference,
+  swigluReference,
+} from './reference.js';
 import { checkAdamW, checkGemm } from './validate.js';
 
 export type SimdVariant = 'relaxed' | 'simd';
@@ -29,8 +33,12 @@ const J_THREADS = 1;
 const J_SCRATCH = 2;
 const KIND_GEMM = 1;
 const KIND_ADAMW = 2;
+const KIND_ROWS = 3;
 const G = { m: 3, n: 4, k: 5, a: 6, lda: 7, transA: 8, b: 9, ldb: 10, transB: 11, c: 12, ldc: 13, alpha: 14, beta: 15, batch: 16, strideA: 17, strideB: 18, strideC: 19 };
 const W = { n: 3, param: 4, grad: 5, m: 6, v: 7, gradScale: 8, beta1: 9, beta2: 10, eps: 11, decay: 12, stepSize: 13, invBc2: 14 };
+// Row-wise kernels: op, units to split, work per unit, chunk alignment, then 5 pointers, 3 integers, 1 real.
+const R = { op: 3, units: 4, cost: 5, align: 6, p0: 7, i0: 12, x0: 15 };
+const OP = { swiglu: 1, swigluBackward: 2, rmsnorm: 3, rmsnormBackwardX: 4, rmsnormBackwardW: 5, logSumExp: 6, xentBackward: 7, softmax: 8, softmaxBackward: 9 };
 const P_TOTAL = 20;
 // Control words, each on its own cache line (S_NEXT = 48 and S_DONE = 64 belong to the kernels).
 const C_GEN = 32;
@@ -41,6 +49,8 @@ const BLOCK_WORDS = 96;
 
 // Below this much work a call runs on the calling thread alone: waking the pool costs more.
 const PARALLEL_MIN_FLOPS = 1 << 22;
+// The same for row-wise kernels, in units × work per unit (about one element operation each).
+const PARALLEL_MIN_WORK = 1 << 15;
 // Polls of a control word (about 50 µs) before sleeping on it: waking a sleeping thread takes about as
 // long again, so back-to-back calls find the workers awake, while an idle pool does not burn cores.
 const SPIN = 6000;
@@ -118,6 +128,21 @@ export interface WasmBackendOptions {
   simd?: SimdVariant;
   /** Floating-point operations below which a call stays on the calling thread (tests lower it). */
   parallelMinFlops?: number;
+  /** The same for row-wise kernels, in element operations. */
+  parallelMinWork?: number;
+}
+
+/** A Float32Array view on the WASM heap (or null): the only arrays the kernels may take by pointer. */
+function heapF32(x: FloatArray | Int32Array | null): boolean {
+  return x === null || ((x instanceof Float32Array || x instanceof Int32Array) && onHeap(x));
+}
+
+function need(kernel: string, name: string, x: FloatArray | Int32Array | null, n: number): void {
+  if (x !== null && x.length < n) throw new Error(`${kernel}: ${name} has ${x.length} elements, needs ${n}`);
+}
+
+function counts(kernel: string, ...xs: number[]): void {
+  for (const x of xs) if (!Number.isInteger(x) || x < 0) throw new Error(`${kernel}: sizes must be non-negative integers, got ${xs.join(', ')}`);
 }
 
 export class WasmBackend implements Backend {
@@ -125,6 +150,7 @@ export class WasmBackend implements Backend {
   readonly threads: number;
   readonly simd: SimdVariant;
   private readonly parallelMinFlops: number;
+  private readonly parallelMinWork: number;
   private readonly kernels: KernelExports;
   private readonly block: Float32Array;
   private readonly words: Int32Array;
@@ -145,6 +171,7 @@ export class WasmBackend implements Backend {
     }
     this.threads = threads;
     this.parallelMinFlops = opts.parallelMinFlops ?? PARALLEL_MIN_FLOPS;
+    this.parallelMinWork = opts.parallelMinWork ?? PARALLEL_MIN_WORK;
 
     this.block = allocF32(BLOCK_WORDS);
     this.block.fill(0);
@@ -239,6 +266,88 @@ export class WasmBackend implements Backend {
     this.dispatch(16 * o.n >= this.parallelMinFlops);
   }
 
+  swiglu(gate: FloatArray, up: FloatArray, out: FloatArray, n: number): void {
+    counts('swiglu', n);
+    for (const [name, x] of [['gate', gate], ['up', up], ['out', out]] as const) need('swiglu', name, x, n);
+    if (!heapF32(gate) || !heapF32(up) || !heapF32(out)) return swigluReference(gate, up, out, n);
+    this.rows(OP.swiglu, n, 1, 4, [gate, up, out]);
+  }
+
+  swigluBackward(gate: FloatArray, up: FloatArray, g: FloatArray, gGate: FloatArray | null, gUp: FloatArray | null, n: number): void {
+    counts('swigluBackward', n);
+    for (const [name, x] of [['gate', gate], ['up', up], ['g', g], ['gGate', gGate], ['gUp', gUp]] as const) need('swigluBackward', name, x, n);
+    if (![gate, up, g, gGate, gUp].every(heapF32)) return swigluBackwardReference(gate, up, g, gGate, gUp, n);
+    this.rows(OP.swigluBackward, n, 2, 4, [gate, up, g, gGate, gUp]);
+  }
+
+  rmsnorm(x: FloatArray, w: FloatArray, out: FloatArray, rstd: FloatArray, rows: number, dim: number, eps: number): void {
+    counts('rmsnorm', rows, dim);
+    for (const [name, a, len] of [['x', x, rows * dim], ['w', w, dim], ['out', out, rows * dim], ['rstd', rstd, rows]] as const) need('rmsnorm', name, a, len);
+    if (![x, w, out, rstd].every(heapF32)) return rmsnormReference(x, w, out, rstd, rows, dim, eps);
+    this.rows(OP.rmsnorm, rows, dim, 1, [x, w, out, rstd], [dim], eps);
+  }
+
+  rmsnormBackward(x: FloatArray, w: FloatArray, rstd: FloatArray, g: FloatArray, gx: FloatArray | null, gw: FloatArray | null, rows: number, dim: number): void {
+    const k = 'rmsnormBackward';
+    counts(k, rows, dim);
+    for (const [name, a, len] of [['x', x, rows * dim], ['w', w, dim], ['rstd', rstd, rows], ['g', g, rows * dim], ['gx', gx, rows * dim], ['gw', gw, dim]] as const) need(k, name, a, len);
+    if (![x, w, rstd, g, gx, gw].every(heapF32)) return rmsnormBackwardReference(x, w, rstd, g, gx, gw, rows, dim);
+    // Rows for the input gradient; bands of columns for the weight's, which sums over all rows.
+    if (gx !== null) this.rows(OP.rmsnormBackwardX, rows, 2 * dim, 1, [x, w, rstd, g, gx], [dim]);
+    if (gw !== null) this.rows(OP.rmsnormBackwardW, dim, rows, 4, [x, rstd, g, gw], [dim, rows]);
+  }
+
+  logSumExpRows(x: FloatArray, lse: FloatArray, rows: number, n: number): void {
+    counts('logSumExpRows', rows, n);
+    need('logSumExpRows', 'x', x, rows * n);
+    need('logSumExpRows', 'lse', lse, rows);
+    if (!heapF32(x) || !heapF32(lse)) return logSumExpRowsReference(x, lse, rows, n);
+    this.rows(OP.logSumExp, rows, n, 1, [x, lse], [n]);
+  }
+
+  softmaxXentBackward(x: FloatArray, lse: FloatArray, target: Int32Array, weight: FloatArray, gx: FloatArray, rows: number, n: number): void {
+    const k = 'softmaxXentBackward';
+    counts(k, rows, n);
+    for (const [name, a, len] of [['x', x, rows * n], ['lse', lse, rows], ['target', target, rows], ['weight', weight, rows], ['gx', gx, rows * n]] as const) need(k, name, a, len);
+    // The kernel trusts the targets as addresses: check them here.
+    for (let r = 0; r < rows; r++) {
+      if (weight[r] !== 0 && !(target[r] >= 0 && target[r] < n)) throw new Error(`${k}: target ${target[r]} at row ${r} is outside [0, ${n})`);
+    }
+    if (![x, lse, target, weight, gx].every(heapF32)) return softmaxXentBackwardReference(x, lse, target, weight, gx, rows, n);
+    this.rows(OP.xentBackward, rows, n, 1, [x, lse, target, weight, gx], [n]);
+  }
+
+  softmaxRows(p: FloatArray, rows: number, n: number, mask: RowMask | null): void {
+    counts('softmaxRows', rows, n);
+    need('softmaxRows', 'p', p, rows * n);
+    if (!heapF32(p)) return softmaxRowsReference(p, rows, n, mask);
+    this.rows(OP.softmax, rows, n, 1, [p], maskWords('softmaxRows', n, mask));
+  }
+
+  softmaxBackwardRows(p: FloatArray, d: FloatArray, rows: number, n: number, mask: RowMask | null): void {
+    counts('softmaxBackwardRows', rows, n);
+    need('softmaxBackwardRows', 'p', p, rows * n);
+    need('softmaxBackwardRows', 'd', d, rows * n);
+    if (!heapF32(p) || !heapF32(d)) return softmaxBackwardRowsReference(p, d, rows, n, mask);
+    this.rows(OP.softmaxBackward, rows, n, 1, [p, d], maskWords('softmaxBackwardRows', n, mask));
+  }
+
+  /** Runs row-wise kernel `op` over `units` rows (elements, columns), each about `cost` operations. */
+  private rows(op: number, units: number, cost: number, align: number, ptrs: (FloatArray | Int32Array | null)[], ints: number[] = [], real = 0): void {
+    if (units === 0) return;
+    this.kernels.close(this.block.byteOffset);
+    const w = this.words;
+    w[J_KIND] = KIND_ROWS;
+    w[R.op] = op;
+    w[R.units] = units;
+    w[R.cost] = cost;
+    w[R.align] = align;
+    for (let i = 0; i < 5; i++) w[R.p0 + i] = ptrs[i]?.byteOffset ?? 0;
+    for (let i = 0; i < 3; i++) w[R.i0 + i] = ints[i] ?? 0;
+    this.reals[R.x0] = real;
+    this.dispatch(units * cost >= this.parallelMinWork);
+  }
+
   /** Stops the worker threads and returns the scratch space; the backend is unusable afterwards. */
   async dispose(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.terminate()));
@@ -274,6 +383,15 @@ export class WasmBackend implements Backend {
       if (++spins >= SPIN) Atomics.wait(w, S_DONE, done);
     }
   }
+}
+
+/** The kernels' (n, period, offset) words for a mask: period 0 means no mask. */
+function maskWords(kernel: string, n: number, mask: RowMask | null): number[] {
+  if (mask === null) return [n, 0, 0];
+  if (!Number.isInteger(mask.period) || mask.period < 1 || !Number.isInteger(mask.offset) || mask.offset < 0) {
+    throw new Error(`${kernel}: mask period must be a positive integer and offset a non-negative one, got ${mask.period}, ${mask.offset}`);
+  }
+  return [n, mask.period, mask.offset];
 }
 
 export function createWasmBackend(opts: WasmBackendOptions = {}): WasmBackend {

@@ -499,6 +499,263 @@ export function adamw(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Row-wise and element-wise kernels (the non-GEMM parts of a training step)
+//
+// Each one works on a range [r0, r1) of independent units (rows, elements or columns), so the work
+// split below can hand ranges to threads. Each has a plain TypeScript twin in ../reference.ts, which
+// the tests hold it to; they compute in float32 where the twin uses float64, so they agree to float32
+// rounding.
+
+// exp on four lanes (Cephes expf): e^x = 2^n · e^r with n = round(x·log2 e) and |r| ≤ ln2/2, e^r by
+// a degree-6 polynomial; about 1 ulp. Past the float32 range it returns 0 (x < ln 2^-126, where 2^n
+// would be denormal) or +inf (within 0.4% of the float32 limit); -inf gives 0 and NaN stays NaN.
+const EXP_LO: f32 = -87.33654;
+const EXP_HI: f32 = 88.37626; // 2^128 would not be finite: above this, +inf (e^88.38 is 2.4e38)
+
+@inline function exp4(x: v128): v128 {
+  const lo = f32x4.splat(EXP_LO), hi = f32x4.splat(EXP_HI);
+  const xc = f32x4.min(f32x4.max(x, lo), hi);
+  const n = f32x4.nearest(f32x4.mul(xc, f32x4.splat(1.44269504088896341)));
+  // r = x − n·ln2 in two steps (ln2 split into an exact high part and a correction)
+  let r = f32x4.sub(xc, f32x4.mul(n, f32x4.splat(0.693359375)));
+  r = f32x4.sub(r, f32x4.mul(n, f32x4.splat(-2.12194440e-4)));
+  let y = f32x4.splat(1.9875691500e-4);
+  y = madd(y, r, f32x4.splat(1.3981999507e-3));
+  y = madd(y, r, f32x4.splat(8.3334519073e-3));
+  y = madd(y, r, f32x4.splat(4.1665795894e-2));
+  y = madd(y, r, f32x4.splat(1.6666665459e-1));
+  y = madd(y, r, f32x4.splat(5.0000001201e-1));
+  y = madd(f32x4.mul(y, r), r, f32x4.add(r, f32x4.splat(1)));
+  // 2^n built in the exponent bits; n + 127 is at least 1 here, never 0 or negative.
+  const pow2 = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(n), i32x4.splat(127)), 23);
+  let e = f32x4.mul(y, pow2);
+  e = v128.bitselect(f32x4.splat(0), e, f32x4.lt(x, lo));
+  e = v128.bitselect(f32x4.splat(Infinity), e, f32x4.gt(x, hi));
+  return e;
+}
+
+@inline function exp1(x: f32): f32 {
+  return f32x4.extract_lane(exp4(f32x4.splat(x)), 0);
+}
+
+/** out[i] = silu(gate[i]) · up[i] = gate[i] · σ(gate[i]) · up[i] for i in [i0, i1). */
+export function swigluRange(gate: usize, up: usize, out: usize, i0: i32, i1: i32): void {
+  const one = f32x4.splat(1);
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const x = v128.load(at(gate, i));
+    const s = f32x4.div(one, f32x4.add(one, exp4(f32x4.neg(x))));
+    v128.store(at(out, i), f32x4.mul(f32x4.mul(x, s), v128.load(at(up, i))));
+  }
+  for (; i < i1; i++) {
+    const x = load<f32>(at(gate, i));
+    const s: f32 = 1 / (1 + exp1(-x));
+    store<f32>(at(out, i), x * s * load<f32>(at(up, i)));
+  }
+}
+
+/**
+ * SwiGLU backward over [i0, i1): gGate += g·up·σ·(1 + x·(1 − σ)), gUp += g·x·σ (x = gate); a zero
+ * pointer skips that gradient.
+ */
+export function swigluBackwardRange(gate: usize, up: usize, g: usize, gGate: usize, gUp: usize, i0: i32, i1: i32): void {
+  const one = f32x4.splat(1);
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const x = v128.load(at(gate, i));
+    const gi = v128.load(at(g, i));
+    const s = f32x4.div(one, f32x4.add(one, exp4(f32x4.neg(x))));
+    if (gGate != 0) {
+      const d = f32x4.mul(f32x4.mul(gi, v128.load(at(up, i))), f32x4.mul(s, madd(x, f32x4.sub(one, s), one)));
+      v128.store(at(gGate, i), f32x4.add(v128.load(at(gGate, i)), d));
+    }
+    if (gUp != 0) v128.store(at(gUp, i), madd(f32x4.mul(gi, x), s, v128.load(at(gUp, i))));
+  }
+  for (; i < i1; i++) {
+    const x = load<f32>(at(gate, i));
+    const gi = load<f32>(at(g, i));
+    const s: f32 = 1 / (1 + exp1(-x));
+    if (gGate != 0) store<f32>(at(gGate, i), load<f32>(at(gGate, i)) + gi * load<f32>(at(up, i)) * s * (1 + x * (1 - s)));
+    if (gUp != 0) store<f32>(at(gUp, i), load<f32>(at(gUp, i)) + gi * x * s);
+  }
+}
+
+/** Σ a[i]·b[i] over n floats, with two vector accumulators (sums of squares pass a = b). */
+@inline function dot(a: usize, b: usize, n: i32): f32 {
+  let s0 = f32x4.splat(0), s1 = s0;
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    s0 = madd(v128.load(at(a, i)), v128.load(at(b, i)), s0);
+    s1 = madd(v128.load(at(a, i), 16), v128.load(at(b, i), 16), s1);
+  }
+  for (; i + 4 <= n; i += 4) s0 = madd(v128.load(at(a, i)), v128.load(at(b, i)), s0);
+  let s = hsum(f32x4.add(s0, s1));
+  for (; i < n; i++) s += load<f32>(at(a, i)) * load<f32>(at(b, i));
+  return s;
+}
+
+/** RMSNorm of rows [r0, r1) of x [rows, dim]: out = x · rstd · w, rstd[r] = 1/√(mean(x²) + eps). */
+export function rmsnormRange(x: usize, w: usize, out: usize, rstd: usize, dim: i32, eps: f32, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) {
+    const xr = at(x, <usize>r * <usize>dim);
+    const orow = at(out, <usize>r * <usize>dim);
+    const s = <f32>(1 / Math.sqrt(<f64>dot(xr, xr, dim) / <f64>dim + <f64>eps));
+    store<f32>(at(rstd, r), s);
+    const vs = f32x4.splat(s);
+    let i = 0;
+    for (; i + 4 <= dim; i += 4) v128.store(at(orow, i), f32x4.mul(f32x4.mul(v128.load(at(xr, i)), vs), v128.load(at(w, i))));
+    for (; i < dim; i++) store<f32>(at(orow, i), load<f32>(at(xr, i)) * s * load<f32>(at(w, i)));
+  }
+}
+
+/** RMSNorm backward for the input, rows [r0, r1): gx += s·(g⊙w) − x·s³·mean(g⊙w⊙x). */
+export function rmsnormBackwardXRange(x: usize, w: usize, rstd: usize, g: usize, gx: usize, dim: i32, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) {
+    const o = <usize>r * <usize>dim;
+    const xr = at(x, o), gr = at(g, o), gxr = at(gx, o);
+    const s = load<f32>(at(rstd, r));
+    let acc = f32x4.splat(0);
+    let i = 0;
+    for (; i + 4 <= dim; i += 4) acc = madd(f32x4.mul(v128.load(at(gr, i)), v128.load(at(w, i))), v128.load(at(xr, i)), acc);
+    let d = hsum(acc);
+    for (; i < dim; i++) d += load<f32>(at(gr, i)) * load<f32>(at(w, i)) * load<f32>(at(xr, i));
+    const c = (d / <f32>dim) * s * s * s;
+    const vs = f32x4.splat(s), vc = f32x4.splat(c);
+    i = 0;
+    for (; i + 4 <= dim; i += 4) {
+      const gw = f32x4.mul(v128.load(at(gr, i)), v128.load(at(w, i)));
+      v128.store(at(gxr, i), f32x4.sub(madd(gw, vs, v128.load(at(gxr, i))), f32x4.mul(v128.load(at(xr, i)), vc)));
+    }
+    for (; i < dim; i++) store<f32>(at(gxr, i), load<f32>(at(gxr, i)) + load<f32>(at(gr, i)) * load<f32>(at(w, i)) * s - load<f32>(at(xr, i)) * c);
+  }
+}
+
+/** RMSNorm backward for the weight, columns [c0, c1): gw[i] += Σ_r g[r, i]·x[r, i]·rstd[r]. */
+export function rmsnormBackwardWRange(x: usize, rstd: usize, g: usize, gw: usize, rows: i32, dim: i32, c0: i32, c1: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const o = <usize>r * <usize>dim;
+    const xr = at(x, o), gr = at(g, o);
+    const s = load<f32>(at(rstd, r));
+    const vs = f32x4.splat(s);
+    let i = c0;
+    for (; i + 4 <= c1; i += 4) v128.store(at(gw, i), madd(f32x4.mul(v128.load(at(gr, i)), v128.load(at(xr, i))), vs, v128.load(at(gw, i))));
+    for (; i < c1; i++) store<f32>(at(gw, i), load<f32>(at(gw, i)) + load<f32>(at(gr, i)) * load<f32>(at(xr, i)) * s);
+  }
+}
+
+@inline function rowMax(x: usize, n: i32): f32 {
+  let m0 = f32x4.splat(-Infinity), m1 = m0;
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    m0 = f32x4.max(m0, v128.load(at(x, i)));
+    m1 = f32x4.max(m1, v128.load(at(x, i), 16));
+  }
+  for (; i + 4 <= n; i += 4) m0 = f32x4.max(m0, v128.load(at(x, i)));
+  const m = f32x4.max(m0, m1);
+  let best = max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  for (; i < n; i++) best = max(best, load<f32>(at(x, i)));
+  return best;
+}
+
+/** Σ exp(x[i] − shift) over n floats; with dst ≠ 0 the exponentials are also stored there. */
+@inline function sumExp(x: usize, n: i32, shift: f32, dst: usize): f32 {
+  const vs = f32x4.splat(shift);
+  let s0 = f32x4.splat(0), s1 = s0;
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const e0 = exp4(f32x4.sub(v128.load(at(x, i)), vs));
+    const e1 = exp4(f32x4.sub(v128.load(at(x, i), 16), vs));
+    if (dst != 0) {
+      v128.store(at(dst, i), e0);
+      v128.store(at(dst, i), e1, 16);
+    }
+    s0 = f32x4.add(s0, e0);
+    s1 = f32x4.add(s1, e1);
+  }
+  let s = hsum(f32x4.add(s0, s1));
+  for (; i < n; i++) {
+    const e = exp1(load<f32>(at(x, i)) - shift);
+    if (dst != 0) store<f32>(at(dst, i), e);
+    s += e;
+  }
+  return s;
+}
+
+/** lse[r] = log Σ_i exp(x[r, i]) for rows [r0, r1) of x [rows, n] (−inf for a row of −inf). */
+export function logSumExpRange(x: usize, lse: usize, n: i32, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) {
+    const xr = at(x, <usize>r * <usize>n);
+    const m = rowMax(xr, n);
+    if (m == -Infinity) {
+      store<f32>(at(lse, r), -Infinity);
+      continue;
+    }
+    store<f32>(at(lse, r), <f32>(<f64>m + Math.log(<f64>sumExp(xr, n, m, 0))));
+  }
+}
+
+/**
+ * The gradient of −log softmax(x[r])[target[r]] times weight[r], for rows [r0, r1):
+ * gx[r, i] += weight[r]·(exp(x[r, i] − lse[r]) − [i = target[r]]). Rows of weight 0 are skipped.
+ */
+export function softmaxXentBackwardRange(x: usize, lse: usize, target: usize, weight: usize, gx: usize, n: i32, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) {
+    const wr = load<f32>(at(weight, r));
+    if (wr == 0) continue;
+    const o = <usize>r * <usize>n;
+    const xr = at(x, o), gr = at(gx, o);
+    const vl = f32x4.splat(load<f32>(at(lse, r)));
+    const vw = f32x4.splat(wr);
+    let i = 0;
+    for (; i + 4 <= n; i += 4) v128.store(at(gr, i), madd(vw, exp4(f32x4.sub(v128.load(at(xr, i)), vl)), v128.load(at(gr, i))));
+    const l = load<f32>(at(lse, r));
+    for (; i < n; i++) store<f32>(at(gr, i), load<f32>(at(gr, i)) + wr * exp1(load<f32>(at(xr, i)) - l));
+    const t = load<i32>(at(target, r));
+    store<f32>(at(gr, t), load<f32>(at(gr, t)) - wr);
+  }
+}
+
+/**
+ * In-place softmax of rows [r0, r1) of p [rows, n]. With `period` > 0 the rows are causal attention
+ * scores: row r sees its first (r mod period) + offset + 1 entries and the rest become exactly 0.
+ */
+export function softmaxRange(p: usize, n: i32, period: i32, offset: i32, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) {
+    const row = at(p, <usize>r * <usize>n);
+    const visible = period > 0 ? min(n, r % period + offset + 1) : n;
+    const m = rowMax(row, visible);
+    if (m == -Infinity) {
+      memory.fill(row, 0, <usize>n << 2);
+      continue;
+    }
+    const inv: f32 = 1 / sumExp(row, visible, m, row);
+    const vi = f32x4.splat(inv);
+    let i = 0;
+    for (; i + 4 <= visible; i += 4) v128.store(at(row, i), f32x4.mul(v128.load(at(row, i)), vi));
+    for (; i < visible; i++) store<f32>(at(row, i), load<f32>(at(row, i)) * inv);
+    if (visible < n) memory.fill(at(row, visible), 0, <usize>(n - visible) << 2);
+  }
+}
+
+/**
+ * Softmax backward in place, rows [r0, r1): d[r] = p[r] ⊙ (d[r] − p[r]·d[r]), over the same visible
+ * prefix as softmaxRange (the tail, where p is 0, becomes 0).
+ */
+export function softmaxBackwardRange(p: usize, d: usize, n: i32, period: i32, offset: i32, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) {
+    const o = <usize>r * <usize>n;
+    const pr = at(p, o), dr = at(d, o);
+    const visible = period > 0 ? min(n, r % period + offset + 1) : n;
+    const vd = f32x4.splat(dot(pr, dr, visible));
+    const sd = f32x4.extract_lane(vd, 0);
+    let i = 0;
+    for (; i + 4 <= visible; i += 4) v128.store(at(dr, i), f32x4.mul(v128.load(at(pr, i)), f32x4.sub(v128.load(at(dr, i)), vd)));
+    for (; i < visible; i++) store<f32>(at(dr, i), load<f32>(at(pr, i)) * (load<f32>(at(dr, i)) - sd));
+    if (visible < n) memory.fill(at(dr, visible), 0, <usize>(n - visible) << 2);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Work split across threads
 //
 // The caller writes a job into a block of 32-bit words, plan() cuts it into chunks (bands of rows or
@@ -522,6 +779,10 @@ const G_C = 12, G_LDC = 13, G_ALPHA = 14, G_BETA = 15, G_BATCH = 16, G_SA = 17, 
 // adamw
 const W_N = 3, W_P = 4, W_G = 5, W_M = 6, W_V = 7, W_SCALE = 8, W_B1 = 9, W_B2 = 10, W_EPS = 11;
 const W_DECAY = 12, W_STEP = 13, W_INVBC2 = 14;
+// row-wise kernels: which one, how many units (rows, elements or columns) to split, the work per
+// unit (to size chunks), the multiple chunk boundaries keep, then pointers, integers and a real.
+const R_OP = 3, R_UNITS = 4, R_COST = 5, R_ALIGN = 6;
+const R_P0 = 7, R_P1 = 8, R_P2 = 9, R_P3 = 10, R_P4 = 11, R_I0 = 12, R_I1 = 13, R_I2 = 14, R_X0 = 15;
 // plan (written by plan())
 const P_TOTAL = 20, P_COLS = 21, P_BANDS = 22, P_BAND = 23, P_GROUP = 24;
 // synchronisation, each on its own cache line
@@ -530,6 +791,10 @@ const S_DONE = 64;
 
 const KIND_GEMM = 1;
 const KIND_ADAMW = 2;
+const KIND_ROWS = 3;
+// row-wise kernels (R_OP)
+const OP_SWIGLU = 1, OP_SWIGLU_BACKWARD = 2, OP_RMSNORM = 3, OP_RMSNORM_BACKWARD_X = 4, OP_RMSNORM_BACKWARD_W = 5;
+const OP_LOGSUMEXP = 6, OP_XENT_BACKWARD = 7, OP_SOFTMAX = 8, OP_SOFTMAX_BACKWARD = 9;
 
 const INDEX_BITS = 12;
 const INDEX_MASK = (1 << INDEX_BITS) - 1;
@@ -538,6 +803,8 @@ const CHUNKS_PER_THREAD = 4;
 // Below this much work per chunk the claim and the repeated packing start to show.
 const CHUNK_MIN_FLOPS: f64 = 4 * 1024 * 1024;
 const ADAMW_CHUNK = 32768;
+// Row-wise chunks: at least this much work (units × cost per unit) each.
+const ROWS_CHUNK_MIN: f64 = 16384;
 const AXPY_BAND = 512;
 
 @inline function wordAt(job: usize, i: i32): usize {
@@ -572,7 +839,16 @@ export function plan(job: usize, gen: i32): void {
   const parts = word(job, J_THREADS);
   const most = parts * CHUNKS_PER_THREAD;
   let total = 1;
-  if (word(job, J_KIND) == KIND_ADAMW) {
+  if (word(job, J_KIND) == KIND_ROWS) {
+    const units = max(1, word(job, R_UNITS)), align = word(job, R_ALIGN);
+    let size = units;
+    if (parts > 1) {
+      const target = <i32>min(<f64>most, max(<f64>parts, <f64>units * <f64>word(job, R_COST) / ROWS_CHUNK_MIN));
+      size = ceilDiv(ceilDiv(units, target), align) * align;
+    }
+    store<i32>(wordAt(job, P_BAND), size);
+    total = ceilDiv(units, size);
+  } else if (word(job, J_KIND) == KIND_ADAMW) {
     const n = max(1, word(job, W_N));
     const size = parts > 1 ? ceilDiv(ceilDiv(n, min(most, ceilDiv(n, ADAMW_CHUNK))), 16) * 16 : n;
     store<i32>(wordAt(job, P_BAND), size);
@@ -659,6 +935,27 @@ function adamwChunk(job: usize, chunk: i32): void {
   );
 }
 
+function rowsChunk(job: usize, chunk: i32): void {
+  const size = word(job, P_BAND);
+  const lo = chunk * size;
+  const hi = min(word(job, R_UNITS), lo + size);
+  const p0 = <usize>word(job, R_P0), p1 = <usize>word(job, R_P1), p2 = <usize>word(job, R_P2);
+  const p3 = <usize>word(job, R_P3), p4 = <usize>word(job, R_P4);
+  const i0 = word(job, R_I0), i1 = word(job, R_I1), i2 = word(job, R_I2);
+  switch (word(job, R_OP)) {
+    case OP_SWIGLU: swigluRange(p0, p1, p2, lo, hi); break;
+    case OP_SWIGLU_BACKWARD: swigluBackwardRange(p0, p1, p2, p3, p4, lo, hi); break;
+    case OP_RMSNORM: rmsnormRange(p0, p1, p2, p3, i0, real(job, R_X0), lo, hi); break;
+    case OP_RMSNORM_BACKWARD_X: rmsnormBackwardXRange(p0, p1, p2, p3, p4, i0, lo, hi); break;
+    case OP_RMSNORM_BACKWARD_W: rmsnormBackwardWRange(p0, p1, p2, p3, i1, i0, lo, hi); break;
+    case OP_LOGSUMEXP: logSumExpRange(p0, p1, i0, lo, hi); break;
+    case OP_XENT_BACKWARD: softmaxXentBackwardRange(p0, p1, p2, p3, p4, i0, lo, hi); break;
+    case OP_SOFTMAX: softmaxRange(p0, i0, i1, i2, lo, hi); break;
+    case OP_SOFTMAX_BACKWARD: softmaxBackwardRange(p0, p1, i0, i1, i2, lo, hi); break;
+    default: unreachable();
+  }
+}
+
 /**
  * Claims and runs chunks of generation gen as thread t until none are left. Returns true when this
  * thread finished the job's last chunk (the caller then wakes whoever waits for the job).
@@ -677,6 +974,7 @@ export function work(job: usize, gen: i32, t: i32): bool {
     if (chunk >= total) break;
     if (atomic.cmpxchg<i32>(next, cur, cur + 1) != cur) continue;
     if (kind == KIND_ADAMW) adamwChunk(job, chunk);
+    else if (kind == KIND_ROWS) rowsChunk(job, chunk);
     else gemmChunk(job, chunk, scratch);
     last = atomic.add<i32>(wordAt(job, S_DONE), 1) == total - 1;
   }

@@ -3,7 +3,6 @@
 // with a row stride, so no transposes are materialised.
 import { gemmArgs } from '../../kernels/backend.js';
 import { Tensor, empty, gradOf, kernels, opError, record, sameDType } from '../tensor.js';
-import { softmaxRow } from './softmax.js';
 
 export interface AttentionOptions {
   /** Multiplies q·k (e.g. 1/sqrt(d), times YaRN's mscale² in DeepSeek-V3). */
@@ -29,61 +28,77 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
   if (opts.causal && S < T) throw opError(op, 'causal attention needs at least as many keys as queries', q, k);
   const group = H / Hk;
   const offset = S - T;
+  const mask = opts.causal ? { period: T, offset } : null;
   const be = kernels(q);
   const out = empty([B, T, H, dv], q.dtype);
   const probs = empty([B, H, T, S], q.dtype);
   const P = probs.data, Q = q.data, K = k.data, V = v.data, O = out.data;
+  // Each GEMM below covers, for one batch entry b and one j < group, the heads h = kh·group + j of
+  // every kv head kh at once, as a strided batch: one call per (b, j) instead of one per head, big
+  // enough to be split across threads. (Without GQA, group = 1 and that is every head of b.)
+  const pOff = (b: number, j: number): number => (b * H + j) * T * S;
+  const qOff = (b: number, j: number): number => b * T * H * dk + j * dk;
+  const oOff = (b: number, j: number): number => b * T * H * dv + j * dv;
+  const kOff = (b: number): number => b * S * Hk * dk;
+  const vOff = (b: number): number => b * S * Hk * dv;
+  const heads = { batch: Hk, strideP: group * T * S };
   for (let b = 0; b < B; b++) {
-    for (let h = 0; h < H; h++) {
-      const kh = Math.floor(h / group);
-      const pOff = (b * H + h) * T * S;
-      const qOff = b * T * H * dk + h * dk;
-      const kOff = b * S * Hk * dk + kh * dk;
-      const vOff = b * S * Hk * dv + kh * dv;
-      be.gemm(gemmArgs({ m: T, n: S, k: dk, a: Q, aOff: qOff, lda: H * dk, b: K, bOff: kOff, ldb: Hk * dk, transB: true, c: P, cOff: pOff, ldc: S, alpha: opts.scale }));
-      for (let t = 0; t < T; t++) {
-        // Causal rows normalise over their visible prefix only; the masked tail is exactly zero, as
-        // exp(-inf) would make it, without paying for the exponentials.
-        const row = pOff + t * S;
-        const visible = opts.causal ? t + offset + 1 : S;
-        softmaxRow(P, P, row, visible);
-        if (visible < S) P.fill(0, row + visible, row + S);
-      }
-      be.gemm(gemmArgs({ m: T, n: dv, k: S, a: P, aOff: pOff, lda: S, b: V, bOff: vOff, ldb: Hk * dv, c: O, cOff: b * T * H * dv + h * dv, ldc: H * dv }));
+    for (let j = 0; j < group; j++) {
+      be.gemm(gemmArgs({
+        m: T, n: S, k: dk, a: Q, aOff: qOff(b, j), lda: H * dk, b: K, bOff: kOff(b), ldb: Hk * dk, transB: true,
+        c: P, cOff: pOff(b, j), ldc: S, alpha: opts.scale, batch: heads.batch, strideA: group * dk, strideB: dk, strideC: heads.strideP,
+      }));
+    }
+  }
+  // Causal rows normalise over their visible prefix only; the masked tail is exactly zero.
+  be.softmaxRows(P, B * H * T, S, mask);
+  for (let b = 0; b < B; b++) {
+    for (let j = 0; j < group; j++) {
+      be.gemm(gemmArgs({
+        m: T, n: dv, k: S, a: P, aOff: pOff(b, j), lda: S, b: V, bOff: vOff(b), ldb: Hk * dv,
+        c: O, cOff: oOff(b, j), ldc: H * dv, batch: heads.batch, strideA: heads.strideP, strideB: dv, strideC: group * dv,
+      }));
     }
   }
   const recorded = record([q, k, v], out, (g) => {
     const gq = q.requiresGrad ? gradOf(q) : null;
     const gk = k.requiresGrad ? gradOf(k) : null;
     const gv = v.requiresGrad ? gradOf(v) : null;
-    const scratch = empty([T, S], q.dtype);
+    // Heads of one kv head accumulate into its gk and gv one j after another, never concurrently.
+    for (let b = 0; b < B && gv !== null; b++) {
+      for (let j = 0; j < group; j++) {
+        be.gemm(gemmArgs({
+          m: S, n: dv, k: T, a: P, aOff: pOff(b, j), lda: S, transA: true, b: g, bOff: oOff(b, j), ldb: H * dv,
+          c: gv, cOff: vOff(b), ldc: Hk * dv, beta: 1, batch: heads.batch, strideA: heads.strideP, strideB: group * dv, strideC: dv,
+        }));
+      }
+    }
+    if (gq === null && gk === null) return;
+    const scratch = empty([B, H, T, S], q.dtype);
     const dP = scratch.data;
     for (let b = 0; b < B; b++) {
-      for (let h = 0; h < H; h++) {
-        const kh = Math.floor(h / group);
-        const pOff = (b * H + h) * T * S;
-        const qOff = b * T * H * dk + h * dk;
-        const kOff = b * S * Hk * dk + kh * dk;
-        const vOff = b * S * Hk * dv + kh * dv;
-        const oOff = b * T * H * dv + h * dv;
-        if (gv !== null) {
-          be.gemm(gemmArgs({ m: S, n: dv, k: T, a: P, aOff: pOff, lda: S, transA: true, b: g, bOff: oOff, ldb: H * dv, c: gv, cOff: vOff, ldc: Hk * dv, beta: 1 }));
-        }
-        if (gq === null && gk === null) continue;
-        be.gemm(gemmArgs({ m: T, n: S, k: dv, a: g, aOff: oOff, lda: H * dv, b: V, bOff: vOff, ldb: Hk * dv, transB: true, c: dP, ldc: S }));
-        for (let t = 0; t < T; t++) {
-          const row = t * S;
-          const visible = opts.causal ? t + offset + 1 : S; // P is zero past it, so dP is too
-          let dot = 0;
-          for (let s = 0; s < visible; s++) dot += dP[row + s] * P[pOff + row + s];
-          for (let s = 0; s < visible; s++) dP[row + s] = P[pOff + row + s] * (dP[row + s] - dot);
-          if (visible < S) dP.fill(0, row + visible, row + S);
-        }
+      for (let j = 0; j < group; j++) {
+        be.gemm(gemmArgs({
+          m: T, n: S, k: dv, a: g, aOff: oOff(b, j), lda: H * dv, b: V, bOff: vOff(b), ldb: Hk * dv, transB: true,
+          c: dP, cOff: pOff(b, j), ldc: S, batch: heads.batch, strideA: group * dv, strideB: dv, strideC: heads.strideP,
+        }));
+      }
+    }
+    // dScores = P ⊙ (dP − rowsum(dP ⊙ P)), zero where masked.
+    be.softmaxBackwardRows(P, dP, B * H * T, S, mask);
+    for (let b = 0; b < B; b++) {
+      for (let j = 0; j < group; j++) {
         if (gq !== null) {
-          be.gemm(gemmArgs({ m: T, n: dk, k: S, a: dP, lda: S, b: K, bOff: kOff, ldb: Hk * dk, c: gq, cOff: qOff, ldc: H * dk, alpha: opts.scale, beta: 1 }));
+          be.gemm(gemmArgs({
+            m: T, n: dk, k: S, a: dP, aOff: pOff(b, j), lda: S, b: K, bOff: kOff(b), ldb: Hk * dk,
+            c: gq, cOff: qOff(b, j), ldc: H * dk, alpha: opts.scale, beta: 1, batch: heads.batch, strideA: heads.strideP, strideB: dk, strideC: group * dk,
+          }));
         }
         if (gk !== null) {
-          be.gemm(gemmArgs({ m: S, n: dk, k: T, a: dP, lda: S, transA: true, b: Q, bOff: qOff, ldb: H * dk, c: gk, cOff: kOff, ldc: Hk * dk, alpha: opts.scale, beta: 1 }));
+          be.gemm(gemmArgs({
+            m: S, n: dk, k: T, a: dP, aOff: pOff(b, j), lda: S, transA: true, b: Q, bOff: qOff(b, j), ldb: H * dk,
+            c: gk, cOff: kOff(b), ldc: Hk * dk, alpha: opts.scale, beta: 1, batch: heads.batch, strideA: heads.strideP, strideB: group * dk, strideC: dk,
+          }));
         }
       }
     }

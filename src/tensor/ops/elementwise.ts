@@ -1,6 +1,6 @@
 // Element-wise ops. Broadcasting is limited to what a transformer needs: `b` may have the shape of
 // `a`'s trailing dimensions (a bias or a per-channel scale), repeated over the leading ones.
-import { Tensor, empty, gradOf, opError, record, sameDType } from '../tensor.js';
+import { Tensor, empty, gradOf, kernels, opError, record, sameDType } from '../tensor.js';
 
 function broadcastInner(op: string, a: Tensor, b: Tensor): number {
   const off = a.rank - b.rank;
@@ -103,15 +103,9 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
   sameDType('swiglu', gate, up);
   if (gate.size !== up.size || gate.rank !== up.rank) throw opError('swiglu', 'gate and up differ in shape', gate, up);
   const out = empty(gate.shape, gate.dtype);
-  const x = gate.data, u = up.data, o = out.data;
-  for (let i = 0; i < o.length; i++) o[i] = (x[i] / (1 + Math.exp(-x[i]))) * u[i];
+  const be = kernels(gate);
+  be.swiglu(gate.data, up.data, out.data, out.size);
   return record([gate, up], out, (g) => {
-    const gg = gate.requiresGrad ? gradOf(gate) : null;
-    const gu = up.requiresGrad ? gradOf(up) : null;
-    for (let i = 0; i < g.length; i++) {
-      const s = 1 / (1 + Math.exp(-x[i]));
-      if (gg !== null) gg[i] += g[i] * u[i] * s * (1 + x[i] * (1 - s));
-      if (gu !== null) gu[i] += g[i] * x[i] * s;
-    }
+    be.swigluBackward(gate.data, up.data, g, gate.requiresGrad ? gradOf(gate) : null, up.requiresGrad ? gradOf(up) : null, out.size);
   });
 }

@@ -1,9 +1,21 @@
 // Losses over logits [N, V]. Both ops keep only one log-sum-exp per row for the backward pass and
-// recompute the softmax there, so a large vocabulary costs no extra [N, V] buffer.
-import { Tensor, checkFinite, checkIndices, empty, gradOf, opError, record } from '../tensor.js';
-import { logSumExp } from './softmax.js';
+// recompute the softmax there, so a large vocabulary costs no extra [N, V] buffer. The row loops run
+// in the backend's kernels (logSumExpRows, softmaxXentBackward): across threads, in SIMD.
+import { Tensor, checkFinite, checkIndices, empty, gradOf, kernels, opError, record } from '../tensor.js';
 
 export const IGNORE_INDEX = -100;
+
+/**
+ * Per-row scratch for the backward kernel: the target of each row as int32 and its weight. For
+ * float32 logits both live in a float32 tensor on the WASM heap (the targets reinterpreted as int32),
+ * so the kernel can take them by pointer and the scope frees them with everything else.
+ */
+function rowScratch(logits: Tensor, N: number): { target: Int32Array; weight: Tensor; owner: Tensor | null } {
+  const weight = empty([N], logits.dtype);
+  if (logits.dtype === 'f64') return { target: new Int32Array(N), weight, owner: null };
+  const owner = empty([N], 'f32');
+  return { target: new Int32Array(owner.data.buffer, owner.data.byteOffset, N), weight, owner };
+}
 
 /** Mean cross-entropy over the rows whose target is not `ignoreIndex`. Returns a scalar. */
 export function crossEntropy(logits: Tensor, targets: ArrayLike<number>, ignoreIndex = IGNORE_INDEX): Tensor {
@@ -11,33 +23,42 @@ export function crossEntropy(logits: Tensor, targets: ArrayLike<number>, ignoreI
   if (logits.rank !== 2) throw opError(op, 'logits must be [N, V]', logits);
   const [N, V] = logits.shape;
   if (targets.length !== N) throw opError(op, `${targets.length} targets for ${N} rows`, logits);
+  for (let r = 0; r < N; r++) {
+    const t = targets[r];
+    if (t !== ignoreIndex && !(Number.isInteger(t) && t >= 0 && t < V)) throw opError(op, `target ${t} at row ${r} is outside [0, ${V})`, logits);
+  }
+  const be = kernels(logits);
   const x = logits.data;
-  const lse = new Float64Array(N);
+  const lse = empty([N], logits.dtype);
+  be.logSumExpRows(x, lse.data, N, V);
+  const l = lse.data;
   let count = 0;
   let total = 0;
   for (let r = 0; r < N; r++) {
     const t = targets[r];
     if (t === ignoreIndex) continue;
-    if (!Number.isInteger(t) || t < 0 || t >= V) throw opError(op, `target ${t} at row ${r} is outside [0, ${V})`, logits);
-    lse[r] = logSumExp(x, r * V, V);
-    total += lse[r] - x[r * V + t];
+    total += l[r] - x[r * V + t];
     count++;
   }
   if (!Number.isFinite(total)) checkFinite(op, logits);
   const out = empty([], logits.dtype);
   out.data[0] = count > 0 ? total / count : 0;
-  return record([logits], out, (g) => {
+  const recorded = record([logits], out, (g) => {
     if (count === 0) return;
-    const gx = gradOf(logits);
+    // d(mean CE)/dx[r] = (softmax(x[r]) − onehot(t[r])) / count for every counted row.
+    const { target, weight, owner } = rowScratch(logits, N);
     const s = g[0] / count;
     for (let r = 0; r < N; r++) {
       const t = targets[r];
-      if (t === ignoreIndex) continue;
-      const base = r * V;
-      for (let i = 0; i < V; i++) gx[base + i] += s * Math.exp(x[base + i] - lse[r]);
-      gx[base + t] -= s;
+      target[r] = t === ignoreIndex ? 0 : t;
+      weight.data[r] = t === ignoreIndex ? 0 : s;
     }
+    be.softmaxXentBackward(x, l, target, weight.data, gradOf(logits), N, V);
+    weight.dispose();
+    owner?.dispose();
   });
+  if (!recorded.requiresGrad) lse.dispose();
+  return recorded;
 }
 
 /** log p(ids[r] | row r) for each row: [N]. The per-token log-probs GRPO and distillation work with. */
@@ -47,22 +68,25 @@ export function tokenLogProbs(logits: Tensor, ids: ArrayLike<number>): Tensor {
   const [N, V] = logits.shape;
   if (ids.length !== N) throw opError(op, `${ids.length} ids for ${N} rows`, logits);
   checkIndices(op, ids, V);
+  const be = kernels(logits);
   const x = logits.data;
-  const lse = new Float64Array(N);
+  const lse = empty([N], logits.dtype);
+  be.logSumExpRows(x, lse.data, N, V);
+  const l = lse.data;
   const out = empty([N], logits.dtype);
   const o = out.data;
-  for (let r = 0; r < N; r++) {
-    lse[r] = logSumExp(x, r * V, V);
-    o[r] = x[r * V + ids[r]] - lse[r];
-  }
-  return record([logits], out, (g) => {
-    const gx = gradOf(logits);
+  for (let r = 0; r < N; r++) o[r] = x[r * V + ids[r]] - l[r];
+  const recorded = record([logits], out, (g) => {
+    // d log p(id)/dx = onehot(id) − softmax(x): the cross-entropy gradient with weight −g[r].
+    const { target, weight, owner } = rowScratch(logits, N);
     for (let r = 0; r < N; r++) {
-      const gr = g[r];
-      if (gr === 0) continue;
-      const base = r * V;
-      for (let i = 0; i < V; i++) gx[base + i] -= gr * Math.exp(x[base + i] - lse[r]);
-      gx[base + ids[r]] += gr;
+      target[r] = ids[r];
+      weight.data[r] = -g[r];
     }
+    be.softmaxXentBackward(x, l, target, weight.data, gradOf(logits), N, V);
+    weight.dispose();
+    owner?.dispose();
   });
+  if (!recorded.requiresGrad) lse.dispose();
+  return recorded;
 }

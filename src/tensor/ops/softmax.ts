@@ -1,36 +1,9 @@
 // Softmax family over the last dimension, computed with the max subtracted so large logits stay finite.
 import type { FloatArray } from '../tensor.js';
 import { Tensor, empty, gradOf, record } from '../tensor.js';
+import { logSumExp, softmaxRow } from '../../kernels/reference.js';
 
-/** Writes softmax of src[base..base+n) into dst and returns the log-sum-exp of the row. */
-export function softmaxRow(src: FloatArray, dst: FloatArray, base: number, n: number): number {
-  let max = -Infinity;
-  for (let i = 0; i < n; i++) if (src[base + i] > max) max = src[base + i];
-  if (max === -Infinity) {
-    // A fully masked row: define the distribution as all-zero rather than NaN.
-    for (let i = 0; i < n; i++) dst[base + i] = 0;
-    return -Infinity;
-  }
-  let sum = 0;
-  for (let i = 0; i < n; i++) {
-    const e = Math.exp(src[base + i] - max);
-    dst[base + i] = e;
-    sum += e;
-  }
-  const inv = 1 / sum;
-  for (let i = 0; i < n; i++) dst[base + i] *= inv;
-  return max + Math.log(sum);
-}
-
-/** log Σ exp over one row. */
-export function logSumExp(src: FloatArray, base: number, n: number): number {
-  let max = -Infinity;
-  for (let i = 0; i < n; i++) if (src[base + i] > max) max = src[base + i];
-  if (max === -Infinity) return -Infinity;
-  let sum = 0;
-  for (let i = 0; i < n; i++) sum += Math.exp(src[base + i] - max);
-  return max + Math.log(sum);
-}
+export { logSumExp, softmaxRow } from '../../kernels/reference.js';
 
 export function softmax(x: Tensor): Tensor {
   const n = x.shape[x.rank - 1];
