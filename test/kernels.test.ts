@@ -268,6 +268,27 @@ for (const simd of variants) {
       freeF32(lse);
     });
 
+    it('copies and accumulates strided rows like the reference, contiguous runs included', () => {
+      const rand = rng(15);
+      for (const [rows, width] of [...shapes, [1, 5000], [3, 2049], [2, 20]] as [number, number][]) {
+        for (const [srcPad, dstPad] of [[0, 0], [3, 1], [0, 7]]) {
+          for (const accumulate of [false, true]) {
+            for (const be of both) {
+              const srcStride = width + srcPad, dstStride = width + dstPad, srcOff = 2, dstOff = 5;
+              const src = heap(srcOff + rows * srcStride, rand), dst = heap(dstOff + rows * dstStride + 3, rand);
+              const want = f64(dst);
+              referenceBackend.copyRows(f64(src), srcOff, srcStride, want, dstOff, dstStride, rows, width, accumulate);
+              be.copyRows(src, srcOff, srcStride, dst, dstOff, dstStride, rows, width, accumulate);
+              // A copy is exact; a sum of two float32 values rounds once.
+              near(`copyRows ${rows}x${width} pads=${srcPad},${dstPad} accumulate=${accumulate} threads=${be.threads}`, dst, want, (i) => EPS * Math.abs(want[i]));
+              freeF32(src);
+              freeF32(dst);
+            }
+          }
+        }
+      }
+    });
+
     it('softmax rows and their backward match the reference, with and without a causal mask', () => {
       const rand = rng(14);
       for (const [rows, n] of shapes) {

@@ -82,6 +82,11 @@ export interface Backend {
   softmaxXentBackward(x: FloatArray, lse: FloatArray, target: Int32Array, weight: FloatArray, gx: FloatArray, rows: number, n: number): void;
   /** Softmax of each row in place (masked entries, if any, become 0). */
   softmaxRows(p: FloatArray, rows: number, n: number, mask: RowMask | null): void;
+  /**
+   * A strided copy of rows × width: dst[dstOff + r·dstStride + i] = src[srcOff + r·srcStride + i],
+   * or += with accumulate. Rows of dst must not overlap each other or src.
+   */
+  copyRows(src: FloatArray, srcOff: number, srcStride: number, dst: FloatArray, dstOff: number, dstStride: number, rows: number, width: number, accumulate: boolean): void;
   /** Softmax backward in place: d[r] = p[r] ⊙ (d[r] − p[r]·d[r]) (0 where masked). */
   softmaxBackwardRows(p: FloatArray, d: FloatArray, rows: number, n: number, mask: RowMask | null): void;
 }

@@ -152,6 +152,16 @@ export function softmaxBackwardRowsReference(p: FloatArray, d: FloatArray, rows:
   }
 }
 
+export function copyRowsReference(
+  src: FloatArray, srcOff: number, srcStride: number, dst: FloatArray, dstOff: number, dstStride: number, rows: number, width: number, accumulate: boolean,
+): void {
+  for (let r = 0; r < rows; r++) {
+    const s = srcOff + r * srcStride, d = dstOff + r * dstStride;
+    if (accumulate) for (let i = 0; i < width; i++) dst[d + i] += src[s + i];
+    else for (let i = 0; i < width; i++) dst[d + i] = src[s + i];
+  }
+}
+
 export const referenceBackend: Backend = {
   name: 'reference',
   threads: 1,
@@ -165,4 +175,5 @@ export const referenceBackend: Backend = {
   softmaxXentBackward: softmaxXentBackwardReference,
   softmaxRows: softmaxRowsReference,
   softmaxBackwardRows: softmaxBackwardRowsReference,
+  copyRows: copyRowsReference,
 };

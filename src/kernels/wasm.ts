@@ -11,7 +11,7 @@ import { Worker } from 'node:worker_threads';
 import type { AdamWArgs, Backend, FloatArray, GemmArgs, RowMask } from './backend.js';
 import { allocF32, freeF32, memory, onHeap } from './memory.js';
 import {
-  adamwReference, gemmReference, logSumExpRowsReference, rmsnormBackwardReference, rmsnormReference,
+  adamwReference, copyRowsReference, gemmReference, logSumExpRowsReference, rmsnormBackwardReference, rmsnormReference,
   softmaxBackwardRowsReference, softmaxRowsReference, softmaxXentBackwardReference, swigluBackwardReference,
   swigluReference,
 } from './reference.js';
@@ -38,7 +38,7 @@ const G = { m: 3, n: 4, k: 5, a: 6, lda: 7, transA: 8, b: 9, ldb: 10, transB: 11
 const W = { n: 3, param: 4, grad: 5, m: 6, v: 7, gradScale: 8, beta1: 9, beta2: 10, eps: 11, decay: 12, stepSize: 13, invBc2: 14 };
 // Row-wise kernels: op, units to split, work per unit, chunk alignment, then 5 pointers, 3 integers, 1 real.
 const R = { op: 3, units: 4, cost: 5, align: 6, p0: 7, i0: 12, x0: 15 };
-const OP = { swiglu: 1, swigluBackward: 2, rmsnorm: 3, rmsnormBackwardX: 4, rmsnormBackwardW: 5, logSumExp: 6, xentBackward: 7, softmax: 8, softmaxBackward: 9 };
+const OP = { swiglu: 1, swigluBackward: 2, rmsnorm: 3, rmsnormBackwardX: 4, rmsnormBackwardW: 5, logSumExp: 6, xentBackward: 7, softmax: 8, softmaxBackward: 9, copyRows: 10 };
 const P_TOTAL = 20;
 // Control words, each on its own cache line (S_NEXT = 48 and S_DONE = 64 belong to the kernels).
 const C_GEN = 32;
@@ -51,6 +51,8 @@ const BLOCK_WORDS = 96;
 const PARALLEL_MIN_FLOPS = 1 << 22;
 // The same for row-wise kernels, in units × work per unit (about one element operation each).
 const PARALLEL_MIN_WORK = 1 << 15;
+// Contiguous copies are cut into rows of this many floats.
+const CONTIGUOUS_ROW = 1024;
 // Polls of a control word (about 50 µs) before sleeping on it: waking a sleeping thread takes about as
 // long again, so back-to-back calls find the workers awake, while an idle pool does not burn cores.
 const SPIN = 6000;
@@ -332,8 +334,33 @@ export class WasmBackend implements Backend {
     this.rows(OP.softmaxBackward, rows, n, 1, [p, d], maskWords('softmaxBackwardRows', n, mask));
   }
 
+  copyRows(src: FloatArray, srcOff: number, srcStride: number, dst: FloatArray, dstOff: number, dstStride: number, rows: number, width: number, accumulate: boolean): void {
+    const k = 'copyRows';
+    counts(k, srcOff, srcStride, dstOff, dstStride, rows, width);
+    if (rows === 0 || width === 0) return;
+    need(k, 'src', src, srcOff + (rows - 1) * srcStride + width);
+    need(k, 'dst', dst, dstOff + (rows - 1) * dstStride + width);
+    if (!heapF32(src) || !heapF32(dst)) return copyRowsReference(src, srcOff, srcStride, dst, dstOff, dstStride, rows, width, accumulate);
+    // Tiny copies cost less in JavaScript than a trip through the job block.
+    if (rows * width < 64) return copyRowsReference(src, srcOff, srcStride, dst, dstOff, dstStride, rows, width, accumulate);
+    if (rows === 1 || (srcStride === width && dstStride === width)) {
+      // One contiguous run: recut into rows, so that the pool can split it.
+      const total = rows * width;
+      const run = Math.floor(total / CONTIGUOUS_ROW) * CONTIGUOUS_ROW;
+      if (run > 0 && run < total) copyRowsReference(src, srcOff + run, 0, dst, dstOff + run, 0, 1, total - run, accumulate);
+      if (run > 0) {
+        rows = run / CONTIGUOUS_ROW;
+        width = srcStride = dstStride = CONTIGUOUS_ROW;
+      }
+    }
+    this.rows(OP.copyRows, rows, width, 1, [src, dst], [width, srcStride, dstStride], accumulate ? 1 : 0, [srcOff, dstOff]);
+  }
+
   /** Runs row-wise kernel `op` over `units` rows (elements, columns), each about `cost` operations. */
-  private rows(op: number, units: number, cost: number, align: number, ptrs: (FloatArray | Int32Array | null)[], ints: number[] = [], real = 0): void {
+  private rows(
+    op: number, units: number, cost: number, align: number, ptrs: (FloatArray | Int32Array | null)[], ints: number[] = [], real = 0,
+    offsets: number[] = [],
+  ): void {
     if (units === 0) return;
     this.kernels.close(this.block.byteOffset);
     const w = this.words;
@@ -342,7 +369,10 @@ export class WasmBackend implements Backend {
     w[R.units] = units;
     w[R.cost] = cost;
     w[R.align] = align;
-    for (let i = 0; i < 5; i++) w[R.p0 + i] = ptrs[i]?.byteOffset ?? 0;
+    for (let i = 0; i < 5; i++) {
+      const p = ptrs[i];
+      w[R.p0 + i] = p == null ? 0 : p.byteOffset + 4 * (offsets[i] ?? 0);
+    }
     for (let i = 0; i < 3; i++) w[R.i0 + i] = ints[i] ?? 0;
     this.reals[R.x0] = real;
     this.dispatch(units * cost >= this.parallelMinWork);

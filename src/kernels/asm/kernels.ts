@@ -755,6 +755,27 @@ export function softmaxBackwardRange(p: usize, d: usize, n: i32, period: i32, of
   }
 }
 
+/**
+ * Rows [r0, r1) of a strided copy: dst[r·dstStride + i] = src[r·srcStride + i] (or +=, with
+ * accumulate) for i < width. The shape ops (split, concat, expand and their gradients) are this.
+ */
+export function copyRowsRange(src: usize, dst: usize, width: i32, srcStride: i32, dstStride: i32, accumulate: bool, r0: i32, r1: i32): void {
+  for (let r = r0; r < r1; r++) {
+    const s = at(src, <usize>r * <usize>srcStride), d = at(dst, <usize>r * <usize>dstStride);
+    if (!accumulate) {
+      memory.copy(d, s, <usize>width << 2);
+      continue;
+    }
+    let i = 0;
+    for (; i + 8 <= width; i += 8) {
+      v128.store(at(d, i), f32x4.add(v128.load(at(d, i)), v128.load(at(s, i))));
+      v128.store(at(d, i), f32x4.add(v128.load(at(d, i), 16), v128.load(at(s, i), 16)), 16);
+    }
+    for (; i + 4 <= width; i += 4) v128.store(at(d, i), f32x4.add(v128.load(at(d, i)), v128.load(at(s, i))));
+    for (; i < width; i++) store<f32>(at(d, i), load<f32>(at(d, i)) + load<f32>(at(s, i)));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Work split across threads
 //
@@ -794,7 +815,7 @@ const KIND_ADAMW = 2;
 const KIND_ROWS = 3;
 // row-wise kernels (R_OP)
 const OP_SWIGLU = 1, OP_SWIGLU_BACKWARD = 2, OP_RMSNORM = 3, OP_RMSNORM_BACKWARD_X = 4, OP_RMSNORM_BACKWARD_W = 5;
-const OP_LOGSUMEXP = 6, OP_XENT_BACKWARD = 7, OP_SOFTMAX = 8, OP_SOFTMAX_BACKWARD = 9;
+const OP_LOGSUMEXP = 6, OP_XENT_BACKWARD = 7, OP_SOFTMAX = 8, OP_SOFTMAX_BACKWARD = 9, OP_COPY_ROWS = 10;
 
 const INDEX_BITS = 12;
 const INDEX_MASK = (1 << INDEX_BITS) - 1;
@@ -952,6 +973,7 @@ function rowsChunk(job: usize, chunk: i32): void {
     case OP_XENT_BACKWARD: softmaxXentBackwardRange(p0, p1, p2, p3, p4, i0, lo, hi); break;
     case OP_SOFTMAX: softmaxRange(p0, i0, i1, i2, lo, hi); break;
     case OP_SOFTMAX_BACKWARD: softmaxBackwardRange(p0, p1, i0, i1, i2, lo, hi); break;
+    case OP_COPY_ROWS: copyRowsRange(p0, p1, i0, i1, i2, real(job, R_X0) != 0, lo, hi); break;
     default: unreachable();
   }
 }

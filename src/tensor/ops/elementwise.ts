@@ -16,15 +16,20 @@ export function add(a: Tensor, b: Tensor): Tensor {
   const inner = broadcastInner('add', a, b);
   const out = empty(a.shape, a.dtype);
   const x = a.data, y = b.data, o = out.data;
-  for (let i = 0, j = 0; i < o.length; i++, j = j + 1 === inner ? 0 : j + 1) o[i] = x[i] + y[j];
+  const be = kernels(a);
+  if (inner === a.size) {
+    // Same shapes (the residual stream): o = a, then o += b, in the backend's SIMD copy.
+    o.set(x);
+    be.copyRows(y, 0, 0, o, 0, 0, 1, o.length, true);
+  } else {
+    for (let i = 0, j = 0; i < o.length; i++, j = j + 1 === inner ? 0 : j + 1) o[i] = x[i] + y[j];
+  }
   return record([a, b], out, (g) => {
-    if (a.requiresGrad) {
-      const ga = gradOf(a);
-      for (let i = 0; i < g.length; i++) ga[i] += g[i];
-    }
+    if (a.requiresGrad) be.copyRows(g, 0, 0, gradOf(a), 0, 0, 1, g.length, true);
     if (b.requiresGrad) {
       const gb = gradOf(b);
-      for (let i = 0, j = 0; i < g.length; i++, j = j + 1 === inner ? 0 : j + 1) gb[j] += g[i];
+      if (inner === a.size) be.copyRows(g, 0, 0, gb, 0, 0, 1, g.length, true);
+      else for (let i = 0, j = 0; i < g.length; i++, j = j + 1 === inner ? 0 : j + 1) gb[j] += g[i];
     }
   });
 }

@@ -1,5 +1,6 @@
-// Shape ops and reductions. Reshape is a view; the rest copy (memory traffic is cheap next to GEMMs).
-import { Tensor, empty, gradOf, opError, record, sameDType, zeros } from '../tensor.js';
+// Shape ops and reductions. Reshape is a view; the rest copy. Every copy along an axis is a strided
+// copy of rows (the backend's copyRows: SIMD, split across threads), and so is its gradient.
+import { Tensor, empty, gradOf, kernels, opError, record, sameDType, zeros } from '../tensor.js';
 
 function axisOf(op: string, t: Tensor, axis: number): number {
   const a = axis < 0 ? t.rank + axis : axis;
@@ -23,10 +24,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     throw opError('reshape', `cannot reshape to [${shape.join(', ')}]`, x);
   }
   const out = x.view(resolved);
-  return record([x], out, (g) => {
-    const gx = gradOf(x);
-    for (let i = 0; i < g.length; i++) gx[i] += g[i];
-  });
+  return record([x], out, (g) => kernels(x).copyRows(g, 0, 0, gradOf(x), 0, 0, 1, x.size, true));
 }
 
 /** Permutes dimensions (a copy). */
@@ -82,23 +80,20 @@ export function concat(xs: readonly Tensor[], axis = -1): Tensor {
   const out = empty(shape, xs[0].dtype);
   const [outer, , inner] = split3(out, a);
   const o = out.data;
+  const be = kernels(out);
   let at = 0;
   const starts: number[] = [];
   for (const t of xs) {
     starts.push(at);
-    const w = t.shape[a] * inner, d = t.data;
-    for (let r = 0; r < outer; r++) o.set(d.subarray(r * w, r * w + w), r * total * inner + at * inner);
+    const w = t.shape[a] * inner;
+    be.copyRows(t.data, 0, w, o, at * inner, total * inner, outer, w, false);
     at += t.shape[a];
   }
   return record(xs, out, (g) => {
     xs.forEach((t, n) => {
       if (!t.requiresGrad) return;
-      const gt = gradOf(t);
       const w = t.shape[a] * inner;
-      for (let r = 0; r < outer; r++) {
-        const src = r * total * inner + starts[n] * inner, dst = r * w;
-        for (let i = 0; i < w; i++) gt[dst + i] += g[src + i];
-      }
+      be.copyRows(g, starts[n] * inner, total * inner, gradOf(t), 0, w, outer, w, true);
     });
   });
 }
@@ -108,6 +103,7 @@ export function split(x: Tensor, sizes: readonly number[], axis = -1): Tensor[] 
   const a = axisOf('split', x, axis);
   if (sizes.reduce((s, n) => s + n, 0) !== x.shape[a]) throw opError('split', `sizes [${sizes.join(', ')}] do not add up to ${x.shape[a]}`, x);
   const [outer, n, inner] = split3(x, a);
+  const be = kernels(x);
   let at = 0;
   return sizes.map((size) => {
     const start = at;
@@ -115,15 +111,9 @@ export function split(x: Tensor, sizes: readonly number[], axis = -1): Tensor[] 
     const shape = [...x.shape];
     shape[a] = size;
     const out = empty(shape, x.dtype);
-    const w = size * inner, xd = x.data, o = out.data;
-    for (let r = 0; r < outer; r++) o.set(xd.subarray(r * n * inner + start * inner, r * n * inner + start * inner + w), r * w);
-    return record([x], out, (g) => {
-      const gx = gradOf(x);
-      for (let r = 0; r < outer; r++) {
-        const dst = r * n * inner + start * inner, src = r * w;
-        for (let i = 0; i < w; i++) gx[dst + i] += g[src + i];
-      }
-    });
+    const w = size * inner;
+    be.copyRows(x.data, start * inner, n * inner, out.data, 0, w, outer, w, false);
+    return record([x], out, (g) => be.copyRows(g, 0, w, gradOf(x), start * inner, n * inner, outer, w, true));
   });
 }
 
@@ -135,11 +125,12 @@ export function expand(x: Tensor, axis: number, n: number): Tensor {
   shape[a] = n;
   const out = empty(shape, x.dtype);
   const [outer, , inner] = split3(x, a);
-  const xd = x.data, o = out.data;
-  for (let r = 0; r < outer; r++) for (let j = 0; j < n; j++) o.set(xd.subarray(r * inner, r * inner + inner), (r * n + j) * inner);
+  const be = kernels(x);
+  // Copy j of every row, for each j: n strided copies.
+  for (let j = 0; j < n; j++) be.copyRows(x.data, 0, inner, out.data, j * inner, n * inner, outer, inner, false);
   return record([x], out, (g) => {
     const gx = gradOf(x);
-    for (let r = 0; r < outer; r++) for (let j = 0; j < n; j++) for (let i = 0; i < inner; i++) gx[r * inner + i] += g[(r * n + j) * inner + i];
+    for (let j = 0; j < n; j++) be.copyRows(g, j * inner, n * inner, gx, 0, inner, outer, inner, true);
   });
 }
 
