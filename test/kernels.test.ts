@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 import { after, describe, it } from 'node:test';
 import {
-  type AdamWArgs, adamwReference, allocF32, backendFromEnv, createWasmBackend, type FloatArray, type GemmArgs,
-  freeF32, gemmArgs, gemmReference, onHeap, referenceBackend, relaxedSimdSupported, type RowMask, type WasmBackend,
+  type AdamWArgs, adamwReference, allocF32, allocI32, backendFromEnv, createWasmBackend, type FloatArray, type GemmArgs,
+  freeF32, freeI32, gemmArgs, gemmReference, onHeap, referenceBackend, relaxedSimdSupported, type RowMask, type WasmBackend,
 } from '../src/kernels/index.js';
 
 function rng(seed: number): () => number {
@@ -287,6 +287,59 @@ for (const simd of variants) {
           }
         }
       }
+    });
+
+    it('sums squares like the reference, in float64', () => {
+      const rand = rng(16);
+      for (const n of [...SIZES, 1024, 5000, 100_003]) {
+        for (const be of both) {
+          const x = heap(n, rand);
+          const want = referenceBackend.sumSquares(f64(x), n);
+          const got = be.sumSquares(x, n);
+          // float32 lanes over blocks of 1024, then float64: about 1024 roundings at worst
+          assert.ok(Math.abs(got - want) <= 1100 * EPS * want, `sumSquares n=${n} threads=${be.threads}: ${got}, want ${want}`);
+          freeF32(x);
+        }
+      }
+    });
+
+    it('gathers, scatter-adds (repeated indices) and dots indexed rows like the reference', () => {
+      const rand = rng(17);
+      for (const [rows, width] of shapes) {
+        for (const be of both) {
+          const srcRows = 1 + (rows % 5); // few source rows: indices repeat
+          const index = allocI32(rows);
+          for (let m = 0; m < rows; m++) index[m] = Math.floor(Math.abs(rand()) * 2 * srcRows) % srcRows;
+          const table = heap(srcRows * width, rand), weight = heap(rows, rand), rowsIn = heap(rows * width, rand);
+          const label = `${rows}x${width} threads=${be.threads}`;
+          for (const w of [null, weight]) {
+            for (const accumulate of [false, true]) {
+              const dst = heap(rows * width, rand), want = f64(dst);
+              referenceBackend.gatherRows(f64(table), srcRows, index, w === null ? null : f64(w), want, rows, width, accumulate);
+              be.gatherRows(table, srcRows, index, w, dst, rows, width, accumulate);
+              near(`gatherRows weighted=${w !== null} accumulate=${accumulate} ${label}`, dst, want, (i) => 4 * EPS * (Math.abs(want[i]) + 1));
+              freeF32(dst);
+            }
+            const acc = heap(srcRows * width, rand), want = f64(acc);
+            referenceBackend.scatterAddRows(f64(rowsIn), index, w === null ? null : f64(w), want, srcRows, rows, width);
+            be.scatterAddRows(rowsIn, index, w, acc, srcRows, rows, width);
+            near(`scatterAddRows weighted=${w !== null} ${label}`, acc, want, (i) => (rows + 4) * 2 * EPS * (Math.abs(want[i]) + 1));
+            freeF32(acc);
+          }
+          const out = heap(rows, rand), want = f64(out);
+          referenceBackend.rowDots(f64(table), srcRows, index, f64(rowsIn), want, rows, width);
+          be.rowDots(table, srcRows, index, rowsIn, out, rows, width);
+          near(`rowDots ${label}`, out, want, (i) => (width + 4) * EPS * (Math.abs(want[i]) + width));
+          for (const a of [table, weight, rowsIn, out]) freeF32(a);
+          freeI32(index);
+        }
+      }
+      const t = heap(4, rand), d = heap(4, rand), bad = allocI32(2);
+      bad.set([0, 2]);
+      assert.throws(() => pool.gatherRows(t, 2, bad, null, d, 2, 2, false), /gatherRows: index 2 at position 1 is outside \[0, 2\)/);
+      assert.throws(() => pool.scatterAddRows(t, bad, null, d, 2, 2, 2), /scatterAddRows: index 2 at position 1 is outside/);
+      for (const a of [t, d]) freeF32(a);
+      freeI32(bad);
     });
 
     it('softmax rows and their backward match the reference, with and without a causal mask', () => {

@@ -87,6 +87,14 @@ export interface Backend {
    * or += with accumulate. Rows of dst must not overlap each other or src.
    */
   copyRows(src: FloatArray, srcOff: number, srcStride: number, dst: FloatArray, dstOff: number, dstStride: number, rows: number, width: number, accumulate: boolean): void;
+  /** Σ x[i]² over the first n values, summed in float64 (gradient norms). */
+  sumSquares(x: FloatArray, n: number): number;
+  /** dst[m] (+)= weight[m] · src[index[m]] for rows m < rows of width floats; src has srcRows rows; null weight = 1. */
+  gatherRows(src: FloatArray, srcRows: number, index: Int32Array, weight: FloatArray | null, dst: FloatArray, rows: number, width: number, accumulate: boolean): void;
+  /** dst[index[m]] += weight[m] · src[m] for rows m < rows (an index may repeat); dst has dstRows rows. */
+  scatterAddRows(src: FloatArray, index: Int32Array, weight: FloatArray | null, dst: FloatArray, dstRows: number, rows: number, width: number): void;
+  /** out[m] += a[index[m]] · b[m] (row dot products) for m < rows; a has aRows rows. */
+  rowDots(a: FloatArray, aRows: number, index: Int32Array, b: FloatArray, out: FloatArray, rows: number, width: number): void;
   /** Softmax backward in place: d[r] = p[r] ⊙ (d[r] − p[r]·d[r]) (0 where masked). */
   softmaxBackwardRows(p: FloatArray, d: FloatArray, rows: number, n: number, mask: RowMask | null): void;
 }

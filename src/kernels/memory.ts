@@ -78,6 +78,17 @@ export function freeF32(a: Float32Array): void {
   live -= bytes;
 }
 
+/** An int32 view of n elements inside the shared memory (index lists the kernels read). Not zeroed. */
+export function allocI32(n: number): Int32Array {
+  const f = allocF32(n);
+  return new Int32Array(f.buffer, f.byteOffset, n);
+}
+
+/** Returns a buffer from allocI32. */
+export function freeI32(a: Int32Array): void {
+  freeF32(new Float32Array(a.buffer, a.byteOffset, a.length));
+}
+
 /** True when a typed array is a view on the shared WASM heap (kernels may take it by pointer). */
 export function onHeap(a: ArrayBufferView): boolean {
   if (a.byteOffset < HEAP_BASE) return false;

@@ -162,6 +162,42 @@ export function copyRowsReference(
   }
 }
 
+export function sumSquaresReference(x: FloatArray, n: number): number {
+  let ss = 0;
+  for (let i = 0; i < n; i++) ss += x[i] * x[i];
+  return ss;
+}
+
+export function gatherRowsReference(
+  src: FloatArray, _srcRows: number, index: Int32Array, weight: FloatArray | null, dst: FloatArray, rows: number, width: number, accumulate: boolean,
+): void {
+  for (let m = 0; m < rows; m++) {
+    const s = index[m] * width, d = m * width;
+    const w = weight === null ? 1 : weight[m];
+    if (accumulate) for (let i = 0; i < width; i++) dst[d + i] += w * src[s + i];
+    else for (let i = 0; i < width; i++) dst[d + i] = w * src[s + i];
+  }
+}
+
+export function scatterAddRowsReference(
+  src: FloatArray, index: Int32Array, weight: FloatArray | null, dst: FloatArray, _dstRows: number, rows: number, width: number,
+): void {
+  for (let m = 0; m < rows; m++) {
+    const s = m * width, d = index[m] * width;
+    const w = weight === null ? 1 : weight[m];
+    for (let i = 0; i < width; i++) dst[d + i] += w * src[s + i];
+  }
+}
+
+export function rowDotsReference(a: FloatArray, _aRows: number, index: Int32Array, b: FloatArray, out: FloatArray, rows: number, width: number): void {
+  for (let m = 0; m < rows; m++) {
+    const s = index[m] * width, t = m * width;
+    let dot = 0;
+    for (let i = 0; i < width; i++) dot += a[s + i] * b[t + i];
+    out[m] += dot;
+  }
+}
+
 export const referenceBackend: Backend = {
   name: 'reference',
   threads: 1,
@@ -176,4 +212,8 @@ export const referenceBackend: Backend = {
   softmaxRows: softmaxRowsReference,
   softmaxBackwardRows: softmaxBackwardRowsReference,
   copyRows: copyRowsReference,
+  sumSquares: sumSquaresReference,
+  gatherRows: gatherRowsReference,
+  scatterAddRows: scatterAddRowsReference,
+  rowDots: rowDotsReference,
 };

@@ -9,9 +9,9 @@ import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
 import type { AdamWArgs, Backend, FloatArray, GemmArgs, RowMask } from './backend.js';
-import { allocF32, freeF32, memory, onHeap } from './memory.js';
+import { allocF32, allocI32, freeF32, freeI32, memory, onHeap } from './memory.js';
 import {
-  adamwReference, copyRowsReference, gemmReference, logSumExpRowsReference, rmsnormBackwardReference, rmsnormReference,
+  adamwReference, copyRowsReference, gatherRowsReference, gemmReference, rowDotsReference, scatterAddRowsReference, sumSquaresReference, logSumExpRowsReference, rmsnormBackwardReference, rmsnormReference,
   softmaxBackwardRowsReference, softmaxRowsReference, softmaxXentBackwardReference, swigluBackwardReference,
   swigluReference,
 } from './reference.js';
@@ -38,7 +38,7 @@ const G = { m: 3, n: 4, k: 5, a: 6, lda: 7, transA: 8, b: 9, ldb: 10, transB: 11
 const W = { n: 3, param: 4, grad: 5, m: 6, v: 7, gradScale: 8, beta1: 9, beta2: 10, eps: 11, decay: 12, stepSize: 13, invBc2: 14 };
 // Row-wise kernels: op, units to split, work per unit, chunk alignment, then 5 pointers, 3 integers, 1 real.
 const R = { op: 3, units: 4, cost: 5, align: 6, p0: 7, i0: 12, x0: 15 };
-const OP = { swiglu: 1, swigluBackward: 2, rmsnorm: 3, rmsnormBackwardX: 4, rmsnormBackwardW: 5, logSumExp: 6, xentBackward: 7, softmax: 8, softmaxBackward: 9, copyRows: 10 };
+const OP = { swiglu: 1, swigluBackward: 2, rmsnorm: 3, rmsnormBackwardX: 4, rmsnormBackwardW: 5, logSumExp: 6, xentBackward: 7, softmax: 8, softmaxBackward: 9, copyRows: 10, sumSquares: 11, gatherRows: 12, scatterRows: 13, rowDots: 14 };
 const P_TOTAL = 20;
 // Control words, each on its own cache line (S_NEXT = 48 and S_DONE = 64 belong to the kernels).
 const C_GEN = 32;
@@ -51,6 +51,8 @@ const BLOCK_WORDS = 96;
 const PARALLEL_MIN_FLOPS = 1 << 22;
 // The same for row-wise kernels, in units × work per unit (about one element operation each).
 const PARALLEL_MIN_WORK = 1 << 15;
+// A job is never cut into more chunks than this per thread (CHUNKS_PER_THREAD in asm/kernels.ts).
+const MAX_CHUNKS_PER_THREAD = 4;
 // Contiguous copies are cut into rows of this many floats.
 const CONTIGUOUS_ROW = 1024;
 // Polls of a control word (about 50 µs) before sleeping on it: waking a sleeping thread takes about as
@@ -160,6 +162,8 @@ export class WasmBackend implements Backend {
   private readonly scratch: Float32Array[] = [];
   private readonly scratchTable: Float32Array;
   private readonly workers: Worker[] = [];
+  /** One float64 partial result per chunk of a reduction (sumSquares). */
+  private readonly partials: Float64Array;
 
   constructor(opts: WasmBackendOptions = {}) {
     const threads = opts.threads ?? os.availableParallelism();
@@ -188,6 +192,8 @@ export class WasmBackend implements Backend {
       table[t] = s.byteOffset;
     }
     this.words[J_SCRATCH] = this.scratchTable.byteOffset;
+    const partials = allocF32(2 * MAX_CHUNKS_PER_THREAD * threads);
+    this.partials = new Float64Array(partials.buffer, partials.byteOffset, MAX_CHUNKS_PER_THREAD * threads);
 
     for (let t = 1; t < threads; t++) {
       const w = new Worker(WORKER_SOURCE, {
@@ -356,6 +362,59 @@ export class WasmBackend implements Backend {
     this.rows(OP.copyRows, rows, width, 1, [src, dst], [width, srcStride, dstStride], accumulate ? 1 : 0, [srcOff, dstOff]);
   }
 
+  sumSquares(x: FloatArray, n: number): number {
+    counts('sumSquares', n);
+    need('sumSquares', 'x', x, n);
+    if (!heapF32(x) || n < 64) return sumSquaresReference(x, n);
+    this.rows(OP.sumSquares, n, 1, 1024, [x, this.partials]);
+    let ss = 0;
+    const total = this.words[P_TOTAL];
+    for (let c = 0; c < total; c++) ss += this.partials[c];
+    return ss;
+  }
+
+  gatherRows(src: FloatArray, srcRows: number, index: Int32Array, weight: FloatArray | null, dst: FloatArray, rows: number, width: number, accumulate: boolean): void {
+    const k = 'gatherRows';
+    counts(k, srcRows, rows, width);
+    for (const [name, a, len] of [['src', src, srcRows * width], ['index', index, rows], ['weight', weight, rows], ['dst', dst, rows * width]] as const) need(k, name, a, len);
+    checkIndex(k, index, rows, srcRows);
+    if (![src, index, weight, dst].every(heapF32)) return gatherRowsReference(src, srcRows, index, weight, dst, rows, width, accumulate);
+    this.rows(OP.gatherRows, rows, width, 1, [src, index, weight, dst], [width, accumulate ? 1 : 0]);
+  }
+
+  scatterAddRows(src: FloatArray, index: Int32Array, weight: FloatArray | null, dst: FloatArray, dstRows: number, rows: number, width: number): void {
+    const k = 'scatterAddRows';
+    counts(k, dstRows, rows, width);
+    for (const [name, a, len] of [['src', src, rows * width], ['index', index, rows], ['weight', weight, rows], ['dst', dst, dstRows * width]] as const) need(k, name, a, len);
+    checkIndex(k, index, rows, dstRows);
+    if (![src, weight, dst].every(heapF32)) return scatterAddRowsReference(src, index, weight, dst, dstRows, rows, width);
+    // Group the sources by destination (a counting sort that keeps source order), so that each
+    // destination row is summed by one thread, in the same order as the reference.
+    const starts = allocI32(dstRows + 1), order = allocI32(Math.max(1, rows));
+    starts.fill(0);
+    for (let m = 0; m < rows; m++) starts[index[m] + 1]++;
+    for (let n = 0; n < dstRows; n++) starts[n + 1] += starts[n];
+    for (let m = 0; m < rows; m++) order[starts[index[m]]++] = m;
+    // The fill advanced each start to the next one's: shift back.
+    for (let n = dstRows; n > 0; n--) starts[n] = starts[n - 1];
+    starts[0] = 0;
+    try {
+      this.rows(OP.scatterRows, dstRows, Math.max(1, Math.ceil((rows * width) / Math.max(1, dstRows))), 1, [src, order, starts, weight, dst], [width]);
+    } finally {
+      freeI32(starts);
+      freeI32(order);
+    }
+  }
+
+  rowDots(a: FloatArray, aRows: number, index: Int32Array, b: FloatArray, out: FloatArray, rows: number, width: number): void {
+    const k = 'rowDots';
+    counts(k, aRows, rows, width);
+    for (const [name, x, len] of [['a', a, aRows * width], ['index', index, rows], ['b', b, rows * width], ['out', out, rows]] as const) need(k, name, x, len);
+    checkIndex(k, index, rows, aRows);
+    if (![a, index, b, out].every(heapF32)) return rowDotsReference(a, aRows, index, b, out, rows, width);
+    this.rows(OP.rowDots, rows, width, 1, [a, index, b, out], [width]);
+  }
+
   /** Runs row-wise kernel `op` over `units` rows (elements, columns), each about `cost` operations. */
   private rows(
     op: number, units: number, cost: number, align: number, ptrs: (FloatArray | Int32Array | null)[], ints: number[] = [], real = 0,
@@ -384,6 +443,7 @@ export class WasmBackend implements Backend {
     this.workers.length = 0;
     for (const s of this.scratch) freeF32(s);
     freeF32(this.scratchTable);
+    freeF32(new Float32Array(this.partials.buffer, this.partials.byteOffset, 2 * this.partials.length));
     freeF32(this.block);
   }
 
@@ -412,6 +472,13 @@ export class WasmBackend implements Backend {
       if (failed !== 0) throw new Error(`wasm backend: worker thread ${failed} failed (its error is on stderr)`);
       if (++spins >= SPIN) Atomics.wait(w, S_DONE, done);
     }
+  }
+}
+
+/** The kernels read rows at these indices: every one must be a row that exists. */
+function checkIndex(kernel: string, index: Int32Array, n: number, limit: number): void {
+  for (let i = 0; i < n; i++) {
+    if (!(index[i] >= 0 && index[i] < limit)) throw new Error(`${kernel}: index ${index[i]} at position ${i} is outside [0, ${limit})`);
   }
 }
 

@@ -40,8 +40,8 @@ export class AdamW {
   gradNorm(): number {
     let ss = 0;
     for (const { tensor } of this.params) {
-      const g = gradOf(tensor);
-      for (let i = 0; i < g.length; i++) ss += g[i] * g[i];
+      const be = tensor.dtype === 'f64' ? referenceBackend : backend();
+      ss += be.sumSquares(gradOf(tensor), tensor.size);
     }
     return Math.sqrt(ss);
   }

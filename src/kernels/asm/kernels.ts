@@ -776,6 +776,66 @@ export function copyRowsRange(src: usize, dst: usize, width: i32, srcStride: i32
   }
 }
 
+/** Σ x[i]² over [i0, i1), in float32 lanes per block of 1024, the blocks summed in float64. */
+export function sumSquaresRange(x: usize, i0: i32, i1: i32): f64 {
+  let total: f64 = 0;
+  for (let b = i0; b < i1; b += 1024) {
+    const e = min(i1, b + 1024);
+    total += <f64>dot(at(x, b), at(x, b), e - b);
+  }
+  return total;
+}
+
+/** dst[m] (+)= weight[m] · src[index[m]] for rows m in [m0, m1), width floats each (weight 0: none). */
+export function gatherRowsRange(src: usize, index: usize, weight: usize, dst: usize, width: i32, accumulate: bool, m0: i32, m1: i32): void {
+  for (let m = m0; m < m1; m++) {
+    const s = at(src, <usize>load<i32>(at(index, m)) * <usize>width), d = at(dst, <usize>m * <usize>width);
+    const w: f32 = weight != 0 ? load<f32>(at(weight, m)) : 1;
+    if (!accumulate && weight == 0) {
+      memory.copy(d, s, <usize>width << 2);
+      continue;
+    }
+    const vw = f32x4.splat(w);
+    let i = 0;
+    if (accumulate) {
+      for (; i + 4 <= width; i += 4) v128.store(at(d, i), madd(vw, v128.load(at(s, i)), v128.load(at(d, i))));
+      for (; i < width; i++) store<f32>(at(d, i), load<f32>(at(d, i)) + w * load<f32>(at(s, i)));
+    } else {
+      for (; i + 4 <= width; i += 4) v128.store(at(d, i), f32x4.mul(vw, v128.load(at(s, i))));
+      for (; i < width; i++) store<f32>(at(d, i), w * load<f32>(at(s, i)));
+    }
+  }
+}
+
+/**
+ * The scatter-add dst[index[m]] += weight[m] · src[m], done per destination so that threads never
+ * share a row: dst[n] += Σ weight[m] · src[m] over m = order[starts[n] .. starts[n + 1]), for rows
+ * n in [n0, n1). (order lists the sources grouped by destination, in source order.)
+ */
+export function scatterRowsRange(src: usize, order: usize, starts: usize, weight: usize, dst: usize, width: i32, n0: i32, n1: i32): void {
+  for (let n = n0; n < n1; n++) {
+    const d = at(dst, <usize>n * <usize>width);
+    const end = load<i32>(at(starts, n + 1));
+    for (let j = load<i32>(at(starts, n)); j < end; j++) {
+      const m = load<i32>(at(order, j));
+      const s = at(src, <usize>m * <usize>width);
+      const w: f32 = weight != 0 ? load<f32>(at(weight, m)) : 1;
+      const vw = f32x4.splat(w);
+      let i = 0;
+      for (; i + 4 <= width; i += 4) v128.store(at(d, i), madd(vw, v128.load(at(s, i)), v128.load(at(d, i))));
+      for (; i < width; i++) store<f32>(at(d, i), load<f32>(at(d, i)) + w * load<f32>(at(s, i)));
+    }
+  }
+}
+
+/** out[m] += a[index[m]] · b[m] for rows m in [m0, m1) (the gradient of a gather's weights). */
+export function rowDotsRange(a: usize, index: usize, b: usize, out: usize, width: i32, m0: i32, m1: i32): void {
+  for (let m = m0; m < m1; m++) {
+    const ar = at(a, <usize>load<i32>(at(index, m)) * <usize>width);
+    store<f32>(at(out, m), load<f32>(at(out, m)) + dot(ar, at(b, <usize>m * <usize>width), width));
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Work split across threads
 //
@@ -816,6 +876,7 @@ const KIND_ROWS = 3;
 // row-wise kernels (R_OP)
 const OP_SWIGLU = 1, OP_SWIGLU_BACKWARD = 2, OP_RMSNORM = 3, OP_RMSNORM_BACKWARD_X = 4, OP_RMSNORM_BACKWARD_W = 5;
 const OP_LOGSUMEXP = 6, OP_XENT_BACKWARD = 7, OP_SOFTMAX = 8, OP_SOFTMAX_BACKWARD = 9, OP_COPY_ROWS = 10;
+const OP_SUM_SQUARES = 11, OP_GATHER_ROWS = 12, OP_SCATTER_ROWS = 13, OP_ROW_DOTS = 14;
 
 const INDEX_BITS = 12;
 const INDEX_MASK = (1 << INDEX_BITS) - 1;
@@ -974,6 +1035,11 @@ function rowsChunk(job: usize, chunk: i32): void {
     case OP_SOFTMAX: softmaxRange(p0, i0, i1, i2, lo, hi); break;
     case OP_SOFTMAX_BACKWARD: softmaxBackwardRange(p0, p1, i0, i1, i2, lo, hi); break;
     case OP_COPY_ROWS: copyRowsRange(p0, p1, i0, i1, i2, real(job, R_X0) != 0, lo, hi); break;
+    // one float64 partial sum per chunk, added up by the caller
+    case OP_SUM_SQUARES: store<f64>(p1 + (<usize>chunk << 3), sumSquaresRange(p0, lo, hi)); break;
+    case OP_GATHER_ROWS: gatherRowsRange(p0, p1, p2, p3, i0, i1 != 0, lo, hi); break;
+    case OP_SCATTER_ROWS: scatterRowsRange(p0, p1, p2, p3, p4, i0, lo, hi); break;
+    case OP_ROW_DOTS: rowDotsRange(p0, p1, p2, p3, i0, lo, hi); break;
     default: unreachable();
   }
 }

@@ -1,12 +1,24 @@
 // Indexing ops: embedding lookup, and the gather / scatter-add pair that routes tokens to experts and
 // back. Indices are plain integer arrays (they carry no gradient).
-import { Tensor, checkIndices, empty, gradOf, opError, record, sameDType, zeros } from '../tensor.js';
+import { allocI32, freeI32 } from '../../kernels/memory.js';
+import { Tensor, checkIndices, empty, gradOf, kernels, opError, record, sameDType, zeros } from '../tensor.js';
 
 /** Rows of a table: weight [V, D], ids [N] → [N, D]. */
 export function embedding(weight: Tensor, ids: ArrayLike<number>): Tensor {
   if (weight.rank !== 2) throw opError('embedding', 'weight must be [V, D]', weight);
   checkIndices('embedding', ids, weight.shape[0]);
   return gatherRows(weight, ids);
+}
+
+/** A copy of an index list on the WASM heap, for the duration of fn (kernels take it by pointer). */
+function withIndex<R>(idx: ArrayLike<number>, fn: (index: Int32Array) => R): R {
+  const index = allocI32(idx.length);
+  try {
+    for (let i = 0; i < idx.length; i++) index[i] = idx[i];
+    return fn(index);
+  } finally {
+    freeI32(index);
+  }
 }
 
 /** x [N, D], idx [M] → [M, D] with out[m] = x[idx[m]]. */
@@ -16,15 +28,10 @@ export function gatherRows(x: Tensor, idx: ArrayLike<number>): Tensor {
   checkIndices('gatherRows', idx, N);
   const M = idx.length;
   const out = empty([M, D], x.dtype);
-  const xd = x.data, o = out.data;
-  for (let m = 0; m < M; m++) o.set(xd.subarray(idx[m] * D, idx[m] * D + D), m * D);
-  return record([x], out, (g) => {
-    const gx = gradOf(x);
-    for (let m = 0; m < M; m++) {
-      const src = m * D, dst = idx[m] * D;
-      for (let i = 0; i < D; i++) gx[dst + i] += g[src + i];
-    }
-  });
+  const be = kernels(x);
+  withIndex(idx, (index) => be.gatherRows(x.data, N, index, null, out.data, M, D, false));
+  // Rows gathered more than once (a token sent to several experts) sum their gradients.
+  return record([x], out, (g) => withIndex(idx, (index) => be.scatterAddRows(g, index, null, gradOf(x), N, M, D)));
 }
 
 /**
@@ -42,25 +49,15 @@ export function scatterAddRows(src: Tensor, idx: ArrayLike<number>, n: number, w
     if (weights.size !== M) throw opError(op, 'one weight per row needed', src, weights);
   }
   const out = zeros([n, D], src.dtype);
-  const s = src.data, o = out.data, w = weights?.data;
-  for (let m = 0; m < M; m++) {
-    const wm = w ? w[m] : 1;
-    const a = m * D, b = idx[m] * D;
-    for (let i = 0; i < D; i++) o[b + i] += wm * s[a + i];
-  }
+  const be = kernels(src);
+  const w = weights?.data ?? null;
+  withIndex(idx, (index) => be.scatterAddRows(src.data, index, w, out.data, n, M, D));
   return record(weights ? [src, weights] : [src], out, (g) => {
-    const gs = src.requiresGrad ? gradOf(src) : null;
-    const gw = weights?.requiresGrad ? gradOf(weights) : null;
-    for (let m = 0; m < M; m++) {
-      const a = m * D, b = idx[m] * D;
-      const wm = w ? w[m] : 1;
-      if (gs !== null) for (let i = 0; i < D; i++) gs[a + i] += wm * g[b + i];
-      if (gw !== null) {
-        let dot = 0;
-        for (let i = 0; i < D; i++) dot += g[b + i] * s[a + i];
-        gw[m] += dot;
-      }
-    }
+    withIndex(idx, (index) => {
+      // d src[m] = w[m] · g[idx[m]];  d w[m] = g[idx[m]] · src[m]
+      if (src.requiresGrad) be.gatherRows(g, n, index, w, gradOf(src), M, D, true);
+      if (weights?.requiresGrad) be.rowDots(g, n, index, src.data, gradOf(weights), M, D);
+    });
   });
 }
 
