@@ -197,12 +197,14 @@ for (const simd of variants) {
           // gates from −120 to 120: exp under- and overflows inside σ for the largest
           const gate = heap(n, () => rand() * (n > 1000 ? 240 : 8));
           const up = heap(n, rand), g = heap(n, rand), gGate = heap(n, rand), gUp = heap(n, rand), out = heap(n, rand);
+          const overwrite = n % 2 === 1;
+          if (overwrite) for (const a of [gGate, gUp]) a.fill(NaN); // a fresh buffer's contents are never read
           const want = new Float64Array(n), wantGate = f64(gGate), wantUp = f64(gUp);
           referenceBackend.swiglu(f64(gate), f64(up), want, n);
-          referenceBackend.swigluBackward(f64(gate), f64(up), f64(g), wantGate, wantUp, n);
+          referenceBackend.swigluBackward(f64(gate), f64(up), f64(g), wantGate, wantUp, n, overwrite);
           be.swiglu(gate, up, out, n);
-          be.swigluBackward(gate, up, g, gGate, gUp, n);
-          const label = `n=${n} threads=${be.threads}`;
+          be.swigluBackward(gate, up, g, gGate, gUp, n, overwrite);
+          const label = `n=${n} overwrite=${overwrite} threads=${be.threads}`;
           // Below about 1e-36 float32 has no precision left (and σ(x) for x < −88.4 comes out 0).
           near(`swiglu ${label}`, out, want, (i) => 4 * EPS * Math.abs(want[i]) + 1e-35);
           // Each term carries a few roundings; bound by the terms' size, not the (cancelling) sum.
@@ -210,7 +212,7 @@ for (const simd of variants) {
           near(`swiglu dGate ${label}`, gGate, wantGate, (i) => 8 * EPS * (scale(i) + Math.abs(wantGate[i])) + 1e-35);
           near(`swiglu dUp ${label}`, gUp, wantUp, (i) => 8 * EPS * (scale(i) + Math.abs(wantUp[i])) + 1e-35);
           // A null gradient is skipped.
-          be.swigluBackward(gate, up, g, null, gUp, n);
+          be.swigluBackward(gate, up, g, null, gUp, n, false);
           for (const x of [gate, up, g, gGate, gUp, out]) freeF32(x);
         }
       }
@@ -222,12 +224,14 @@ for (const simd of variants) {
         for (const be of both) {
           const x = heap(rows * dim, rand), w = heap(dim, rand), g = heap(rows * dim, rand);
           const out = heap(rows * dim, rand), rstd = heap(rows, rand), gx = heap(rows * dim, rand), gw = heap(dim, rand);
+          const overwrite = (rows + dim) % 2 === 1;
+          if (overwrite) gx.fill(NaN);
           const want = new Float64Array(rows * dim), wantRstd = new Float64Array(rows), wantGx = f64(gx), wantGw = f64(gw);
           referenceBackend.rmsnorm(f64(x), f64(w), want, wantRstd, rows, dim, 1e-6);
-          referenceBackend.rmsnormBackward(f64(x), f64(w), wantRstd, f64(g), wantGx, wantGw, rows, dim);
+          referenceBackend.rmsnormBackward(f64(x), f64(w), wantRstd, f64(g), wantGx, wantGw, rows, dim, overwrite);
           be.rmsnorm(x, w, out, rstd, rows, dim, 1e-6);
-          be.rmsnormBackward(x, w, rstd, g, gx, gw, rows, dim);
-          const label = `${rows}x${dim} threads=${be.threads}`;
+          be.rmsnormBackward(x, w, rstd, g, gx, gw, rows, dim, overwrite);
+          const label = `${rows}x${dim} overwrite=${overwrite} threads=${be.threads}`;
           const tol = (dim + 4) * EPS;
           near(`rmsnorm rstd ${label}`, rstd, wantRstd, (r) => tol * wantRstd[r]);
           near(`rmsnorm out ${label}`, out, want, (i) => tol * wantRstd[Math.floor(i / dim)] * Math.abs(x[i] * w[i % dim]) + 1e-30);

@@ -73,3 +73,19 @@ check('expand', [randTensor([2, 1, 3], 50)], (x) => T.expand(x, 1, 4));
 check('sum axis', [randTensor([2, 3, 4], 51)], (x) => T.sum(x, 1));
 check('mean', [randTensor([2, 3], 52)], (x) => T.mean(T.mul(x, x)));
 check('mean axis 0', [randTensor([4, 3], 53)], (x) => T.mean(x, 0));
+
+// Gradients that meet: an intermediate that receives the output's gradient buffer (reshape, add) or a
+// fresh one (written, not added to), then more gradient on top from a second use.
+check('add of an input with itself', [randTensor([3, 4], 54)], (x) => T.add(x, x));
+check('matmul of an input with itself', [randTensor([3, 3], 55)], (x) => T.matmul(x, x, false, true));
+check('swiglu with gate = up', [randTensor([2, 5], 56, 'f64', 2)], (x) => T.swiglu(x, x));
+check('attention with q = k = v', [randTensor([1, 4, 2, 3], 57)], (x) => T.attention(x, x, x, { scale: 0.6, causal: true }));
+check('intermediates used twice (reshape, add, rmsnorm, concat, rope)', [randTensor([2, 3, 4], 58), randTensor([4], 59)], (x, w) => {
+  const h = T.scale(x, 1.5); // an intermediate: its gradient buffer is not a parameter's
+  const r = T.reshape(h, [6, 4]);
+  const sum = T.add(T.reshape(r, [2, 3, 4]), h); // h receives the reshape chain's gradient and add's
+  const n = T.rmsnorm(sum, w, 1e-6);
+  const c = T.concat([n, sum], -1); // sum is used again
+  const table = T.ropeTable([0, 1, 2], [1, 0.1, 0.01, 0.001]);
+  return T.add(T.rope(T.reshape(c, [2, 3, 1, 8]), table, 'interleaved'), T.reshape(T.concat([sum, sum], -1), [2, 3, 1, 8]));
+});

@@ -65,17 +65,17 @@ export interface Backend {
   gemm(g: GemmArgs): void;
   adamw(a: AdamWArgs): void;
 
-  // Row-wise and element-wise kernels, row-major [rows, n]. Gradients accumulate (+=); a null
-  // gradient is skipped.
+  // Row-wise and element-wise kernels, row-major [rows, n]. Gradients accumulate (+=), or are stored
+  // (=) with overwrite, into a fresh buffer (see gradFor in tensor.ts); a null gradient is skipped.
 
   /** out = silu(gate) ⊙ up over n elements. */
   swiglu(gate: FloatArray, up: FloatArray, out: FloatArray, n: number): void;
   /** With x = gate and s = σ(x): gGate += g·up·s·(1 + x·(1 − s)), gUp += g·x·s. */
-  swigluBackward(gate: FloatArray, up: FloatArray, g: FloatArray, gGate: FloatArray | null, gUp: FloatArray | null, n: number): void;
+  swigluBackward(gate: FloatArray, up: FloatArray, g: FloatArray, gGate: FloatArray | null, gUp: FloatArray | null, n: number, overwrite: boolean): void;
   /** out[r] = x[r] · rstd[r] · w with rstd[r] = 1/√(mean(x[r]²) + eps), which is stored too. */
   rmsnorm(x: FloatArray, w: FloatArray, out: FloatArray, rstd: FloatArray, rows: number, dim: number, eps: number): void;
-  /** gx[r] += s·(g[r]⊙w) − x[r]·s³·mean(g[r]⊙w⊙x[r]) with s = rstd[r]; gw += Σ_r g[r]⊙x[r]·s. */
-  rmsnormBackward(x: FloatArray, w: FloatArray, rstd: FloatArray, g: FloatArray, gx: FloatArray | null, gw: FloatArray | null, rows: number, dim: number): void;
+  /** gx[r] (+)= s·(g[r]⊙w) − x[r]·s³·mean(g[r]⊙w⊙x[r]) with s = rstd[r] (overwrite: =); gw += Σ_r g[r]⊙x[r]·s. */
+  rmsnormBackward(x: FloatArray, w: FloatArray, rstd: FloatArray, g: FloatArray, gx: FloatArray | null, gw: FloatArray | null, rows: number, dim: number, overwrite: boolean): void;
   /** lse[r] = log Σ_i exp(x[r, i]). */
   logSumExpRows(x: FloatArray, lse: FloatArray, rows: number, n: number): void;
   /** gx[r] += weight[r]·(softmax(x[r]) − onehot(target[r])), softmax from lse; rows of weight 0 are skipped. */

@@ -45,12 +45,15 @@ export function swigluReference(gate: FloatArray, up: FloatArray, out: FloatArra
   for (let i = 0; i < n; i++) out[i] = (gate[i] / (1 + Math.exp(-gate[i]))) * up[i];
 }
 
-export function swigluBackwardReference(gate: FloatArray, up: FloatArray, g: FloatArray, gGate: FloatArray | null, gUp: FloatArray | null, n: number): void {
+export function swigluBackwardReference(
+  gate: FloatArray, up: FloatArray, g: FloatArray, gGate: FloatArray | null, gUp: FloatArray | null, n: number, overwrite: boolean,
+): void {
   for (let i = 0; i < n; i++) {
     const x = gate[i];
     const s = 1 / (1 + Math.exp(-x));
-    if (gGate !== null) gGate[i] += g[i] * up[i] * s * (1 + x * (1 - s));
-    if (gUp !== null) gUp[i] += g[i] * x * s;
+    // (a fresh buffer may hold anything, NaN included: it is never read)
+    if (gGate !== null) gGate[i] = (overwrite ? 0 : gGate[i]) + g[i] * up[i] * s * (1 + x * (1 - s));
+    if (gUp !== null) gUp[i] = (overwrite ? 0 : gUp[i]) + g[i] * x * s;
   }
 }
 
@@ -67,7 +70,9 @@ export function rmsnormReference(x: FloatArray, w: FloatArray, out: FloatArray, 
 
 export function rmsnormBackwardReference(
   x: FloatArray, w: FloatArray, rstd: FloatArray, g: FloatArray, gx: FloatArray | null, gw: FloatArray | null, rows: number, dim: number,
+  overwrite: boolean,
 ): void {
+  if (gx !== null && overwrite) gx.fill(0, 0, rows * dim);
   for (let r = 0; r < rows; r++) {
     const base = r * dim;
     const s = rstd[r];

@@ -281,11 +281,11 @@ export class WasmBackend implements Backend {
     this.rows(OP.swiglu, n, 1, 4, [gate, up, out]);
   }
 
-  swigluBackward(gate: FloatArray, up: FloatArray, g: FloatArray, gGate: FloatArray | null, gUp: FloatArray | null, n: number): void {
+  swigluBackward(gate: FloatArray, up: FloatArray, g: FloatArray, gGate: FloatArray | null, gUp: FloatArray | null, n: number, overwrite: boolean): void {
     counts('swigluBackward', n);
     for (const [name, x] of [['gate', gate], ['up', up], ['g', g], ['gGate', gGate], ['gUp', gUp]] as const) need('swigluBackward', name, x, n);
-    if (![gate, up, g, gGate, gUp].every(heapF32)) return swigluBackwardReference(gate, up, g, gGate, gUp, n);
-    this.rows(OP.swigluBackward, n, 2, 4, [gate, up, g, gGate, gUp]);
+    if (![gate, up, g, gGate, gUp].every(heapF32)) return swigluBackwardReference(gate, up, g, gGate, gUp, n, overwrite);
+    this.rows(OP.swigluBackward, n, 2, 4, [gate, up, g, gGate, gUp], [overwrite ? 1 : 0]);
   }
 
   rmsnorm(x: FloatArray, w: FloatArray, out: FloatArray, rstd: FloatArray, rows: number, dim: number, eps: number): void {
@@ -295,13 +295,13 @@ export class WasmBackend implements Backend {
     this.rows(OP.rmsnorm, rows, dim, 1, [x, w, out, rstd], [dim], eps);
   }
 
-  rmsnormBackward(x: FloatArray, w: FloatArray, rstd: FloatArray, g: FloatArray, gx: FloatArray | null, gw: FloatArray | null, rows: number, dim: number): void {
+  rmsnormBackward(x: FloatArray, w: FloatArray, rstd: FloatArray, g: FloatArray, gx: FloatArray | null, gw: FloatArray | null, rows: number, dim: number, overwrite: boolean): void {
     const k = 'rmsnormBackward';
     counts(k, rows, dim);
     for (const [name, a, len] of [['x', x, rows * dim], ['w', w, dim], ['rstd', rstd, rows], ['g', g, rows * dim], ['gx', gx, rows * dim], ['gw', gw, dim]] as const) need(k, name, a, len);
-    if (![x, w, rstd, g, gx, gw].every(heapF32)) return rmsnormBackwardReference(x, w, rstd, g, gx, gw, rows, dim);
+    if (![x, w, rstd, g, gx, gw].every(heapF32)) return rmsnormBackwardReference(x, w, rstd, g, gx, gw, rows, dim, overwrite);
     // Rows for the input gradient; bands of columns for the weight's, which sums over all rows.
-    if (gx !== null) this.rows(OP.rmsnormBackwardX, rows, 2 * dim, 1, [x, w, rstd, g, gx], [dim]);
+    if (gx !== null) this.rows(OP.rmsnormBackwardX, rows, 2 * dim, 1, [x, w, rstd, g, gx], [dim, overwrite ? 1 : 0]);
     if (gw !== null) this.rows(OP.rmsnormBackwardW, dim, rows, 4, [x, rstd, g, gw], [dim, rows]);
   }
 

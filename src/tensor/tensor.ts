@@ -254,6 +254,39 @@ export function gradOf(t: Tensor): FloatArray {
   return t.grad.data;
 }
 
+export interface GradBuffer {
+  data: FloatArray;
+  /** True when the buffer is new and uninitialised: the op must store into every element, not add. */
+  fresh: boolean;
+}
+
+/**
+ * The gradient of t for an op that writes every element of it. When t has no gradient yet the buffer
+ * comes uninitialised with fresh = true, and the op stores (GEMM beta = 0, a copy) instead of adding to
+ * zeros it would first have to write: most activations receive exactly one gradient, so this saves a
+ * zero-fill of each. Otherwise it is the existing gradient, to add to. (Ops that write only part of
+ * a gradient use gradOf.)
+ */
+export function gradFor(t: Tensor): GradBuffer {
+  if (t.grad !== null) return { data: t.grad.data, fresh: false };
+  const make = (): Tensor => empty(t.shape, t.dtype);
+  t.grad = t.persistent ? untracked(make) : make();
+  return { data: t.grad.data, fresh: true };
+}
+
+/**
+ * Hands the gradient of an op's output `out` to its input x as x's gradient, without a copy, when x
+ * has none yet and the tape would drop out's right after (reshape, add). At most one input takes it.
+ * Returns false when x must add the gradient in instead.
+ */
+export function adoptGrad(x: Tensor, out: Tensor): boolean {
+  const g = out.grad;
+  if (g === null || x.grad !== null || x.persistent || out.persistent || g.size !== x.size || g.dtype !== x.dtype) return false;
+  x.grad = g.view(x.shape);
+  out.grad = null; // the tape still releases its own reference; nobody else may take this one
+  return true;
+}
+
 /**
  * Back-propagates from a scalar loss through everything recorded since the last backward.
  * Gradients accumulate into `.grad` of every tensor with requiresGrad (parameters keep theirs until

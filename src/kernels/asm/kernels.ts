@@ -555,10 +555,15 @@ export function swigluRange(gate: usize, up: usize, out: usize, i0: i32, i1: i32
 }
 
 /**
- * SwiGLU backward over [i0, i1): gGate += g·up·σ·(1 + x·(1 − σ)), gUp += g·x·σ (x = gate); a zero
- * pointer skips that gradient.
+ * SwiGLU backward over [i0, i1): gGate += g·up·σ·(1 + x·(1 − σ)), gUp += g·x·σ (x = gate), or = with
+ * overwrite (the old contents are never read); a zero pointer skips that gradient.
  */
-export function swigluBackwardRange(gate: usize, up: usize, g: usize, gGate: usize, gUp: usize, i0: i32, i1: i32): void {
+export function swigluBackwardRange(gate: usize, up: usize, g: usize, gGate: usize, gUp: usize, overwrite: bool, i0: i32, i1: i32): void {
+  if (overwrite) {
+    // Zero the range first: it stays in L1 and the loop below then has one form.
+    if (gGate != 0) memory.fill(at(gGate, i0), 0, <usize>(i1 - i0) << 2);
+    if (gUp != 0) memory.fill(at(gUp, i0), 0, <usize>(i1 - i0) << 2);
+  }
   const one = f32x4.splat(1);
   let i = i0;
   for (; i + 4 <= i1; i += 4) {
@@ -608,11 +613,12 @@ export function rmsnormRange(x: usize, w: usize, out: usize, rstd: usize, dim: i
   }
 }
 
-/** RMSNorm backward for the input, rows [r0, r1): gx += s·(g⊙w) − x·s³·mean(g⊙w⊙x). */
-export function rmsnormBackwardXRange(x: usize, w: usize, rstd: usize, g: usize, gx: usize, dim: i32, r0: i32, r1: i32): void {
+/** RMSNorm backward for the input, rows [r0, r1): gx += s·(g⊙w) − x·s³·mean(g⊙w⊙x) (= with overwrite). */
+export function rmsnormBackwardXRange(x: usize, w: usize, rstd: usize, g: usize, gx: usize, dim: i32, overwrite: bool, r0: i32, r1: i32): void {
   for (let r = r0; r < r1; r++) {
     const o = <usize>r * <usize>dim;
     const xr = at(x, o), gr = at(g, o), gxr = at(gx, o);
+    if (overwrite) memory.fill(gxr, 0, <usize>dim << 2);
     const s = load<f32>(at(rstd, r));
     let acc = f32x4.splat(0);
     let i = 0;
@@ -1026,9 +1032,9 @@ function rowsChunk(job: usize, chunk: i32): void {
   const i0 = word(job, R_I0), i1 = word(job, R_I1), i2 = word(job, R_I2);
   switch (word(job, R_OP)) {
     case OP_SWIGLU: swigluRange(p0, p1, p2, lo, hi); break;
-    case OP_SWIGLU_BACKWARD: swigluBackwardRange(p0, p1, p2, p3, p4, lo, hi); break;
+    case OP_SWIGLU_BACKWARD: swigluBackwardRange(p0, p1, p2, p3, p4, i0 != 0, lo, hi); break;
     case OP_RMSNORM: rmsnormRange(p0, p1, p2, p3, i0, real(job, R_X0), lo, hi); break;
-    case OP_RMSNORM_BACKWARD_X: rmsnormBackwardXRange(p0, p1, p2, p3, p4, i0, lo, hi); break;
+    case OP_RMSNORM_BACKWARD_X: rmsnormBackwardXRange(p0, p1, p2, p3, p4, i0, i1 != 0, lo, hi); break;
     case OP_RMSNORM_BACKWARD_W: rmsnormBackwardWRange(p0, p1, p2, p3, i1, i0, lo, hi); break;
     case OP_LOGSUMEXP: logSumExpRange(p0, p1, i0, lo, hi); break;
     case OP_XENT_BACKWARD: softmaxXentBackwardRange(p0, p1, p2, p3, p4, i0, lo, hi); break;

@@ -2,7 +2,7 @@
 // backward. Tensors stay in the projection layout [B, T, H, d]; each (batch, head) slice is addressed
 // with a row stride, so no transposes are materialised.
 import { gemmArgs } from '../../kernels/backend.js';
-import { Tensor, empty, gradOf, kernels, opError, record, sameDType } from '../tensor.js';
+import { Tensor, empty, gradFor, kernels, opError, record, sameDType } from '../tensor.js';
 
 export interface AttentionOptions {
   /** Multiplies q·k (e.g. 1/sqrt(d), times YaRN's mscale² in DeepSeek-V3). */
@@ -61,19 +61,23 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     }
   }
   const recorded = record([q, k, v], out, (g) => {
-    const gq = q.requiresGrad ? gradOf(q) : null;
-    const gk = k.requiresGrad ? gradOf(k) : null;
-    const gv = v.requiresGrad ? gradOf(v) : null;
-    // Heads of one kv head accumulate into its gk and gv one j after another, never concurrently.
-    for (let b = 0; b < B && gv !== null; b++) {
-      for (let j = 0; j < group; j++) {
-        be.gemm(gemmArgs({
-          m: S, n: dv, k: T, a: P, aOff: pOff(b, j), lda: S, transA: true, b: g, bOff: oOff(b, j), ldb: H * dv,
-          c: gv, cOff: vOff(b), ldc: Hk * dv, beta: 1, batch: heads.batch, strideA: heads.strideP, strideB: group * dv, strideC: dv,
-        }));
+    // Each gradient is fetched right before its first write: with q, k or v the same tensor, the later
+    // ones then add to what the earlier wrote. A fresh buffer takes beta = 0 on the first (b, j) that
+    // covers each part of it: every j for gq, j = 0 for gk and gv (heads of one kv head add into them
+    // one j after another, never concurrently).
+    const betaFor = (fresh: boolean, j: number): number => (fresh && j === 0 ? 0 : 1);
+    if (v.requiresGrad) {
+      const { data: gv, fresh } = gradFor(v);
+      for (let b = 0; b < B; b++) {
+        for (let j = 0; j < group; j++) {
+          be.gemm(gemmArgs({
+            m: S, n: dv, k: T, a: P, aOff: pOff(b, j), lda: S, transA: true, b: g, bOff: oOff(b, j), ldb: H * dv,
+            c: gv, cOff: vOff(b), ldc: Hk * dv, beta: betaFor(fresh, j), batch: heads.batch, strideA: heads.strideP, strideB: group * dv, strideC: dv,
+          }));
+        }
       }
     }
-    if (gq === null && gk === null) return;
+    if (!q.requiresGrad && !k.requiresGrad) return;
     const scratch = empty([B, H, T, S], q.dtype);
     const dP = scratch.data;
     for (let b = 0; b < B; b++) {
@@ -86,18 +90,24 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
     }
     // dScores = P ⊙ (dP − rowsum(dP ⊙ P)), zero where masked.
     be.softmaxBackwardRows(P, dP, B * H * T, S, mask);
-    for (let b = 0; b < B; b++) {
-      for (let j = 0; j < group; j++) {
-        if (gq !== null) {
+    if (q.requiresGrad) {
+      const { data: gq, fresh } = gradFor(q);
+      for (let b = 0; b < B; b++) {
+        for (let j = 0; j < group; j++) {
           be.gemm(gemmArgs({
             m: T, n: dk, k: S, a: dP, aOff: pOff(b, j), lda: S, b: K, bOff: kOff(b), ldb: Hk * dk,
-            c: gq, cOff: qOff(b, j), ldc: H * dk, alpha: opts.scale, beta: 1, batch: heads.batch, strideA: heads.strideP, strideB: dk, strideC: group * dk,
+            c: gq, cOff: qOff(b, j), ldc: H * dk, alpha: opts.scale, beta: fresh ? 0 : 1, batch: heads.batch, strideA: heads.strideP, strideB: dk, strideC: group * dk,
           }));
         }
-        if (gk !== null) {
+      }
+    }
+    if (k.requiresGrad) {
+      const { data: gk, fresh } = gradFor(k);
+      for (let b = 0; b < B; b++) {
+        for (let j = 0; j < group; j++) {
           be.gemm(gemmArgs({
             m: S, n: dk, k: T, a: dP, aOff: pOff(b, j), lda: S, transA: true, b: Q, bOff: qOff(b, j), ldb: H * dk,
-            c: gk, cOff: kOff(b), ldc: Hk * dk, alpha: opts.scale, beta: 1, batch: heads.batch, strideA: heads.strideP, strideB: group * dk, strideC: dk,
+            c: gk, cOff: kOff(b), ldc: Hk * dk, alpha: opts.scale, beta: betaFor(fresh, j), batch: heads.batch, strideA: heads.strideP, strideB: group * dk, strideC: dk,
           }));
         }
       }

@@ -1,6 +1,7 @@
 // Element-wise ops. Broadcasting is limited to what a transformer needs: `b` may have the shape of
 // `a`'s trailing dimensions (a bias or a per-channel scale), repeated over the leading ones.
-import { Tensor, empty, gradOf, kernels, opError, record, sameDType } from '../tensor.js';
+import type { FloatArray } from '../tensor.js';
+import { Tensor, adoptGrad, empty, gradFor, gradOf, kernels, opError, record, sameDType } from '../tensor.js';
 
 function broadcastInner(op: string, a: Tensor, b: Tensor): number {
   const off = a.rank - b.rank;
@@ -9,6 +10,16 @@ function broadcastInner(op: string, a: Tensor, b: Tensor): number {
     if (a.shape[off + i] !== b.shape[i]) throw opError(op, 'shapes do not broadcast', a, b);
   }
   return b.size;
+}
+
+/**
+ * x receives the gradient g of `out` (same size) unchanged: as its own gradient buffer when it can
+ * (adoptGrad), else as a copy into a fresh one or added to the one it has.
+ */
+export function passGrad(x: Tensor, out: Tensor, g: FloatArray): void {
+  if (adoptGrad(x, out)) return;
+  const gx = gradFor(x);
+  kernels(x).copyRows(g, 0, 0, gx.data, 0, 0, 1, x.size, !gx.fresh);
 }
 
 export function add(a: Tensor, b: Tensor): Tensor {
@@ -25,11 +36,15 @@ export function add(a: Tensor, b: Tensor): Tensor {
     for (let i = 0, j = 0; i < o.length; i++, j = j + 1 === inner ? 0 : j + 1) o[i] = x[i] + y[j];
   }
   return record([a, b], out, (g) => {
-    if (a.requiresGrad) be.copyRows(g, 0, 0, gradOf(a), 0, 0, 1, g.length, true);
+    // The residual stream: a takes the output's gradient as its own, b a copy of it.
+    if (a.requiresGrad) passGrad(a, out, g);
     if (b.requiresGrad) {
-      const gb = gradOf(b);
-      if (inner === a.size) be.copyRows(g, 0, 0, gb, 0, 0, 1, g.length, true);
-      else for (let i = 0, j = 0; i < g.length; i++, j = j + 1 === inner ? 0 : j + 1) gb[j] += g[i];
+      if (inner === a.size) {
+        passGrad(b, out, g);
+      } else {
+        const gb = gradOf(b);
+        for (let i = 0, j = 0; i < g.length; i++, j = j + 1 === inner ? 0 : j + 1) gb[j] += g[i];
+      }
     }
   });
 }
@@ -111,6 +126,11 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
   const be = kernels(gate);
   be.swiglu(gate.data, up.data, out.data, out.size);
   return record([gate, up], out, (g) => {
-    be.swigluBackward(gate.data, up.data, g, gate.requiresGrad ? gradOf(gate) : null, up.requiresGrad ? gradOf(up) : null, out.size);
+    const gg = gate.requiresGrad ? gradFor(gate) : null;
+    const gu = up.requiresGrad ? gradFor(up) : null;
+    // One mode for both outputs: a fresh buffer beside an existing one (or gate = up) starts at zero.
+    const overwrite = (gg === null || gg.fresh) && (gu === null || gu.fresh) && gate !== up;
+    if (!overwrite) for (const b of [gg, gu]) if (b?.fresh) b.data.fill(0);
+    be.swigluBackward(gate.data, up.data, g, gg?.data ?? null, gu?.data ?? null, out.size, overwrite);
   });
 }

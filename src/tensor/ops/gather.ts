@@ -1,7 +1,7 @@
 // Indexing ops: embedding lookup, and the gather / scatter-add pair that routes tokens to experts and
 // back. Indices are plain integer arrays (they carry no gradient).
 import { allocI32, freeI32 } from '../../kernels/memory.js';
-import { Tensor, checkIndices, empty, gradOf, kernels, opError, record, sameDType, zeros } from '../tensor.js';
+import { Tensor, checkIndices, empty, gradFor, gradOf, kernels, opError, record, sameDType, zeros } from '../tensor.js';
 
 /** Rows of a table: weight [V, D], ids [N] → [N, D]. */
 export function embedding(weight: Tensor, ids: ArrayLike<number>): Tensor {
@@ -55,7 +55,10 @@ export function scatterAddRows(src: Tensor, idx: ArrayLike<number>, n: number, w
   return record(weights ? [src, weights] : [src], out, (g) => {
     withIndex(idx, (index) => {
       // d src[m] = w[m] · g[idx[m]];  d w[m] = g[idx[m]] · src[m]
-      if (src.requiresGrad) be.gatherRows(g, n, index, w, gradOf(src), M, D, true);
+      if (src.requiresGrad) {
+        const gs = gradFor(src);
+        be.gatherRows(g, n, index, w, gs.data, M, D, !gs.fresh);
+      }
       if (weights?.requiresGrad) be.rowDots(g, n, index, src.data, gradOf(weights), M, D);
     });
   });

@@ -1,6 +1,6 @@
 // Matrix products: every projection in the model is one GEMM call here.
 import { gemmArgs } from '../../kernels/backend.js';
-import { Tensor, empty, gradOf, kernels, opError, record, sameDType } from '../tensor.js';
+import { Tensor, empty, gradFor, kernels, opError, record, sameDType } from '../tensor.js';
 import { add } from './elementwise.js';
 
 /**
@@ -42,20 +42,23 @@ export function matmul(a: Tensor, b: Tensor, transA = false, transB = false): Te
   return record([a, b], out, (g) => {
     if (a.requiresGrad) {
       // d op(A) = dC · op(B)ᵀ ; when A is stored transposed, dA = op(B) · dCᵀ.
-      const ga = gradOf(a);
+      // A fresh gradient buffer is written (beta = 0), an existing one added to.
+      const { data: ga, fresh } = gradFor(a);
+      const beta = fresh ? 0 : 1;
       if (!transA) {
-        be.gemm(gemmArgs({ m, n: k, k: n, a: g, lda: n, b: b.data, ldb, transB: !transB, c: ga, ldc: lda, beta: 1, batch, strideA: m * n, strideB, strideC: strideA }));
+        be.gemm(gemmArgs({ m, n: k, k: n, a: g, lda: n, b: b.data, ldb, transB: !transB, c: ga, ldc: lda, beta, batch, strideA: m * n, strideB, strideC: strideA }));
       } else {
-        be.gemm(gemmArgs({ m: k, n: m, k: n, a: b.data, lda: ldb, transA: transB, b: g, ldb: n, transB: true, c: ga, ldc: lda, beta: 1, batch, strideA: strideB, strideB: m * n, strideC: strideA }));
+        be.gemm(gemmArgs({ m: k, n: m, k: n, a: b.data, lda: ldb, transA: transB, b: g, ldb: n, transB: true, c: ga, ldc: lda, beta, batch, strideA: strideB, strideB: m * n, strideC: strideA }));
       }
     }
     if (b.requiresGrad) {
       // d op(B) = op(A)ᵀ · dC ; when B is stored transposed, dB = dCᵀ · op(A).
-      const gb = gradOf(b);
+      const { data: gb, fresh } = gradFor(b);
+      const beta = fresh ? 0 : 1;
       if (!transB) {
-        be.gemm(gemmArgs({ m: k, n, k: m, a: a.data, lda, transA: !transA, b: g, ldb: n, c: gb, ldc: ldb, beta: 1, batch, strideA, strideB: m * n, strideC: strideB }));
+        be.gemm(gemmArgs({ m: k, n, k: m, a: a.data, lda, transA: !transA, b: g, ldb: n, c: gb, ldc: ldb, beta, batch, strideA, strideB: m * n, strideC: strideB }));
       } else {
-        be.gemm(gemmArgs({ m: n, n: k, k: m, a: g, lda: n, transA: true, b: a.data, ldb: lda, transB: transA, c: gb, ldc: ldb, beta: 1, batch, strideA: m * n, strideB: strideA, strideC: strideB }));
+        be.gemm(gemmArgs({ m: n, n: k, k: m, a: g, lda: n, transA: true, b: a.data, ldb: lda, transB: transA, c: gb, ldc: ldb, beta, batch, strideA: m * n, strideB: strideA, strideC: strideB }));
       }
     }
   });

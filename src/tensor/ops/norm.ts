@@ -1,5 +1,5 @@
 // RMSNorm: y = x / sqrt(mean(x²) + eps) · w, over the last dimension.
-import { Tensor, empty, gradOf, kernels, opError, record, sameDType } from '../tensor.js';
+import { Tensor, empty, gradFor, gradOf, kernels, opError, record, sameDType } from '../tensor.js';
 
 export function rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor {
   sameDType('rmsnorm', x, weight);
@@ -13,7 +13,8 @@ export function rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor {
   be.rmsnorm(x.data, weight.data, out.data, rstd.data, rows, dim, eps);
   // dx = s·(g⊙w) − x·s³·mean(g⊙w⊙x), dw = Σ_rows g⊙x·s (see the kernels).
   const recorded = record([x, weight], out, (g) => {
-    be.rmsnormBackward(x.data, weight.data, rstd.data, g, x.requiresGrad ? gradOf(x) : null, weight.requiresGrad ? gradOf(weight) : null, rows, dim);
+    const gx = x.requiresGrad ? gradFor(x) : null;
+    be.rmsnormBackward(x.data, weight.data, rstd.data, g, gx?.data ?? null, weight.requiresGrad ? gradOf(weight) : null, rows, dim, gx?.fresh ?? false);
   });
   if (!recorded.requiresGrad) rstd.dispose();
   return recorded;

@@ -1,7 +1,7 @@
 // Rotary position embedding applied to the last dimension of x [..., T, H, d] (or [..., T, d]).
 // Two pairings exist in the wild: DeepSeek rotates interleaved pairs (x[2i], x[2i+1]); Llama/Qwen rotate
 // halves (x[i], x[i+d/2]). Both rotate pair i by angle pos·invFreq[i].
-import { Tensor, empty, gradOf, opError, record } from '../tensor.js';
+import { Tensor, empty, gradFor, opError, record } from '../tensor.js';
 
 export type RopeStyle = 'interleaved' | 'half';
 
@@ -40,8 +40,8 @@ export function rope(x: Tensor, table: RopeTable, style: RopeStyle): Tensor {
   const out = empty(x.shape, x.dtype);
   apply(x.data, out.data, x.size, T, heads, d, table, style, 1);
   return record([x], out, (g) => {
-    const gx = gradOf(x);
-    apply(g, gx, x.size, T, heads, d, table, style, -1, true);
+    const gx = gradFor(x);
+    apply(g, gx.data, x.size, T, heads, d, table, style, -1, !gx.fresh);
   });
 }
 

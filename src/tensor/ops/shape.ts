@@ -1,6 +1,7 @@
 // Shape ops and reductions. Reshape is a view; the rest copy. Every copy along an axis is a strided
 // copy of rows (the backend's copyRows: SIMD, split across threads), and so is its gradient.
-import { Tensor, empty, gradOf, kernels, opError, record, sameDType, zeros } from '../tensor.js';
+import { Tensor, empty, gradFor, gradOf, kernels, opError, record, sameDType, zeros } from '../tensor.js';
+import { passGrad } from './elementwise.js';
 
 function axisOf(op: string, t: Tensor, axis: number): number {
   const a = axis < 0 ? t.rank + axis : axis;
@@ -24,7 +25,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     throw opError('reshape', `cannot reshape to [${shape.join(', ')}]`, x);
   }
   const out = x.view(resolved);
-  return record([x], out, (g) => kernels(x).copyRows(g, 0, 0, gradOf(x), 0, 0, 1, x.size, true));
+  return record([x], out, (g) => passGrad(x, out, g));
 }
 
 /** Permutes dimensions (a copy). */
@@ -93,7 +94,8 @@ export function concat(xs: readonly Tensor[], axis = -1): Tensor {
     xs.forEach((t, n) => {
       if (!t.requiresGrad) return;
       const w = t.shape[a] * inner;
-      be.copyRows(g, starts[n] * inner, total * inner, gradOf(t), 0, w, outer, w, true);
+      const gt = gradFor(t);
+      be.copyRows(g, starts[n] * inner, total * inner, gt.data, 0, w, outer, w, !gt.fresh);
     });
   });
 }
@@ -129,8 +131,8 @@ export function expand(x: Tensor, axis: number, n: number): Tensor {
   // Copy j of every row, for each j: n strided copies.
   for (let j = 0; j < n; j++) be.copyRows(x.data, 0, inner, out.data, j * inner, n * inner, outer, inner, false);
   return record([x], out, (g) => {
-    const gx = gradOf(x);
-    for (let j = 0; j < n; j++) be.copyRows(g, j * inner, n * inner, gx, 0, inner, outer, inner, true);
+    const gx = gradFor(x);
+    for (let j = 0; j < n; j++) be.copyRows(g, j * inner, n * inner, gx.data, 0, inner, outer, inner, j > 0 || !gx.fresh);
   });
 }
 
