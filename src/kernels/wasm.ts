@@ -11,9 +11,9 @@ import { Worker } from 'node:worker_threads';
 import type { AdamWArgs, Backend, FloatArray, GemmArgs, RowMask } from './backend.js';
 import { allocF32, allocI32, freeF32, freeI32, memory, onHeap } from './memory.js';
 import {
-  adamwReference, copyRowsReference, gatherRowsReference, gemmReference, rowDotsReference, scatterAddRowsReference, sumSquaresReference, logSumExpRowsReference, rmsnormBackwardReference, rmsnormReference,
-  softmaxBackwardRowsReference, softmaxRowsReference, softmaxXentBackwardReference, swigluBackwardReference,
-  swigluReference,
+  adamwReference, copyRowsReference, gatherRowsReference, gemmReference, logSumExpRowsReference, rmsnormBackwardReference,
+  rmsnormReference, rowDotsReference, scatterAddRowsReference, softmaxBackwardRowsReference, softmaxRowsReference,
+  softmaxXentBackwardReference, sumSquaresReference, swigluBackwardReference, swigluReference,
 } from './reference.js';
 import { checkAdamW, checkGemm } from './validate.js';
 
@@ -136,7 +136,10 @@ export interface WasmBackendOptions {
   parallelMinWork?: number;
 }
 
-/** A Float32Array view on the WASM heap (or null): the only arrays the kernels may take by pointer. */
+/**
+ * True for a float32 (or int32 index) view on the WASM heap, and for null (an absent gradient): the
+ * kernels take only such arrays by pointer; anything else (float64, plain arrays) goes to the reference.
+ */
 function heapF32(x: FloatArray | Int32Array | null): boolean {
   return x === null || ((x instanceof Float32Array || x instanceof Int32Array) && onHeap(x));
 }

@@ -1,20 +1,27 @@
 // Losses over logits [N, V]. Both ops keep only one log-sum-exp per row for the backward pass and
 // recompute the softmax there, so a large vocabulary costs no extra [N, V] buffer. The row loops run
 // in the backend's kernels (logSumExpRows, softmaxXentBackward): across threads, in SIMD.
+import { allocI32, freeI32 } from '../../kernels/memory.js';
+import type { FloatArray } from '../tensor.js';
 import { Tensor, checkFinite, checkIndices, empty, gradOf, kernels, opError, record } from '../tensor.js';
 
 export const IGNORE_INDEX = -100;
 
 /**
- * Per-row scratch for the backward kernel: the target of each row as int32 and its weight. For
- * float32 logits both live in a float32 tensor on the WASM heap (the targets reinterpreted as int32),
- * so the kernel can take them by pointer and the scope frees them with everything else.
+ * Runs the softmax cross-entropy backward kernel with per-row targets and weights (rows of weight 0
+ * skipped). The targets go to the WASM heap as int32, where the kernel takes them by pointer.
  */
-function rowScratch(logits: Tensor, N: number): { target: Int32Array; weight: Tensor; owner: Tensor | null } {
+function xentBackward(logits: Tensor, lse: Tensor, fill: (target: Int32Array, weight: FloatArray) => void): void {
+  const [N, V] = logits.shape;
+  const target = allocI32(N);
   const weight = empty([N], logits.dtype);
-  if (logits.dtype === 'f64') return { target: new Int32Array(N), weight, owner: null };
-  const owner = empty([N], 'f32');
-  return { target: new Int32Array(owner.data.buffer, owner.data.byteOffset, N), weight, owner };
+  try {
+    fill(target, weight.data);
+    kernels(logits).softmaxXentBackward(logits.data, lse.data, target, weight.data, gradOf(logits), N, V);
+  } finally {
+    freeI32(target);
+    weight.dispose();
+  }
 }
 
 /** Mean cross-entropy over the rows whose target is not `ignoreIndex`. Returns a scalar. */
@@ -46,16 +53,14 @@ export function crossEntropy(logits: Tensor, targets: ArrayLike<number>, ignoreI
   const recorded = record([logits], out, (g) => {
     if (count === 0) return;
     // d(mean CE)/dx[r] = (softmax(x[r]) − onehot(t[r])) / count for every counted row.
-    const { target, weight, owner } = rowScratch(logits, N);
     const s = g[0] / count;
-    for (let r = 0; r < N; r++) {
-      const t = targets[r];
-      target[r] = t === ignoreIndex ? 0 : t;
-      weight.data[r] = t === ignoreIndex ? 0 : s;
-    }
-    be.softmaxXentBackward(x, l, target, weight.data, gradOf(logits), N, V);
-    weight.dispose();
-    owner?.dispose();
+    xentBackward(logits, lse, (target, weight) => {
+      for (let r = 0; r < N; r++) {
+        const t = targets[r];
+        target[r] = t === ignoreIndex ? 0 : t;
+        weight[r] = t === ignoreIndex ? 0 : s;
+      }
+    });
   });
   if (!recorded.requiresGrad) lse.dispose();
   return recorded;
@@ -78,14 +83,12 @@ export function tokenLogProbs(logits: Tensor, ids: ArrayLike<number>): Tensor {
   for (let r = 0; r < N; r++) o[r] = x[r * V + ids[r]] - l[r];
   const recorded = record([logits], out, (g) => {
     // d log p(id)/dx = onehot(id) − softmax(x): the cross-entropy gradient with weight −g[r].
-    const { target, weight, owner } = rowScratch(logits, N);
-    for (let r = 0; r < N; r++) {
-      target[r] = ids[r];
-      weight.data[r] = -g[r];
-    }
-    be.softmaxXentBackward(x, l, target, weight.data, gradOf(logits), N, V);
-    weight.dispose();
-    owner?.dispose();
+    xentBackward(logits, lse, (target, weight) => {
+      for (let r = 0; r < N; r++) {
+        target[r] = ids[r];
+        weight[r] = -g[r];
+      }
+    });
   });
   if (!recorded.requiresGrad) lse.dispose();
   return recorded;
