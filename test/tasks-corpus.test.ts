@@ -70,7 +70,7 @@ describe('pretraining corpus', () => {
       const p = d.problems[0] as { answer: string };
       let sofar = '';
       for (const line of d.text.split('\n')) {
-        const m = /^([a-z-]+): (\d+(?: [-+] \d+)*) = (\d+)(?:, (?:carry|borrow) 1)?, so far (\d+)$/.exec(line)?.slice(1);
+        const m = /(?:^|\s)([a-z-]+): (\d+(?: [-+] \d+)*) = (\d+)(?:, (?:carry|borrow) 1)?, so far (\d+)$/.exec(line)?.slice(1);
         if (m === undefined) continue;
         lines++;
         assert.equal(m.shift(), ['ones', 'tens', 'hundreds', 'thousands'][sofar.length], `the column is named by its place: ${line}`);

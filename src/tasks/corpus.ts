@@ -179,6 +179,13 @@ function workedSteps(p: Problem, rng: Rng): string[] {
   return (item && scratchpad(item)) ?? workedSolution(p, rng).steps;
 }
 
+/**
+ * What comes between a question and its working. Varying it moves the working by a few tokens, so a
+ * model cannot find the operands' digits by a fixed distance and learns to find them by content,
+ * which is what still works under a prompt it has never seen (the R1-Zero template).
+ */
+const SEPARATORS = [' ', '\n', '\nA: ', '\nSolution: ', '\nWorking: ', '\n\t'];
+
 /** One problem in the think/answer layout; `worked` puts a worked solution in the think block. */
 function taggedDocument(p: Problem, worked: boolean, rng: Rng): string {
   const answer = solutionOf(p)!;
@@ -187,7 +194,7 @@ function taggedDocument(p: Problem, worked: boolean, rng: Rng): string {
   // A direct answer's think block is always the same empty one, so choosing between answering and
   // working it out is a single decision at the first token after <think> (a space or a newline).
   const body = worked ? `<think>\n${workedSteps(p, rng).join('\n')}\n</think>\n<answer>${answer}</answer>` : `<think> </think> <answer>${answer}</answer>`;
-  return `${head}${rng.pick([' ', '\n'])}${body}`;
+  return `${head}${rng.pick(SEPARATORS)}${body}`;
 }
 
 /** An endless, deterministic stream of corpus documents. */
@@ -243,7 +250,7 @@ export function* corpusDocuments(opts: CorpusOptions = {}): Generator<CorpusDocu
     } else if (kind === 2) {
       const p = arithmetic();
       const head = rng.pick([`Q: ${p.question}`, p.question, `Problem: ${p.question}`]);
-      yield { text: [head, ...workedSteps(p, rng), `Answer: ${p.answer}`].join('\n'), problems: [p] };
+      yield { text: `${head}${rng.pick(SEPARATORS)}${[...workedSteps(p, rng), `Answer: ${p.answer}`].join('\n')}`, problems: [p] };
     } else if (kind === 3) {
       const lines = Array.from({ length: rng.int(3, 6) }, () => {
         const { a, b } = parseArithmeticQuestion(arithmetic().question)!;
