@@ -17,9 +17,17 @@ const MC: i32 = 128;
 // Chunks of the vector path (matrix-vector products): the vector and the outputs it accumulates.
 const KV: i32 = 2048;
 const YV: i32 = 4096;
-// Up to this many rows (or columns) of C, each is a matrix-vector product that streams the matrix in
-// long contiguous runs; the register block would spend half its work or more on padding.
+// Up to this many columns of C (with more rows), each is a matrix-vector product that streams the
+// matrix in long contiguous runs; the register block would spend half its work or more on padding.
 const VEC_MAX: i32 = 2;
+// Up to this many rows of C, the small-m paths (decoding a few tokens): no packing of B, which would
+// cost as much as the product itself. One or two rows with B row-major stream rows of B into outputs
+// that stay in cache (axpyRows, axpyRows2); three or four rows take a 4×8 register block that reads
+// B in place (block4x8); with B stored transposed, rows of B are dot products (dot2, dot4).
+const SMALL_M: i32 = 8;
+// Rows of k per pass of the 4×8 register block: 256 rows of 64 bytes of B stay in L1 between the two
+// halves of each cache line.
+const KB: i32 = 256;
 
 const A_PACK: usize = 0;
 const B_PACK: usize = A_PACK + <usize>(MC * KC) * 4;
@@ -28,10 +36,19 @@ const PACKED_END: usize = TILE + <usize>(MR * NR) * 4;
 const VEC_X: usize = 0;
 const VEC_Y: usize = <usize>KV * 4;
 const VEC_END: usize = VEC_Y + <usize>YV * 4;
+// Small-m paths: up to four gathered rows of op(A) (KV apart), then two rows of outputs (YS bytes
+// apart: the 64 bytes of padding keep the two rows from aliasing in the L1 by their low 12 bits), then
+// the tag of the job whose split-k partial sums the outputs hold.
+const SX: usize = 0;
+const XS: usize = <usize>KV * 4;
+const SY: usize = SX + 4 * XS;
+const YS: usize = <usize>(YV + 16) * 4;
+const STAG: usize = SY + 2 * YS;
+const SMALL_END: usize = STAG + 64;
 
 /** Bytes of scratch space one thread needs (a 64-byte aligned block the caller allocates). */
 export function scratchBytes(): usize {
-  return max(PACKED_END, VEC_END);
+  return max(max(PACKED_END, VEC_END), SMALL_END);
 }
 
 @inline function madd(a: v128, b: v128, c: v128): v128 {
@@ -267,50 +284,49 @@ function gemmPacked(
 // Matrix-vector products (few rows or few columns of C)
 
 /**
- * y[0..len) += Σ_p x[p] · M[p·ld + j], streaming kc rows of M eight at a time: y is loaded and stored
- * once per eight multiply-adds, and eight streams keep the memory system busy.
+ * y[0..len) += Σ_p x[p] · M[p·ld + j], streaming kc rows of M four at a time, eight columns per step:
+ * four consecutive rows are one contiguous run of memory, which the prefetchers follow; more rows at
+ * once run out of registers and streams.
  */
 function axpyRows(kc: i32, x: usize, mat: usize, ld: i32, y: usize, len: i32): void {
   const step = <usize>ld << 2;
+  const len8 = len & ~7;
   let p = 0;
-  for (; p + 8 <= kc; p += 8) {
+  for (; p + 4 <= kc; p += 4) {
     const x0 = v128.load32_splat(at(x, p));
     const x1 = v128.load32_splat(at(x, p + 1));
     const x2 = v128.load32_splat(at(x, p + 2));
     const x3 = v128.load32_splat(at(x, p + 3));
-    const x4 = v128.load32_splat(at(x, p + 4));
-    const x5 = v128.load32_splat(at(x, p + 5));
-    const x6 = v128.load32_splat(at(x, p + 6));
-    const x7 = v128.load32_splat(at(x, p + 7));
-    const m0 = at(mat, <usize>p * <usize>ld);
-    let j = 0;
-    for (; j + 4 <= len; j += 4) {
-      const o = at(y, j);
-      let mm = m0 + (<usize>j << 2);
-      let u = madd(x0, v128.load(mm), v128.load(o));
-      mm += step;
-      u = madd(x1, v128.load(mm), u);
-      mm += step;
-      u = madd(x2, v128.load(mm), u);
-      mm += step;
-      u = madd(x3, v128.load(mm), u);
-      mm += step;
-      u = madd(x4, v128.load(mm), u);
-      mm += step;
-      u = madd(x5, v128.load(mm), u);
-      mm += step;
-      u = madd(x6, v128.load(mm), u);
-      mm += step;
-      u = madd(x7, v128.load(mm), u);
+    let r0 = at(mat, <usize>p * <usize>ld);
+    let r1 = r0 + step, r2 = r1 + step, r3 = r2 + step;
+    let o = y;
+    const end = at(y, len8);
+    while (o < end) {
+      let u = v128.load(o);
+      let w = v128.load(o, 16);
+      u = madd(x0, v128.load(r0), u);
+      w = madd(x0, v128.load(r0, 16), w);
+      u = madd(x1, v128.load(r1), u);
+      w = madd(x1, v128.load(r1, 16), w);
+      u = madd(x2, v128.load(r2), u);
+      w = madd(x2, v128.load(r2, 16), w);
+      u = madd(x3, v128.load(r3), u);
+      w = madd(x3, v128.load(r3, 16), w);
       v128.store(o, u);
+      v128.store(o, w, 16);
+      o += 32;
+      r0 += 32;
+      r1 += 32;
+      r2 += 32;
+      r3 += 32;
     }
-    for (; j < len; j++) {
-      let mm = m0 + (<usize>j << 2);
+    for (let j = len8; j < len; j++) {
+      const m0 = at(mat, <usize>p * <usize>ld + <usize>j);
       let s = load<f32>(at(y, j));
-      for (let q = 0; q < 8; q++) {
-        s += load<f32>(at(x, p + q)) * load<f32>(mm);
-        mm += step;
-      }
+      s += load<f32>(at(x, p)) * load<f32>(m0);
+      s += load<f32>(at(x, p + 1)) * load<f32>(m0 + step);
+      s += load<f32>(at(x, p + 2)) * load<f32>(m0 + 2 * step);
+      s += load<f32>(at(x, p + 3)) * load<f32>(m0 + 3 * step);
       store<f32>(at(y, j), s);
     }
   }
@@ -321,6 +337,66 @@ function axpyRows(kc: i32, x: usize, mat: usize, ld: i32, y: usize, len: i32): v
     let j = 0;
     for (; j + 4 <= len; j += 4) v128.store(at(y, j), madd(xs, v128.load(at(row, j)), v128.load(at(y, j))));
     for (; j < len; j++) store<f32>(at(y, j), load<f32>(at(y, j)) + s * load<f32>(at(row, j)));
+  }
+}
+
+/**
+ * The same for two vectors at once: y0 += Σ_p x0[p]·M[p, :] and y1 += Σ_p x1[p]·M[p, :] (x1 = x0 +
+ * xs bytes, y1 = y0 + ys bytes), so that each element of M, loaded once, feeds two multiply-adds.
+ */
+function axpyRows2(kc: i32, x: usize, xs: usize, mat: usize, ld: i32, y: usize, ys: usize, len: i32): void {
+  const step = <usize>ld << 2;
+  const len4 = len & ~3;
+  let p = 0;
+  for (; p + 4 <= kc; p += 4) {
+    const xp = at(x, p);
+    const a0 = v128.load32_splat(xp), a1 = v128.load32_splat(xp, 4);
+    const a2 = v128.load32_splat(xp, 8), a3 = v128.load32_splat(xp, 12);
+    const zp = xp + xs;
+    const c0 = v128.load32_splat(zp), c1 = v128.load32_splat(zp, 4);
+    const c2 = v128.load32_splat(zp, 8), c3 = v128.load32_splat(zp, 12);
+    let r0 = at(mat, <usize>p * <usize>ld);
+    let r1 = r0 + step, r2 = r1 + step, r3 = r2 + step;
+    let o = y;
+    const end = at(y, len4);
+    while (o < end) {
+      const b0 = v128.load(r0), b1 = v128.load(r1), b2 = v128.load(r2), b3 = v128.load(r3);
+      let u = v128.load(o);
+      let w = v128.load(o + ys);
+      u = madd(a0, b0, u);
+      w = madd(c0, b0, w);
+      u = madd(a1, b1, u);
+      w = madd(c1, b1, w);
+      u = madd(a2, b2, u);
+      w = madd(c2, b2, w);
+      u = madd(a3, b3, u);
+      w = madd(c3, b3, w);
+      v128.store(o, u);
+      v128.store(o + ys, w);
+      o += 16;
+      r0 += 16;
+      r1 += 16;
+      r2 += 16;
+      r3 += 16;
+    }
+    for (let j = len4; j < len; j++) {
+      const m0 = at(mat, <usize>p * <usize>ld + <usize>j);
+      const v0 = load<f32>(m0), v1 = load<f32>(m0 + step), v2 = load<f32>(m0 + 2 * step), v3 = load<f32>(m0 + 3 * step);
+      const o0 = at(y, j), o1 = o0 + ys;
+      store<f32>(o0, load<f32>(o0) + load<f32>(xp) * v0 + load<f32>(xp, 4) * v1 + load<f32>(xp, 8) * v2 + load<f32>(xp, 12) * v3);
+      store<f32>(o1, load<f32>(o1) + load<f32>(zp) * v0 + load<f32>(zp, 4) * v1 + load<f32>(zp, 8) * v2 + load<f32>(zp, 12) * v3);
+    }
+  }
+  for (; p < kc; p++) {
+    const s = load<f32>(at(x, p));
+    const t = load<f32>(at(x, p) + xs);
+    const row = at(mat, <usize>p * <usize>ld);
+    for (let j = 0; j < len; j++) {
+      const v = load<f32>(at(row, j));
+      const o0 = at(y, j);
+      store<f32>(o0, load<f32>(o0) + s * v);
+      store<f32>(o0 + ys, load<f32>(o0 + ys) + t * v);
+    }
   }
 }
 
@@ -403,7 +479,12 @@ function storeVec(len: i32, y: usize, out: usize, stride: i32, beta: f32): void 
 
 /** x[0..kc) = alpha · v[p·stride]. */
 function gather(kc: i32, v: usize, stride: i32, alpha: f32, x: usize): void {
-  for (let p = 0; p < kc; p++) store<f32>(at(x, p), load<f32>(at(v, <usize>p * <usize>stride)) * alpha);
+  let p = 0;
+  if (stride == 1) {
+    const va = f32x4.splat(alpha);
+    for (; p + 4 <= kc; p += 4) v128.store(at(x, p), f32x4.mul(v128.load(at(v, p)), va));
+  }
+  for (; p < kc; p++) store<f32>(at(x, p), load<f32>(at(v, <usize>p * <usize>stride)) * alpha);
 }
 
 /**
@@ -429,6 +510,321 @@ function gemv(
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Small m: a few rows of C (decoding), no packing of B
+
+/** Row i of op(A), columns [p0, p0 + kc), times alpha into x + i·XS, for i < mr; rows mr..rows-1 zero. */
+function gatherRows(mr: i32, rows: i32, kc: i32, a: usize, lda: i32, transA: bool, alpha: f32, p0: i32, x: usize): void {
+  for (let i = 0; i < mr; i++) {
+    const src = transA ? at(a, <usize>p0 * <usize>lda + <usize>i) : at(a, <usize>i * <usize>lda + <usize>p0);
+    gather(kc, src, transA ? lda : 1, alpha, x + <usize>i * XS);
+  }
+  for (let i = mr; i < rows; i++) memory.fill(x + <usize>i * XS, 0, <usize>kc << 2);
+}
+
+/**
+ * Outputs y (m ≤ 2 rows, YS bytes apart, len columns) += alpha · op(A)[0..m)[p0..p1) · B[p0..p1)[0..len),
+ * B row-major (already offset to the first column).
+ */
+function axpyAccum(
+  m: i32, p0: i32, p1: i32, a: usize, lda: i32, transA: bool, alpha: f32, b: usize, ldb: i32, len: i32,
+  y: usize, scratch: usize,
+): void {
+  const x = scratch + SX;
+  for (let pc = p0; pc < p1; pc += KV) {
+    const kc = min(KV, p1 - pc);
+    gatherRows(m, m, kc, a, lda, transA, alpha, pc, x);
+    const mat = at(b, <usize>pc * <usize>ldb);
+    if (m == 1) axpyRows(kc, x, mat, ldb, y, len);
+    else axpyRows2(kc, x, XS, mat, ldb, y, YS, len);
+  }
+}
+
+/** C (m ≤ 2 rows) = alpha · op(A) · B + beta · C with B row-major, in column blocks of YV. */
+function axpySmall(
+  m: i32, n: i32, k: i32, a: usize, lda: i32, transA: bool, b: usize, ldb: i32, c: usize, ldc: i32,
+  alpha: f32, beta: f32, scratch: usize,
+): void {
+  const y = scratch + SY;
+  for (let j0 = 0; j0 < n; j0 += YV) {
+    const len = min(YV, n - j0);
+    for (let i = 0; i < m; i++) memory.fill(y + <usize>i * YS, 0, <usize>len << 2);
+    axpyAccum(m, 0, k, a, lda, transA, alpha, at(b, <usize>j0), ldb, len, y, scratch);
+    for (let i = 0; i < m; i++) storeVec(len, y + <usize>i * YS, at(c, <usize>i * <usize>ldc + <usize>j0), 1, beta);
+  }
+}
+
+/** Packs rows [0, mr) × columns [0, kc) of op(A) times alpha k-major for the 4×8 block: x[p·4 + i]; rows past mr zero. */
+function packA4(mr: i32, kc: i32, a: usize, lda: i32, transA: bool, alpha: f32, x: usize): void {
+  for (let p = 0; p < kc; p++) {
+    const o = at(x, p * 4);
+    for (let i = 0; i < 4; i++) {
+      let v: f32 = 0;
+      if (i < mr) v = load<f32>(at(a, transA ? <usize>p * <usize>lda + <usize>i : <usize>i * <usize>lda + <usize>p)) * alpha;
+      store<f32>(at(o, i), v);
+    }
+  }
+}
+
+/** c[0..4) = acc + beta·c (beta = 0 ignores c). */
+@inline function storeAcc(c: usize, acc: v128, beta: f32): void {
+  if (beta == 0) v128.store(c, acc);
+  else if (beta == 1) v128.store(c, f32x4.add(v128.load(c), acc));
+  else v128.store(c, madd(v128.load(c), f32x4.splat(beta), acc));
+}
+
+@inline function storeOne(c: usize, v: f32, beta: f32): void {
+  store<f32>(c, beta == 0 ? v : v + beta * load<f32>(c));
+}
+
+/** Column j of rows [0, mr) of C from the lanes of v: c[i·ldc] = v[i] + beta·c[i·ldc]. */
+function storeColumn(c: usize, ldc: i32, v: v128, mr: i32, beta: f32): void {
+  const step = <usize>ldc << 2;
+  storeOne(c, f32x4.extract_lane(v, 0), beta);
+  if (mr > 1) storeOne(c + step, f32x4.extract_lane(v, 1), beta);
+  if (mr > 2) storeOne(c + 2 * step, f32x4.extract_lane(v, 2), beta);
+  if (mr > 3) storeOne(c + 3 * step, f32x4.extract_lane(v, 3), beta);
+}
+
+/**
+ * Rows [0, mr) × columns [0, 8) of C = Σ_p x[p·4 + i] · B[p][j] + beta·C over kc rows of B, read in
+ * place: 8 accumulators, two loads of B and four broadcasts of A per eight multiply-adds.
+ */
+function block4x8(kc: i32, x: usize, b: usize, ldb: i32, c: usize, ldc: i32, mr: i32, beta: f32): void {
+  const step = <usize>ldb << 2;
+  let c00 = f32x4.splat(0);
+  let c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  let xp = x;
+  let r = b;
+  const end = at(x, kc * 4);
+  while (xp < end) {
+    const b0 = v128.load(r);
+    const b1 = v128.load(r, 16);
+    let s = v128.load32_splat(xp);
+    c00 = madd(s, b0, c00);
+    c01 = madd(s, b1, c01);
+    s = v128.load32_splat(xp, 4);
+    c10 = madd(s, b0, c10);
+    c11 = madd(s, b1, c11);
+    s = v128.load32_splat(xp, 8);
+    c20 = madd(s, b0, c20);
+    c21 = madd(s, b1, c21);
+    s = v128.load32_splat(xp, 12);
+    c30 = madd(s, b0, c30);
+    c31 = madd(s, b1, c31);
+    xp += 16;
+    r += step;
+  }
+  const cs = <usize>ldc << 2;
+  storeAcc(c, c00, beta);
+  storeAcc(c + 16, c01, beta);
+  if (mr > 1) {
+    storeAcc(c + cs, c10, beta);
+    storeAcc(c + cs + 16, c11, beta);
+  }
+  if (mr > 2) {
+    storeAcc(c + 2 * cs, c20, beta);
+    storeAcc(c + 2 * cs + 16, c21, beta);
+  }
+  if (mr > 3) {
+    storeAcc(c + 3 * cs, c30, beta);
+    storeAcc(c + 3 * cs + 16, c31, beta);
+  }
+}
+
+/** One column of the same: the four rows are the lanes of one accumulator. */
+function block4x1(kc: i32, x: usize, b: usize, ldb: i32, c: usize, ldc: i32, mr: i32, beta: f32): void {
+  const step = <usize>ldb << 2;
+  let acc = f32x4.splat(0);
+  let r = b;
+  for (let p = 0; p < kc; p++) {
+    acc = madd(v128.load(at(x, p * 4)), v128.load32_splat(r), acc);
+    r += step;
+  }
+  storeColumn(c, ldc, acc, mr, beta);
+}
+
+/** C (3 ≤ m ≤ SMALL_M rows) = alpha · op(A) · B + beta · C with B row-major: four rows at a time. */
+function blockSmall(
+  m: i32, n: i32, k: i32, a: usize, lda: i32, transA: bool, b: usize, ldb: i32, c: usize, ldc: i32,
+  alpha: f32, beta: f32, scratch: usize,
+): void {
+  const x = scratch + SX;
+  for (let i0 = 0; i0 < m; i0 += 4) {
+    const mr = min(4, m - i0);
+    const ai = at(a, transA ? <usize>i0 : <usize>i0 * <usize>lda);
+    const ci = at(c, <usize>i0 * <usize>ldc);
+    if (mr <= 2) {
+      // One or two rows left: streaming B once more beats a block that is half padding.
+      axpySmall(mr, n, k, ai, lda, transA, b, ldb, ci, ldc, alpha, beta, scratch);
+      continue;
+    }
+    for (let pc = 0; pc < k; pc += KB) {
+      const kc = min(KB, k - pc);
+      packA4(mr, kc, at(ai, transA ? <usize>pc * <usize>lda : <usize>pc), lda, transA, alpha, x);
+      const bk: f32 = pc == 0 ? beta : 1;
+      const brow = at(b, <usize>pc * <usize>ldb);
+      let j = 0;
+      for (; j + 8 <= n; j += 8) block4x8(kc, x, at(brow, <usize>j), ldb, at(ci, <usize>j), ldc, mr, bk);
+      for (; j < n; j++) block4x1(kc, x, at(brow, <usize>j), ldb, at(ci, <usize>j), ldc, mr, bk);
+    }
+  }
+}
+
+/**
+ * Rows 0 and 1 of C (ldc apart) over columns [0, n) = Σ_p x_i[p] · B[j][p] + beta·C, B stored
+ * transposed (row j of B is column j of op(B)): two rows of A against four rows of B, 8 accumulators.
+ */
+function dot2(kc: i32, x: usize, b: usize, ldb: i32, c: usize, ldc: i32, n: i32, beta: f32): void {
+  const step = <usize>ldb << 2;
+  const cs = <usize>ldc << 2;
+  const x1 = x + XS;
+  const k4 = kc & ~3;
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const r0 = at(b, <usize>j * <usize>ldb);
+    const r1 = r0 + step, r2 = r1 + step, r3 = r2 + step;
+    let a0 = f32x4.splat(0);
+    let a1 = a0, a2 = a0, a3 = a0, e0 = a0, e1 = a0, e2 = a0, e3 = a0;
+    for (let p = 0; p < k4; p += 4) {
+      const po = <usize>p << 2;
+      const u = v128.load(x + po);
+      const v = v128.load(x1 + po);
+      let q = v128.load(r0 + po);
+      a0 = madd(u, q, a0);
+      e0 = madd(v, q, e0);
+      q = v128.load(r1 + po);
+      a1 = madd(u, q, a1);
+      e1 = madd(v, q, e1);
+      q = v128.load(r2 + po);
+      a2 = madd(u, q, a2);
+      e2 = madd(v, q, e2);
+      q = v128.load(r3 + po);
+      a3 = madd(u, q, a3);
+      e3 = madd(v, q, e3);
+    }
+    let s0 = hsum4(a0, a1, a2, a3);
+    let s1 = hsum4(e0, e1, e2, e3);
+    for (let p = k4; p < kc; p++) {
+      const po = <usize>p << 2;
+      const q = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(
+        f32x4.splat(load<f32>(r0 + po)), 1, load<f32>(r1 + po)), 2, load<f32>(r2 + po)), 3, load<f32>(r3 + po));
+      s0 = madd(v128.load32_splat(x + po), q, s0);
+      s1 = madd(v128.load32_splat(x1 + po), q, s1);
+    }
+    storeAcc(at(c, <usize>j), s0, beta);
+    storeAcc(at(c, <usize>j) + cs, s1, beta);
+  }
+  for (; j < n; j++) {
+    const r0 = at(b, <usize>j * <usize>ldb);
+    let a0 = f32x4.splat(0);
+    let e0 = a0;
+    for (let p = 0; p < k4; p += 4) {
+      const po = <usize>p << 2;
+      const q = v128.load(r0 + po);
+      a0 = madd(v128.load(x + po), q, a0);
+      e0 = madd(v128.load(x1 + po), q, e0);
+    }
+    let t0 = hsum(a0), t1 = hsum(e0);
+    for (let p = k4; p < kc; p++) {
+      const po = <usize>p << 2;
+      const q = load<f32>(r0 + po);
+      t0 += load<f32>(x + po) * q;
+      t1 += load<f32>(x1 + po) * q;
+    }
+    storeOne(at(c, <usize>j), t0, beta);
+    storeOne(at(c, <usize>j) + cs, t1, beta);
+  }
+}
+
+/** The same for rows [0, mr) of C, mr ≤ 4 (x rows past mr are zero): four rows of A against two of B. */
+function dot4(kc: i32, x: usize, b: usize, ldb: i32, c: usize, ldc: i32, n: i32, mr: i32, beta: f32): void {
+  const step = <usize>ldb << 2;
+  const x1 = x + XS, x2 = x1 + XS, x3 = x2 + XS;
+  const k4 = kc & ~3;
+  let j = 0;
+  for (; j + 2 <= n; j += 2) {
+    const r0 = at(b, <usize>j * <usize>ldb);
+    const r1 = r0 + step;
+    let a0 = f32x4.splat(0);
+    let a1 = a0, a2 = a0, a3 = a0, e0 = a0, e1 = a0, e2 = a0, e3 = a0;
+    for (let p = 0; p < k4; p += 4) {
+      const po = <usize>p << 2;
+      const u = v128.load(r0 + po);
+      const v = v128.load(r1 + po);
+      let q = v128.load(x + po);
+      a0 = madd(q, u, a0);
+      e0 = madd(q, v, e0);
+      q = v128.load(x1 + po);
+      a1 = madd(q, u, a1);
+      e1 = madd(q, v, e1);
+      q = v128.load(x2 + po);
+      a2 = madd(q, u, a2);
+      e2 = madd(q, v, e2);
+      q = v128.load(x3 + po);
+      a3 = madd(q, u, a3);
+      e3 = madd(q, v, e3);
+    }
+    let s0 = hsum4(a0, a1, a2, a3);
+    let s1 = hsum4(e0, e1, e2, e3);
+    for (let p = k4; p < kc; p++) {
+      const po = <usize>p << 2;
+      const q = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(
+        f32x4.splat(load<f32>(x + po)), 1, load<f32>(x1 + po)), 2, load<f32>(x2 + po)), 3, load<f32>(x3 + po));
+      s0 = madd(q, v128.load32_splat(r0 + po), s0);
+      s1 = madd(q, v128.load32_splat(r1 + po), s1);
+    }
+    storeColumn(at(c, <usize>j), ldc, s0, mr, beta);
+    storeColumn(at(c, <usize>j + 1), ldc, s1, mr, beta);
+  }
+  for (; j < n; j++) {
+    const r0 = at(b, <usize>j * <usize>ldb);
+    let a0 = f32x4.splat(0);
+    let a1 = a0, a2 = a0, a3 = a0;
+    for (let p = 0; p < k4; p += 4) {
+      const po = <usize>p << 2;
+      const u = v128.load(r0 + po);
+      a0 = madd(v128.load(x + po), u, a0);
+      a1 = madd(v128.load(x1 + po), u, a1);
+      a2 = madd(v128.load(x2 + po), u, a2);
+      a3 = madd(v128.load(x3 + po), u, a3);
+    }
+    let s0 = hsum4(a0, a1, a2, a3);
+    for (let p = k4; p < kc; p++) {
+      const po = <usize>p << 2;
+      const q = f32x4.replace_lane(f32x4.replace_lane(f32x4.replace_lane(
+        f32x4.splat(load<f32>(x + po)), 1, load<f32>(x1 + po)), 2, load<f32>(x2 + po)), 3, load<f32>(x3 + po));
+      s0 = madd(q, v128.load32_splat(r0 + po), s0);
+    }
+    storeColumn(at(c, <usize>j), ldc, s0, mr, beta);
+  }
+}
+
+/** C (2 ≤ m ≤ SMALL_M rows) = alpha · op(A) · op(B) + beta · C with B stored transposed. */
+function dotSmall(
+  m: i32, n: i32, k: i32, a: usize, lda: i32, transA: bool, b: usize, ldb: i32, c: usize, ldc: i32,
+  alpha: f32, beta: f32, scratch: usize,
+): void {
+  const x = scratch + SX;
+  for (let i0 = 0; i0 < m; i0 += 4) {
+    const mr = min(4, m - i0);
+    const ai = at(a, transA ? <usize>i0 : <usize>i0 * <usize>lda);
+    const ci = at(c, <usize>i0 * <usize>ldc);
+    if (mr == 1) {
+      gemv(n, k, ai, transA ? lda : 1, alpha, b, ldb, true, ci, 1, beta, scratch);
+      continue;
+    }
+    for (let pc = 0; pc < k; pc += KV) {
+      const kc = min(KV, k - pc);
+      const rows = mr == 2 ? 2 : 4;
+      gatherRows(mr, rows, kc, ai, lda, transA, alpha, pc, x);
+      const bk: f32 = pc == 0 ? beta : 1;
+      if (mr == 2) dot2(kc, x, at(b, <usize>pc), ldb, ci, ldc, n, bk);
+      else dot4(kc, x, at(b, <usize>pc), ldb, ci, ldc, n, mr, bk);
+    }
+  }
+}
+
 /** One GEMM: C = alpha·op(A)·op(B) + beta·C, row-major, pointers in bytes, leading dimensions in elements. */
 export function sgemm(
   m: i32, n: i32, k: i32, a: usize, lda: i32, transA: bool, b: usize, ldb: i32, transB: bool,
@@ -439,12 +835,10 @@ export function sgemm(
     scaleC(m, n, c, ldc, beta);
     return;
   }
-  if (m <= VEC_MAX) {
-    // Row i of C: op(B)ᵀ · op(A)[i]; op(B)ᵀ has rows contiguous exactly when B is stored transposed.
-    for (let i = 0; i < m; i++) {
-      const arow = at(a, transA ? <usize>i : <usize>i * <usize>lda);
-      gemv(n, k, arow, transA ? lda : 1, alpha, b, ldb, transB, at(c, <usize>i * <usize>ldc), 1, beta, scratch);
-    }
+  if (m <= SMALL_M) {
+    if (transB) dotSmall(m, n, k, a, lda, transA, b, ldb, c, ldc, alpha, beta, scratch);
+    else if (m <= 2) axpySmall(m, n, k, a, lda, transA, b, ldb, c, ldc, alpha, beta, scratch);
+    else blockSmall(m, n, k, a, lda, transA, b, ldb, c, ldc, alpha, beta, scratch);
   } else if (n <= VEC_MAX) {
     for (let j = 0; j < n; j++) {
       const bcol = at(b, transB ? <usize>j * <usize>ldb : <usize>j);
@@ -523,10 +917,11 @@ const G_C = 12, G_LDC = 13, G_ALPHA = 14, G_BETA = 15, G_BATCH = 16, G_SA = 17, 
 const W_N = 3, W_P = 4, W_G = 5, W_M = 6, W_V = 7, W_SCALE = 8, W_B1 = 9, W_B2 = 10, W_EPS = 11;
 const W_DECAY = 12, W_STEP = 13, W_INVBC2 = 14;
 // plan (written by plan())
-const P_TOTAL = 20, P_COLS = 21, P_BANDS = 22, P_BAND = 23, P_GROUP = 24;
-// synchronisation, each on its own cache line
+const P_TOTAL = 20, P_COLS = 21, P_BANDS = 22, P_BAND = 23, P_GROUP = 24, P_SPLITK = 25;
+// synchronisation, each on its own cache line (S_PART shares S_DONE's: both change once per chunk)
 const S_NEXT = 48;
 const S_DONE = 64;
+const S_PART = 72;
 
 const KIND_GEMM = 1;
 const KIND_ADAMW = 2;
@@ -538,7 +933,11 @@ const CHUNKS_PER_THREAD = 4;
 // Below this much work per chunk the claim and the repeated packing start to show.
 const CHUNK_MIN_FLOPS: f64 = 4 * 1024 * 1024;
 const ADAMW_CHUNK = 32768;
-const AXPY_BAND = 512;
+// Columns per band where bands stream rows of the matrix: runs of 8 KiB or more keep the prefetchers
+// ahead; shorter runs cost up to half the bandwidth.
+const AXPY_BAND = 2048;
+// Rows of B per chunk of a split-k product are a multiple of this.
+const SPLITK_UNIT = 16;
 
 @inline function wordAt(job: usize, i: i32): usize {
   return job + (<usize>i << 2);
@@ -579,13 +978,21 @@ export function plan(job: usize, gen: i32): void {
     total = ceilDiv(n, size);
   } else {
     const m = word(job, G_M), n = word(job, G_N), k = word(job, G_K), batch = word(job, G_BATCH);
+    const transB = word(job, G_TB) != 0;
+    const small = m <= SMALL_M;
+    // One or two rows times a row-major B whose outputs fit in scratch: each thread streams its own
+    // contiguous run of rows of B (split k) into partial sums, and whoever finishes the last chunk
+    // adds them up. Cutting the columns instead would cut every row of B into short runs.
+    const splitK = parts > 1 && m <= 2 && !transB && batch == 1 && n <= YV && k >= 2 * SPLITK_UNIT;
+    store<i32>(wordAt(job, P_SPLITK), splitK ? 1 : 0);
     // Split the larger side of C: column bands repeat the packing of A, row bands that of B.
-    const cols = m <= VEC_MAX || (n > VEC_MAX && n >= m);
+    const cols = small || (n > VEC_MAX && n >= m);
     // A matrix-vector product that streams rows of its matrix needs long runs of each row per band
-    // for the hardware prefetcher to keep up; the other forms only need whole register blocks.
-    const streamsRows = m <= VEC_MAX ? word(job, G_TB) == 0 : n <= VEC_MAX && word(job, G_TA) != 0;
-    const unit = streamsRows ? AXPY_BAND : cols ? NR : MR * 8;
-    const side = max(1, cols ? n : m);
+    // for the hardware prefetcher to keep up; the other forms only need whole register blocks (and
+    // bands of C whole cache lines apart).
+    const streamsRows = small ? m <= 2 && !transB : n <= VEC_MAX && word(job, G_TA) != 0;
+    const unit = splitK ? SPLITK_UNIT : streamsRows ? AXPY_BAND : small ? 16 : cols ? NR : MR * 8;
+    const side = max(1, splitK ? k : cols ? n : m);
     let bands = 1, group = max(1, batch), groups = 1;
     if (parts > 1) {
       const flops = 2 * <f64>m * <f64>n * <f64>k * <f64>batch;
@@ -606,6 +1013,7 @@ export function plan(job: usize, gen: i32): void {
     total = groups * bands;
   }
   store<i32>(wordAt(job, P_TOTAL), total);
+  atomic.store<i32>(wordAt(job, S_PART), 0);
   atomic.store<i32>(wordAt(job, S_DONE), 0);
   atomic.store<i32>(wordAt(job, S_NEXT), gen << INDEX_BITS);
 }
@@ -647,6 +1055,43 @@ function gemmChunk(job: usize, chunk: i32, scratch: usize): void {
   }
 }
 
+/** Rows [p0, p1) of B of a split-k product into this thread's partial sums (zeroed on its first chunk). */
+function splitKChunk(job: usize, chunk: i32, scratch: usize, gen: i32): void {
+  const m = word(job, G_M), n = word(job, G_N), k = word(job, G_K);
+  const band = word(job, P_BAND);
+  const p0 = chunk * band;
+  const p1 = min(k, p0 + band);
+  const y = scratch + SY;
+  // The caller zeroes scratch space when it allocates it and never uses generation 0.
+  if (load<i32>(scratch + STAG) != gen) {
+    for (let i = 0; i < m; i++) memory.fill(y + <usize>i * YS, 0, <usize>n << 2);
+    store<i32>(scratch + STAG, gen);
+  }
+  axpyAccum(
+    m, p0, p1, <usize>word(job, G_A), word(job, G_LDA), word(job, G_TA) != 0, real(job, G_ALPHA),
+    <usize>word(job, G_B), word(job, G_LDB), n, y, scratch,
+  );
+}
+
+/** C = Σ over the threads that took part of their partial sums + beta·C (after the last chunk). */
+function splitKReduce(job: usize, gen: i32): void {
+  const m = word(job, G_M), n = word(job, G_N), ldc = word(job, G_LDC);
+  const c = <usize>word(job, G_C);
+  const beta = real(job, G_BETA);
+  const table = <usize>word(job, J_SCRATCH);
+  const parts = word(job, J_THREADS);
+  for (let i = 0; i < m; i++) {
+    const row = at(c, <usize>i * <usize>ldc);
+    let first = true;
+    for (let t = 0; t < parts; t++) {
+      const s = <usize>load<u32>(table + (<usize>t << 2));
+      if (load<i32>(s + STAG) != gen) continue;
+      storeVec(n, s + SY + <usize>i * YS, row, 1, first ? beta : 1);
+      first = false;
+    }
+  }
+}
+
 function adamwChunk(job: usize, chunk: i32): void {
   const size = word(job, P_BAND);
   const s = chunk * size;
@@ -677,7 +1122,12 @@ export function work(job: usize, gen: i32, t: i32): bool {
     if (chunk >= total) break;
     if (atomic.cmpxchg<i32>(next, cur, cur + 1) != cur) continue;
     if (kind == KIND_ADAMW) adamwChunk(job, chunk);
-    else gemmChunk(job, chunk, scratch);
+    else if (word(job, P_SPLITK) != 0) {
+      splitKChunk(job, chunk, scratch, gen);
+      // The partial sums are complete once every chunk is: the thread that ends the last one adds
+      // them up before it counts its chunk done, so the job is not over until C is written.
+      if (atomic.add<i32>(wordAt(job, S_PART), 1) == total - 1) splitKReduce(job, gen);
+    } else gemmChunk(job, chunk, scratch);
     last = atomic.add<i32>(wordAt(job, S_DONE), 1) == total - 1;
   }
   return last;
