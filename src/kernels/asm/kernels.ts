@@ -88,14 +88,23 @@ function scaleC(m: i32, n: i32, c: usize, ldc: i32, beta: f32): void {
 // Packed GEMM (Goto/BLIS loop nest)
 
 /**
- * Packs rows [0, mc) × columns [0, kc) of op(A) (already offset to the block) times alpha into MR-row
- * slivers, k-major: sliver s holds op(A)[s·MR + r][p] at (s·kc + p)·MR + r. Rows past mc are zero.
+ * Rows in the sliver of an mc-row block that starts at row i0: MR, except that a block of 6j + 2 rows
+ * ends in two slivers of 4 (for micro4) rather than one of 6 and one of 2 that costs as much as 6.
+ */
+@inline function sliverRows(mc: i32, i0: i32): i32 {
+  return mc - i0 == 8 && mc % MR == 2 ? 4 : min(MR, mc - i0);
+}
+
+/**
+ * Packs rows [0, mc) × columns [0, kc) of op(A) (already offset to the block) times alpha into slivers
+ * of sliverRows() rows, k-major: sliver s, starting at row i0, holds op(A)[i0 + r][p] at
+ * (s·kc + p)·MR + r. Rows past the sliver's height are zero.
  */
 function packA(mc: i32, kc: i32, a: usize, lda: i32, transA: bool, alpha: f32, dst: usize): void {
   const va = f32x4.splat(alpha);
-  for (let i0 = 0; i0 < mc; i0 += MR) {
-    const out = at(dst, <usize>i0 * <usize>kc);
-    const rows = min(MR, mc - i0);
+  let out = dst;
+  for (let i0 = 0, rows = 0; i0 < mc; i0 += rows, out += <usize>(kc * MR) << 2) {
+    rows = sliverRows(mc, i0);
     if (rows == MR && !transA) {
       // Four values of k from each of the six rows: a 4×4 transpose for rows 0-3, pairs for 4-5.
       const r0 = at(a, <usize>i0 * <usize>lda);
@@ -354,14 +363,17 @@ function gemmPacked(
       packA(mc, kc, at(a, asrc), lda, transA, alpha, ap);
       for (let jp = 0; jp < n; jp += 2 * NR) {
         const bsrc = transB ? <usize>jp * <usize>ldb + <usize>pc : <usize>pc * <usize>ldb + <usize>jp;
-        packB(kc, min(2 * NR, n - jp), at(b, bsrc), ldb, transB, bp);
-        for (let jr = jp; jr < min(n, jp + 2 * NR); jr += NR) {
-          const nr = min(NR, n - jr);
-          const bs = at(bp, (jr - jp) * kc);
-          for (let ir = 0; ir < mc; ir += MR) {
-            const mr = min(MR, mc - ir);
-            const as = at(ap, <usize>ir * <usize>kc);
-            const cp = at(c, <usize>(ic + ir) * <usize>ldc + <usize>jr);
+        const w = min(2 * NR, n - jp);
+        packB(kc, w, at(b, bsrc), ldb, transB, bp);
+        // Both slivers against each A sliver in turn: the two halves of each 64-byte line of C are
+        // written back to back, while the line is still in L1.
+        let as = ap;
+        for (let ir = 0, mr = 0; ir < mc; ir += mr, as += <usize>(kc * MR) << 2) {
+          mr = sliverRows(mc, ir);
+          for (let jr = 0; jr < w; jr += NR) {
+            const nr = min(NR, w - jr);
+            const bs = at(bp, jr * kc);
+            const cp = at(c, <usize>(ic + ir) * <usize>ldc + <usize>(jp + jr));
             if (mr == MR && nr == NR) {
               micro(kc, as, bs, tile);
               storeTile(tile, cp, ldc, bk);
