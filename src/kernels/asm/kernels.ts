@@ -1092,6 +1092,9 @@ export function plan(job: usize, gen: i32): void {
         groups = ceilDiv(batch, group);
       }
       bands = min(ceilDiv(side, unit), ceilDiv(target, groups));
+      // Split-k chunks only add to per-thread partial sums, so more of them cost nothing but a claim
+      // and even out threads that start or run late; each still streams 64 rows of B or more.
+      if (splitK) bands = min(ceilDiv(k, 4 * SPLITK_UNIT), most);
     }
     const band = ceilDiv(ceilDiv(side, unit), bands) * unit;
     bands = ceilDiv(side, band);
