@@ -6,8 +6,9 @@
 // Register block of the GEMM micro-kernel: 6 rows × 8 columns = 12 f32x4 accumulators. With 2 B
 // vectors and a broadcast that is 15 xmm registers, all V8 allocates; per 12 multiply-adds it loads
 // 2 vectors and 6 broadcasts, and runs at 99% of the FMA peak from L1 (2×16, the block this replaced,
-// ran at 91%). Taller or wider blocks spill and run at half the speed.
-const MR: i32 = 6;
+// ran at 91%). Taller or wider blocks spill and run at half the speed. Without relaxed SIMD a
+// multiply-add is a multiply and an add that needs one more register, so that build takes 4 × 8.
+const MR: i32 = ASC_FEATURE_RELAXED_SIMD ? 6 : 4;
 const NR: i32 = 8;
 // A KC×NR sliver of packed B (8 KiB) stays in L1 while all MR-row slivers of the MC×KC block of
 // packed A (192 KiB, in L2) stream past it. B is packed one sliver at a time, right before use, rather
@@ -105,7 +106,36 @@ function packA(mc: i32, kc: i32, a: usize, lda: i32, transA: bool, alpha: f32, d
   let out = dst;
   for (let i0 = 0, rows = 0; i0 < mc; i0 += rows, out += <usize>(kc * MR) << 2) {
     rows = sliverRows(mc, i0);
-    if (rows == MR && !transA) {
+    if (rows == 4 && MR == 4 && !transA) {
+      const r0 = at(a, <usize>i0 * <usize>lda);
+      const step = <usize>lda << 2;
+      const r1 = r0 + step, r2 = r1 + step, r3 = r2 + step;
+      let p = 0;
+      for (; p + 4 <= kc; p += 4) {
+        const po = <usize>p << 2;
+        const x0 = f32x4.mul(v128.load(r0 + po), va);
+        const x1 = f32x4.mul(v128.load(r1 + po), va);
+        const x2 = f32x4.mul(v128.load(r2 + po), va);
+        const x3 = f32x4.mul(v128.load(r3 + po), va);
+        const t0 = f32x4.shuffle(x0, x1, 0, 4, 1, 5);
+        const t1 = f32x4.shuffle(x0, x1, 2, 6, 3, 7);
+        const t2 = f32x4.shuffle(x2, x3, 0, 4, 1, 5);
+        const t3 = f32x4.shuffle(x2, x3, 2, 6, 3, 7);
+        const o = at(out, p * 4);
+        v128.store(o, f32x4.shuffle(t0, t2, 0, 1, 4, 5));
+        v128.store(o, f32x4.shuffle(t0, t2, 2, 3, 6, 7), 16);
+        v128.store(o, f32x4.shuffle(t1, t3, 0, 1, 4, 5), 32);
+        v128.store(o, f32x4.shuffle(t1, t3, 2, 3, 6, 7), 48);
+      }
+      for (; p < kc; p++) {
+        const po = <usize>p << 2;
+        const o = at(out, p * 4);
+        store<f32>(o, load<f32>(r0 + po) * alpha);
+        store<f32>(o, load<f32>(r1 + po) * alpha, 4);
+        store<f32>(o, load<f32>(r2 + po) * alpha, 8);
+        store<f32>(o, load<f32>(r3 + po) * alpha, 12);
+      }
+    } else if (rows == 6 && MR == 6 && !transA) {
       // Four values of k from each of the six rows: a 4×4 transpose for rows 0-3, pairs for 4-5.
       const r0 = at(a, <usize>i0 * <usize>lda);
       const step = <usize>lda << 2;
@@ -147,13 +177,15 @@ function packA(mc: i32, kc: i32, a: usize, lda: i32, transA: bool, alpha: f32, d
         store<f32>(o, load<f32>(r5 + po) * alpha, 20);
       }
     } else if (rows == MR) {
-      // op(A) rows are columns of A: six consecutive values of each row of A.
+      // op(A) rows are columns of A: MR consecutive values of each row of A.
       for (let p = 0; p < kc; p++) {
         const src = at(a, <usize>p * <usize>lda + <usize>i0);
         const o = at(out, p * MR);
         v128.store(o, f32x4.mul(v128.load(src), va));
-        store<f32>(o, load<f32>(src, 16) * alpha, 16);
-        store<f32>(o, load<f32>(src, 20) * alpha, 20);
+        if (MR == 6) {
+          store<f32>(o, load<f32>(src, 16) * alpha, 16);
+          store<f32>(o, load<f32>(src, 20) * alpha, 20);
+        }
       }
     } else {
       for (let p = 0; p < kc; p++) {
@@ -284,7 +316,7 @@ function micro(kc: i32, ap: usize, bp: usize, tile: usize): void {
   v128.store(tile, c51, 176);
 }
 
-/** The first four rows of the same (edge slivers of four rows or fewer), at the cost of four. */
+/** The first four rows of the same: edge slivers of four rows or fewer, and the whole block where MR is 4. */
 function micro4(kc: i32, ap: usize, bp: usize, tile: usize): void {
   let c00 = f32x4.splat(0);
   let c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
@@ -375,7 +407,8 @@ function gemmPacked(
             const bs = at(bp, jr * kc);
             const cp = at(c, <usize>(ic + ir) * <usize>ldc + <usize>(jp + jr));
             if (mr == MR && nr == NR) {
-              micro(kc, as, bs, tile);
+              if (MR == 6) micro(kc, as, bs, tile);
+              else micro4(kc, as, bs, tile);
               storeTile(tile, cp, ldc, bk);
             } else microEdge(kc, as, bs, cp, ldc, bk, mr, nr, tile);
           }
