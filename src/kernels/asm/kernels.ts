@@ -1118,15 +1118,16 @@ export function plan(job: usize, gen: i32): void {
     let bands = 1, group = max(1, batch), groups = 1;
     if (parts > 1) {
       const flops = 2 * <f64>m * <f64>n * <f64>k * <f64>batch;
-      const target = <i32>min(<f64>most, max(<f64>parts, flops / CHUNK_MIN_FLOPS));
+      // The small-m paths pack nothing per chunk, so they take the most chunks, which even out
+      // threads that start or run late.
+      const target = small ? most : <i32>min(<f64>most, max(<f64>parts, flops / CHUNK_MIN_FLOPS));
       // In order, one band of C per chunk through all batch entries, where they may share C.
       if (batch > 1 && disjointBatches(job)) {
         group = ceilDiv(batch, min(batch, target));
         groups = ceilDiv(batch, group);
       }
       bands = min(ceilDiv(side, unit), ceilDiv(target, groups));
-      // Split-k chunks only add to per-thread partial sums, so more of them cost nothing but a claim
-      // and even out threads that start or run late; each still streams 64 rows of B or more.
+      // Split-k chunks only add to per-thread partial sums; each streams 64 rows of B or more.
       if (splitK) bands = min(ceilDiv(k, 4 * SPLITK_UNIT), most);
     }
     const band = ceilDiv(ceilDiv(side, unit), bands) * unit;
