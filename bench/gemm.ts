@@ -1,5 +1,6 @@
 // GEMM throughput of the WASM backend on the shapes a small DeepSeek model runs (square blocks, a
-// 32-token batch through a 1024→4096 projection, and single-token decoding), on one thread and on
+// 32-token batch through a 1024→4096 projection, and decoding one or a few tokens, with B row-major
+// and, as the model's linear layers store their weights, transposed), on one thread and on
 // all of them, and (with a peer) of numpy on OpenBLAS with the same thread count, timed the same way
 // in the same run, one after the other so that neither competes for cores.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
@@ -16,6 +17,8 @@ export interface GemmShape {
   m: number;
   k: number;
   n: number;
+  /** B stored n×k (C = A·Bᵀ, the layout of a linear layer's weight). */
+  transB?: boolean;
 }
 
 export const GEMM_SHAPES: readonly GemmShape[] = [
@@ -25,13 +28,28 @@ export const GEMM_SHAPES: readonly GemmShape[] = [
   { m: 1024, k: 1024, n: 1024 },
   { m: 32, k: 1024, n: 4096 },
   { m: 1, k: 2048, n: 2048 },
+  { m: 1, k: 2048, n: 2048, transB: true },
+  { m: 4, k: 2048, n: 2048, transB: true },
 ];
+
+/** Shapes from "MxKxN[t],…" (t: B transposed), as `bench gemm --shapes` takes them. */
+export function parseGemmShapes(spec: string): GemmShape[] {
+  return spec.split(',').map((item) => {
+    const match = /^(\d+)x(\d+)x(\d+)(t?)$/.exec(item.trim());
+    const dims = match === null ? [] : match.slice(1, 4).map(Number);
+    if (match === null || dims.some((d) => d < 1)) throw new Error(`--shapes: expected MxKxN or MxKxNt with positive sizes, got '${item}'`);
+    const [m, k, n] = dims;
+    return match[4] === 't' ? { m, k, n, transB: true } : { m, k, n };
+  });
+}
 
 export interface GemmBenchRow {
   backend: string;
   m: number;
   k: number;
   n: number;
+  /** Present (true) where B is transposed. */
+  transB?: boolean;
   threads: number;
   gflops: number;
   peer?: string;
@@ -61,13 +79,13 @@ function fillRandom(a: Float32Array, seed: number): void {
 }
 
 /** C = A·B timed like the peer: warm up while finding how many calls fill a sample, then the median. */
-function timeGemm(be: Backend, { m, k, n }: GemmShape, seconds: number, samples: number): number {
+function timeGemm(be: Backend, { m, k, n, transB = false }: GemmShape, seconds: number, samples: number): number {
   const a = allocF32(m * k);
   const b = allocF32(k * n);
   const c = allocF32(m * n);
   fillRandom(a, 1);
   fillRandom(b, 2);
-  const g = gemmArgs({ m, n, k, a, b, c });
+  const g = gemmArgs({ m, n, k, a, b, c, transB, ldb: transB ? k : n });
   try {
     let calls = 1;
     for (;;) {
@@ -157,7 +175,8 @@ export async function benchGemm(opts: GemmBenchOptions = {}): Promise<GemmBenchR
       for (let i = 0; i < counts.length; i++) {
         const be = backends[i];
         const gflops = timeGemm(be, shape, seconds, samples);
-        const row: GemmBenchRow = { backend: `${be.name}-${be.simd}`, ...shape, threads: counts[i], gflops: round(gflops) };
+        const { m, k, n, transB } = shape;
+        const row: GemmBenchRow = { backend: `${be.name}-${be.simd}`, m, k, n, ...(transB ? { transB } : {}), threads: counts[i], gflops: round(gflops) };
         if (opts.peer) {
           const peerGflops = await peers[i].time(shape, seconds, samples);
           Object.assign(row, { peer: peers[i].name, peer_gflops: round(peerGflops), ratio: round(gflops / peerGflops, 3) });
@@ -179,14 +198,14 @@ function round(x: number, digits = 1): number {
 
 /** The rows as an aligned text table. */
 export function formatGemmRows(rows: readonly GemmBenchRow[]): string {
-  const head = ['backend', 'm', 'k', 'n', 'threads', 'GFLOP/s'];
+  const head = ['backend', 'm', 'k', 'n', 'B', 'threads', 'GFLOP/s'];
   const peer = rows.some((r) => r.peer !== undefined);
   if (peer) head.push('peer', 'peer GFLOP/s', 'ratio');
   const body = rows.map((r) => {
-    const cells = [r.backend, r.m, r.k, r.n, r.threads, r.gflops.toFixed(1)].map(String);
+    const cells = [r.backend, r.m, r.k, r.n, r.transB ? 'Bᵀ' : 'B', r.threads, r.gflops.toFixed(1)].map(String);
     if (peer) cells.push(r.peer ?? '', r.peer_gflops?.toFixed(1) ?? '', r.ratio?.toFixed(2) ?? '');
     return cells;
   });
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((c) => c[i].length)));
-  return [head, ...body].map((cells) => cells.map((c, i) => (i === 0 || (peer && i === 6) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd()).join('\n');
+  return [head, ...body].map((cells) => cells.map((c, i) => (i === 0 || (peer && i === 7) ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join('  ').trimEnd()).join('\n');
 }

@@ -2,8 +2,9 @@
 
 The caller sets OPENBLAS_NUM_THREADS (and OMP_NUM_THREADS) before starting it, since OpenBLAS sizes
 its pool when it loads. It prints one JSON line describing itself, then answers each request line
-{"m", "k", "n", "seconds", "samples"} with {"gflops"}: C = A @ B in float32, warmed up, then the
-median of `samples` timings of as many calls as take about `seconds` each.
+{"m", "k", "n", "seconds", "samples"[, "transB"]} with {"gflops"}: C = A @ B in float32 (A @ B.T with
+B stored n×k when transB is true), warmed up, then the median of `samples` timings of as many calls
+as take about `seconds` each.
 """
 
 import json
@@ -31,10 +32,10 @@ def blas_name():
     return "unknown BLAS"
 
 
-def time_gemm(m, k, n, seconds, samples):
+def time_gemm(m, k, n, seconds, samples, trans_b=False):
     rng = np.random.default_rng(0)
     a = rng.standard_normal((m, k), dtype=np.float32)
-    b = rng.standard_normal((k, n), dtype=np.float32)
+    b = rng.standard_normal((n, k), dtype=np.float32).T if trans_b else rng.standard_normal((k, n), dtype=np.float32)
     c = np.empty((m, n), dtype=np.float32)
     # Calls per sample: enough to fill `seconds`, found while warming up.
     calls = 1
@@ -64,7 +65,7 @@ def main():
         if not line.strip():
             continue
         req = json.loads(line)
-        gflops = time_gemm(req["m"], req["k"], req["n"], req["seconds"], req["samples"])
+        gflops = time_gemm(req["m"], req["k"], req["n"], req["seconds"], req["samples"], bool(req.get("transB", False)))
         print(json.dumps({"gflops": gflops}), flush=True)
 
 

@@ -144,6 +144,28 @@ for (const simd of variants) {
       }
     });
 
+    it('covers the small-m paths: every row count up to 9, edge columns and edge k, split k', () => {
+      const rand = rng(8);
+      for (let m = 1; m <= 9; m++) {
+        for (const [n, k] of [[1, 5], [5, 1], [7, 33], [17, 7], [70, 63], [33, 257], [9, 2100], [260, 300], [4100, 9]]) {
+          for (const transA of [false, true]) for (const transB of [false, true]) {
+            const be = (m + n + Number(transA)) % 2 === 0 ? single : pool;
+            const [alpha, beta] = (m + k) % 3 === 0 ? [1, 0] : (m + k) % 3 === 1 ? [-0.75, 1] : [1.5, 0.25];
+            verify(be, problem(m, n, k, transA, transB, rand, { alpha, beta }), `${m}x${n}x${k} transA=${transA} transB=${transB} threads=${be.threads}`);
+          }
+        }
+      }
+      // Split k (one or two rows, B row-major, parallel): bands that do not divide k, more threads
+      // than chunks, one call after another on the same scratch space, and beta = 0 over NaN.
+      for (const [m, n, k] of [[1, 2048, 2048], [2, 100, 1000], [1, 3, 40], [2, 4096, 65], [1, 4097, 64]]) {
+        for (const beta of [0, 1, 0.5]) {
+          const g = problem(m, n, k, false, false, rand, { alpha: 0.5, beta });
+          if (beta === 0) g.c.fill(NaN);
+          verify(pool, g, `split k ${m}x${n}x${k} beta=${beta}`);
+        }
+      }
+    });
+
     it('matches the reference AdamW', () => {
       const rand = rng(5);
       for (const be of [single, pool]) {

@@ -191,6 +191,7 @@ export class WasmBackend implements Backend {
     const scratchFloats = this.kernels.scratchBytes() / 4;
     for (let t = 0; t < threads; t++) {
       const s = allocF32(scratchFloats);
+      s.fill(0); // no job tag (see work() in asm/kernels.ts)
       this.scratch.push(s);
       table[t] = s.byteOffset;
     }
@@ -455,8 +456,9 @@ export class WasmBackend implements Backend {
     const job = this.block.byteOffset;
     const parts = parallel ? this.threads : 1;
     w[J_THREADS] = parts;
-    // Generations only tag claims, so wrapping around is harmless.
-    const gen = (w[C_GEN] + 1) | 0;
+    // Generations tag claims and split-k partial sums in scratch space, which starts zeroed: wrapping
+    // around is harmless as long as 0 is skipped.
+    const gen = (w[C_GEN] + 1) | 0 || 1;
     this.kernels.plan(job, gen);
     if (parts === 1) {
       this.kernels.work(job, gen, 0);

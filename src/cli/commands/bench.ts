@@ -1,7 +1,7 @@
 // `nanoseek bench <what>`: benchmarks. Each subcommand parses flags and prints; the timing lives in
 // bench/. Other modules add their subcommands to the same `bench` with benchCommand(program).
 import type { Command } from 'commander';
-import { benchGemm, formatGemmRows } from '../../../bench/gemm.js';
+import { benchGemm, formatGemmRows, parseGemmShapes } from '../../../bench/gemm.js';
 import { formatTrainBench, runTrainBench } from '../../../bench/train.js';
 import { intFlag } from './generate.js';
 
@@ -23,11 +23,16 @@ export function register(program: Command): void {
   benchCommand(program)
     .command('gemm')
     .description('GEMM GFLOP/s of the WASM kernels on model shapes, on 1 thread and on all of them')
-    .option('--json', 'one JSON document: a list of {backend, m, k, n, threads, gflops[, peer, peer_gflops, ratio]}')
+    .option('--json', 'one JSON document: a list of {backend, m, k, n[, transB], threads, gflops[, peer, peer_gflops, ratio]}')
     .option('--peer', 'also time numpy on OpenBLAS (bench/peer_gemm.py under /usr/bin/python3) with the same threads')
     .option('--threads <n>', 'the "all threads" count (default: all cores)')
-    .action(async (o: { json?: boolean; peer?: boolean; threads?: string }) => {
-      const rows = await benchGemm({ peer: o.peer, threads: o.threads === undefined ? undefined : parseThreads(o.threads) });
+    .option('--shapes <list>', 'shapes to time instead of the model shapes, as MxKxN[t],… (t: B stored transposed, n×k)')
+    .action(async (o: { json?: boolean; peer?: boolean; threads?: string; shapes?: string }) => {
+      const rows = await benchGemm({
+        peer: o.peer,
+        threads: o.threads === undefined ? undefined : parseThreads(o.threads),
+        shapes: o.shapes === undefined ? undefined : parseGemmShapes(o.shapes),
+      });
       process.stdout.write(o.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatGemmRows(rows)}\n`);
     });
 
