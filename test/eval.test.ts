@@ -7,6 +7,7 @@ import { promisify } from 'node:util';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { majorityCorrect, passAtK, thinkTokens, voteKey } from '../src/eval/metrics.js';
+import { evaluateModel } from '../src/eval/evaluate.js';
 import { grade, type Problem } from '../src/tasks/index.js';
 import { fixtureTokenizer, randomModel, saveFixture } from './serve-fixture.js';
 
@@ -72,4 +73,22 @@ test('nanoseek eval --json prints one object with rates in [0, 1]', { timeout: 6
   } finally {
     await remove();
   }
+});
+
+test('--prefill: responses begin with the given text, which is graded and counted as part of them', async () => {
+  const tok = await fixtureTokenizer();
+  const { scriptedModel, SCRIPT } = await import('./serve-fixture.js');
+  const model = scriptedModel(tok);
+  const problems: Problem[] = [{ task: 'arithmetic', question: 'What is 2 + 2?', answer: '4' }];
+  const prefill = SCRIPT.completion.slice(0, SCRIPT.completion.indexOf('<answer>') + '<answer>'.length);
+  const opts = { template: 'r1' as const, n: 0, maxNewTokens: 40, temperature: 1, seed: 0, examples: 1 };
+  const plain = await evaluateModel(model, tok, problems, opts);
+  const forced = await evaluateModel(model, tok, problems, { ...opts, prefill });
+  // The scripted model continues from wherever its chain is entered: from the prefill's last token on.
+  assert.equal(forced.examples[0]!.completion, SCRIPT.completion);
+  assert.equal(forced['pass@1'], 1);
+  assert.equal(forced.mean_response_tokens, plain.mean_response_tokens, 'prefilled tokens count as response tokens');
+  assert.equal(forced.mean_think_tokens, plain.mean_think_tokens);
+  // Graded without its prefill the continuation alone would have no answer block.
+  assert.equal(grade(problems[0]!, SCRIPT.completion.slice(prefill.length), { promptOpensThink: true }).accuracy, 0);
 });

@@ -22,6 +22,12 @@ export interface EvalOptions {
   seed: number;
   /** Completions to return as examples (greedy, first problems first). */
   examples?: number;
+  /**
+   * Text every response is made to begin with: appended to the prompt and graded (and counted) as
+   * part of the completion. After an opened <think>, "\n" forces the worked form and
+   * " </think> <answer>" a direct answer: how to tell which of the two a base model does better.
+   */
+  prefill?: string;
 }
 
 export interface EvalExample {
@@ -59,10 +65,12 @@ export async function evaluateModel(model: CausalLM, tokenizer: Tokenizer, probl
   if (k !== null && (!Number.isSafeInteger(k) || k < 1 || k > o.n)) throw new Error(`evaluate: k = ${k} must be in [1, n = ${o.n}]`);
   const prompts = problems.map((p) => renderPrompt(tokenizer, p, o.template, o.openThink));
   const opens = prompts.map((p) => p.opensThink);
-  const ids = prompts.map((p) => p.ids);
+  const prefill = o.prefill ?? '';
+  const pre = prefill === '' ? [] : tokenizer.encode(prefill);
+  const ids = prompts.map((p) => [...p.ids, ...pre]);
   const common = { maxNewTokens: o.maxNewTokens, seed: o.seed };
   const greedy = await sampleCompletions(model, tokenizer, ids, { ...common, samples: 1, temperature: 0 });
-  const gradeOf = (c: Completion) => grade(problems[c.promptIndex], c.text, { promptOpensThink: opens[c.promptIndex] });
+  const gradeOf = (c: Completion) => grade(problems[c.promptIndex], prefill + c.text, { promptOpensThink: opens[c.promptIndex] });
 
   let correct = 0, strict = 0, tokens = 0, think = 0;
   const examples: EvalExample[] = [];
@@ -70,9 +78,9 @@ export async function evaluateModel(model: CausalLM, tokenizer: Tokenizer, probl
     const g = gradeOf(c);
     correct += g.accuracy;
     if (g.format === 1) strict++;
-    tokens += c.tokens.length;
-    think += thinkTokens(c.tokens, tokenizer.special, opens[c.promptIndex]);
-    if (examples.length < (o.examples ?? 0)) examples.push({ question: questionText(problems[c.promptIndex]), completion: c.text, accuracy: g.accuracy, format: g.format });
+    tokens += pre.length + c.tokens.length;
+    think += thinkTokens([...pre, ...c.tokens], tokenizer.special, opens[c.promptIndex]);
+    if (examples.length < (o.examples ?? 0)) examples.push({ question: questionText(problems[c.promptIndex]), completion: prefill + c.text, accuracy: g.accuracy, format: g.format });
   }
   const P = problems.length;
   const report: EvalReport = {

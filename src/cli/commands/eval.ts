@@ -27,6 +27,7 @@ interface EvalFlags {
   topP: string;
   seed: string;
   examples: string;
+  prefill?: string;
   json?: boolean;
 }
 
@@ -101,6 +102,7 @@ export function register(program: Command): void {
     .option('--top-p <x>', 'nucleus sampling', '1')
     .option('--seed <n>', 'sampling seed', '0')
     .option('--examples <n>', 'greedy completions to show', '3')
+    .option('--prefill <text>', 'make every response begin with this text (\\n: newline), graded as part of it; with --open-think, "\\n" forces worked solutions and " </think> <answer>" direct answers')
     .option('--json', 'print one JSON object')
     .action(async (o: EvalFlags) => {
       if ((o.task === undefined) === (o.data === undefined)) throw new Error('give exactly one of --task <task> and --data <jsonl>');
@@ -130,6 +132,7 @@ export function register(program: Command): void {
         topP: num('--top-p', o.topP, Number.MIN_VALUE, 1),
         seed: int('--seed', o.seed, 0),
         examples: int('--examples', o.examples, 0, 1000),
+        prefill: o.prefill?.replace(/\\n/g, '\n').replace(/\\t/g, '\t'),
       };
       const started = performance.now();
       const r: EvalReport = await evaluateModel(ck.model, ck.tokenizer, problems, settings);
@@ -137,7 +140,7 @@ export function register(program: Command): void {
       const { examples, ...metrics } = r;
       if (o.json) {
         const out = {
-          task, model: ck.dir, template: settings.template, max_new_tokens: settings.maxNewTokens, temperature: settings.temperature, top_p: settings.topP, seed: settings.seed,
+          task, model: ck.dir, template: settings.template, ...(settings.prefill === undefined ? {} : { prefill: settings.prefill }), max_new_tokens: settings.maxNewTokens, temperature: settings.temperature, top_p: settings.topP, seed: settings.seed,
           ...metrics, seconds: Number(seconds.toFixed(1)),
         };
         process.stdout.write(`${JSON.stringify(out)}\n`);
