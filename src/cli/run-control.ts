@@ -26,6 +26,16 @@ export function setOverrides(pairs: readonly string[], example: string): Record<
   return out;
 }
 
+/** Flags that each set one top-level config field ({flag key: field}), as overrides (values parsed as JSON). */
+export function flagOverrides<K extends string>(flags: Partial<Record<NoInfer<K>, string>>, fields: Readonly<Record<K, string>>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(fields) as K[]) {
+    const v = flags[key];
+    if (v !== undefined) out[fields[key]] = overrideValue(v);
+  }
+  return out;
+}
+
 /** The repeatable `--set` option's accumulator. */
 export const collect = (v: string, acc: string[]): string[] => [...acc, v];
 

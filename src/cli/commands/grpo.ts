@@ -12,9 +12,9 @@ import { loadProblems, sampleProblem, type Problem } from '../../tasks/index.js'
 import { GRPO_CONFIG_FILE, savedGrpoConfig, trainGrpo } from '../../train/grpo.js';
 import { parseGrpoConfig, PROMPT_TEMPLATES, type PromptTemplate } from '../../train/grpo-config.js';
 import { rejectSample } from '../../train/grpo-reject.js';
-import { applyOverrides, METRICS_FILE, overrideValue, Progress, readMetrics } from '../../train/index.js';
+import { applyOverrides, METRICS_FILE, Progress, readMetrics } from '../../train/index.js';
 import { Rng } from '../../util/rng.js';
-import { collect, readJsonConfig, setOverrides, withStopSignal } from '../run-control.js';
+import { collect, flagOverrides, readJsonConfig, setOverrides, withStopSignal } from '../run-control.js';
 import { describeSpec, taskSpecFromFlags } from './eval.js';
 
 function int(flag: string, text: string, lo: number, hi = Number.MAX_SAFE_INTEGER): number {
@@ -55,11 +55,7 @@ export async function grpoTrainCommand(o: GrpoTrainFlags): Promise<void> {
   }
   const overrides: Record<string, unknown> = {};
   if (o.init !== undefined) overrides['model.init'] = o.init;
-  for (const [flag, field] of Object.entries(FIELD_FLAGS)) {
-    const v = o[flag as keyof typeof FIELD_FLAGS];
-    if (v !== undefined) overrides[field] = overrideValue(v);
-  }
-  Object.assign(overrides, setOverrides(o.set, 'beta=0.04'));
+  Object.assign(overrides, flagOverrides(o, FIELD_FLAGS), setOverrides(o.set, 'beta=0.04'));
   const config = parseGrpoConfig(applyOverrides(raw, overrides), source);
 
   const out = process.stdout;

@@ -2,9 +2,9 @@
 // line on a terminal (plain log lines elsewhere). Ctrl-C stops after the current step and saves a
 // checkpoint that `--resume` continues exactly; a second Ctrl-C quits at once.
 import type { Command } from 'commander';
-import { applyOverrides, overrideValue, parseTrainConfig, Progress, savedRunConfig, STAGES, train, type Stage } from '../../train/index.js';
+import { applyOverrides, parseTrainConfig, Progress, savedRunConfig, STAGES, train, type Stage } from '../../train/index.js';
 import '../../kernels/index.js';
-import { collect, readJsonConfig, setOverrides, withStopSignal } from '../run-control.js';
+import { collect, flagOverrides, readJsonConfig, setOverrides, withStopSignal } from '../run-control.js';
 import { grpoTrainCommand } from './grpo.js';
 
 interface TrainFlags {
@@ -42,11 +42,7 @@ const FIELD_FLAGS = {
 } as const;
 
 function overridesFrom(o: TrainFlags, raw: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [flag, field] of Object.entries(FIELD_FLAGS)) {
-    const v = o[flag as keyof typeof FIELD_FLAGS];
-    if (v !== undefined) out[field] = overrideValue(v);
-  }
+  const out = flagOverrides(o, FIELD_FLAGS);
   const model = raw.model as Record<string, unknown> | undefined;
   if (o.preset !== undefined) out.model = { ...(model && !('init' in model) ? model : {}), preset: o.preset };
   if (o.init !== undefined) out.model = { init: o.init };
@@ -68,7 +64,7 @@ function grpoStage(o: TrainFlags): Promise<void> {
 export function register(program: Command): void {
   program
     .command('train')
-    .description('pretrain or fine-tune (SFT) a model; checkpoints, metrics.jsonl and --resume under --out')
+    .description('pretrain, fine-tune (SFT) or GRPO-train a model; checkpoints, metrics.jsonl and --resume under --out')
     .argument('<stage>', `one of ${STAGES.join(', ')}, grpo (the same as nanoseek grpo train)`)
     .requiredOption('--out <dir>', 'run directory (checkpoint-<step>/, latest, metrics.jsonl)')
     .option('--config <json>', 'training config file (see configs/); optional with --resume')
