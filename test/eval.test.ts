@@ -92,3 +92,13 @@ test('--prefill: responses begin with the given text, which is graded and counte
   // Graded without its prefill the continuation alone would have no answer block.
   assert.equal(grade(problems[0]!, SCRIPT.completion.slice(prefill.length), { promptOpensThink: true }).accuracy, 0);
 });
+
+test('eval task flags: --digits takes one digit count per operand (N alone means N,N); foreign flags are refused', async () => {
+  const { taskSpecFromFlags, describeSpec } = await import('../src/cli/commands/eval.js');
+  assert.deepEqual(taskSpecFromFlags('arithmetic', { digits: '2' }), { task: 'arithmetic', digits: [2, 2], ops: ['+'] });
+  const long = taskSpecFromFlags('arithmetic', { digits: '1,1,1,1,1,1' });
+  assert.deepEqual(long.task === 'arithmetic' && long.digits, [1, 1, 1, 1, 1, 1]);
+  assert.equal(describeSpec(long), 'arithmetic 1x1x1x1x1x1 +');
+  assert.throws(() => taskSpecFromFlags('arithmetic', { digits: '1,x' }), /--digits/);
+  assert.throws(() => taskSpecFromFlags('arithmetic', { count: '3,4' }), /--count does not apply to arithmetic/);
+});

@@ -53,13 +53,17 @@ describe('pretraining corpus', () => {
     assert.ok(tagged.length > 0.1 * docs.length && tagged.length < 0.2 * docs.length, `${tagged.length}`);
     let worked = 0;
     for (const d of tagged) {
-      const at = d.text.indexOf('<think>');
+      // The last <think> opens the reply; a preamble may show the tags before it.
+      const at = d.text.lastIndexOf('<think>');
       const g = grade(d.problems[0]!, d.text.slice(at));
       assert.equal(g.reward, 1, `${d.text}\n${g.reason}`);
       if (d.text.slice(at).split('\n').length > 3) worked++;
     }
     assert.ok(worked > 0.15 * tagged.length && worked < 0.45 * tagged.length, `${worked} of ${tagged.length}`);
     assert.ok(tagged.some((d) => d.problems[0]!.task === 'countdown') && tagged.some((d) => d.problems[0]!.task === 'arithmetic'));
+    // Some pose the question as a line of dialogue, the reply on the next line (as the R1-Zero prompt does, in other words).
+    const dialogue = tagged.filter((d) => /^(?:[^\n]*\n)?[A-Z][a-z]+: [^\n]+\n[A-Za-z]+: <think>/.test(d.text));
+    assert.ok(dialogue.length > 0.3 * tagged.length && dialogue.length < 0.7 * tagged.length, `${dialogue.length} of ${tagged.length}`);
   });
 
   test('scratch work: every column line is named by its place and right, the result so far grows by one digit, the answer is the last result', () => {
@@ -158,13 +162,16 @@ describe('nanoseek tasks', () => {
     assert.equal(problems.length, 4);
     assert.ok(problems.every(isHeldOut));
     assert.deepEqual((await cli('tasks', 'sample', 'arithmetic', '--n', '4', '--json', '--heldout', '--digits', '2,2', '--ops', '+')).out, json.out);
+    const long = await cli('tasks', 'sample', 'arithmetic', '--n', '2', '--digits', '1,1,1,1,1,1', '--ops', '+');
+    assert.equal(long.out.split('\n').filter((l) => /^\[arithmetic-[0-9a-f]{8}\] What is \d( \+ \d){5}\?$/.test(l)).length, 2, long.out);
     const tiny = await cli('tasks', 'sample', 'arithmetic', '--heldout', '--digits', '1,1', '--ops', '+', '--n', '100');
     assert.match(tiny.err, /held-out split has only \d+ problems/);
   });
 
   test('flag errors name the flag', async () => {
     await assert.rejects(cli('tasks', 'sample', 'sudoku'), /<task>: expected one of arithmetic, countdown/);
-    await assert.rejects(cli('tasks', 'sample', 'arithmetic', '--digits', '3'), /--digits: expected two digit counts/);
+    await assert.rejects(cli('tasks', 'sample', 'arithmetic', '--digits', '3'), /--digits: expected a digit count per operand, two or more/);
+    await assert.rejects(cli('tasks', 'sample', 'arithmetic', '--digits', Array(13).fill('1').join(',')), /digits: expected 2 to 12 digit counts/);
     await assert.rejects(cli('tasks', 'sample', 'arithmetic', '--ops', '+,/'), /--ops/);
     await assert.rejects(cli('tasks', 'sample', 'countdown', '--digits', '3,3'), /--digits does not apply to countdown/);
     await assert.rejects(cli('tasks', 'sample', 'countdown', '--count', '5,3'), /--count: MIN must not exceed MAX/);

@@ -24,6 +24,7 @@ import {
   checkAnswer,
   toProblem,
   validateSpec,
+  workedSolution,
   writeProblems,
   zeroPrompt,
   type CountdownSpec,
@@ -160,6 +161,36 @@ describe('generators', () => {
     }
   });
 
+  test('arithmetic over more than two operands: left to right, one operator, a reduction chain', () => {
+    const rng = new Rng(7);
+    for (const op of ['+', '-', '*'] as const) {
+      for (let i = 0; i < 200; i++) {
+        const p = sampleProblem({ task: 'arithmetic', digits: [1, 2, 1, 1, 1], ops: [op] }, rng);
+        if (p.task !== 'arithmetic') assert.fail('expected arithmetic');
+        const terms = p.question.replace(/^What is |\?$/g, '').split(` ${op} `).map(BigInt);
+        assert.deepEqual(terms.map((t) => String(t).length), [1, 2, 1, 1, 1], p.question);
+        const value = terms.slice(1).reduce((acc, t) => (op === '+' ? acc + t : op === '-' ? acc - t : acc * t), terms[0] as bigint);
+        assert.equal(p.answer, String(value));
+        assert.equal(checkAnswer(p, p.answer).correct, true);
+        // The chain starts from the expression, replaces the first two operands by their result
+        // on each line, and ends with the answer.
+        const chain = workedSolution(p, rng).steps;
+        assert.equal(chain.length, 5);
+        assert.equal(chain[0], terms.join(` ${op} `));
+        assert.equal(chain.at(-1), `= ${p.answer}`);
+        for (let k = 1; k < chain.length; k++) {
+          const prev = (chain[k - 1] as string).replace(/^= /, '').split(` ${op} `);
+          const line = (chain[k] as string).replace(/^= /, '').split(` ${op} `);
+          assert.deepEqual(line.slice(1), prev.slice(2));
+        }
+      }
+    }
+    assert.deepEqual(workedSolution({ task: 'arithmetic', question: 'What is 3 + 5 + 8 + 2?', answer: '18' }, rng).steps, ['3 + 5 + 8 + 2', '= 8 + 8 + 2', '= 16 + 2', '= 18']);
+    assert.deepEqual(workedSolution({ task: 'arithmetic', question: 'What is 3 - 5 - 8?', answer: '-10' }, rng).steps, ['3 - 5 - 8', '= -2 - 8', '= -10']);
+    // Mixed operators are not in the generator's form.
+    assert.equal(problemKey({ task: 'arithmetic', question: 'What is 3 + 5 - 8?', answer: '0' }).startsWith('arithmetic:?'), true);
+  });
+
   test('countdown: every instance is solvable, and its stored solution grades correct', () => {
     const rng = new Rng(6);
     for (let i = 0; i < 300; i++) {
@@ -184,6 +215,9 @@ describe('generators', () => {
 
   test('bad specs are rejected naming the field; unsatisfiable specs fail cleanly', () => {
     assert.throws(() => validateSpec({ task: 'arithmetic', digits: [0, 2], ops: ['+'] }), /digits\[0\]/);
+    assert.throws(() => validateSpec({ task: 'arithmetic', digits: [2], ops: ['+'] }), /digits: expected 2 to 12 digit counts/);
+    assert.throws(() => validateSpec({ task: 'arithmetic', digits: Array(13).fill(1), ops: ['+'] }), /digits: expected 2 to 12/);
+    assert.throws(() => validateSpec({ task: 'arithmetic', digits: [1, 1, 41], ops: ['+'] }), /digits\[2\]/);
     assert.throws(() => validateSpec({ task: 'arithmetic', digits: [1, 2], ops: ['/' as never] }), /ops/);
     assert.throws(() => validateSpec({ ...COUNTDOWN, count: [4, 3] }), /count\[1\]/);
     assert.throws(() => validateSpec({ ...COUNTDOWN, numberMax: 0 }), /numberMax/);
@@ -233,6 +267,10 @@ describe('held-out split', () => {
     assert.equal(problemKey(ar('What is 12 + 345?')), problemKey(ar('What is 345 + 12?')));
     assert.equal(problemKey(ar('What is 12 * 345?')), problemKey(ar('What is 345 * 12?')));
     assert.notEqual(problemKey(ar('What is 12 - 345?')), problemKey(ar('What is 345 - 12?')));
+    assert.equal(problemKey(ar('What is 3 + 5 + 8 + 2?')), problemKey(ar('What is 8 + 2 + 5 + 3?')));
+    // a - b - c = a - c - b, but the first operand cannot move.
+    assert.equal(problemKey(ar('What is 9 - 5 - 2?')), problemKey(ar('What is 9 - 2 - 5?')));
+    assert.notEqual(problemKey(ar('What is 9 - 5 - 2?')), problemKey(ar('What is 5 - 9 - 2?')));
     assert.equal(problemKey(ar('How  many\tlegs?')), problemKey(ar('How many legs?')));
     assert.equal(hashKey('countdown:3,5,7=22'), PINNED_HASH);
     // Roughly one problem in HELDOUT_MODULUS is held out.

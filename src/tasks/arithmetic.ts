@@ -1,16 +1,20 @@
-// Multi-digit integer arithmetic: one binary operation whose difficulty is set by the digit count of
-// each operand. Worked solutions follow the school algorithms (columns, carries, borrows, partial
-// products) so a small model can learn the steps, not just the answers.
+// Multi-digit integer arithmetic: one operation applied left to right over two or more operands,
+// whose difficulty is set by the number of operands and the digit count of each. Worked solutions of
+// two operands follow the school algorithms (columns, carries, borrows, partial products); longer
+// expressions are reduced one operation at a time (see reductionChain), so a small model can learn
+// the steps, not just the answers.
 import type { Rng } from '../util/rng.js';
 import type { ArithOp, ArithmeticProblem, ArithmeticSpec } from './types.js';
 
+/** terms[0] op terms[1] op … op terms[n-1], evaluated left to right. */
 export interface ArithmeticItem {
-  a: bigint;
+  terms: bigint[];
   op: ArithOp;
-  b: bigint;
 }
 
 export const MAX_DIGITS = 40;
+/** Most operands in one problem. */
+export const MAX_TERMS = 12;
 
 function operand(digits: number, rng: Rng): bigint {
   if (digits === 1) return BigInt(rng.int(0, 9));
@@ -21,32 +25,45 @@ function operand(digits: number, rng: Rng): bigint {
 
 export function drawArithmetic(spec: ArithmeticSpec, rng: Rng): ArithmeticItem {
   const op = rng.pick(spec.ops);
-  return { a: operand(spec.digits[0], rng), op, b: operand(spec.digits[1], rng) };
+  return { terms: spec.digits.map((d) => operand(d, rng)), op };
 }
 
-export function arithmeticValue({ a, op, b }: ArithmeticItem): bigint {
-  return op === '+' ? a + b : op === '-' ? a - b : a * b;
+function apply(x: bigint, op: ArithOp, y: bigint): bigint {
+  return op === '+' ? x + y : op === '-' ? x - y : x * y;
+}
+
+export function arithmeticValue({ terms, op }: ArithmeticItem): bigint {
+  return terms.slice(1).reduce((acc, t) => apply(acc, op, t), terms[0] as bigint);
+}
+
+export function expressionText({ terms, op }: ArithmeticItem): string {
+  return terms.join(` ${op} `);
 }
 
 export function arithmeticProblem(item: ArithmeticItem): ArithmeticProblem {
-  return {
-    task: 'arithmetic',
-    question: `What is ${item.a} ${item.op} ${item.b}?`,
-    answer: arithmeticValue(item).toString(),
-  };
+  return { task: 'arithmetic', question: `What is ${expressionText(item)}?`, answer: arithmeticValue(item).toString() };
 }
 
 /** Recovers the operands from a question in the generator's own form; null for any other text. */
 export function parseArithmeticQuestion(question: string): ArithmeticItem | null {
-  const m = /^What is (\d{1,40}) ([-+*]) (\d{1,40})\?$/.exec(question.trim());
+  const m = /^What is (\d{1,40}(?: ([-+*]) \d{1,40}){1,11})\?$/.exec(question.trim());
   if (!m) return null;
-  return { a: BigInt(m[1] as string), op: m[2] as ArithOp, b: BigInt(m[3] as string) };
+  const op = m[2] as ArithOp;
+  const parts = (m[1] as string).split(' ');
+  // One operator per problem: every odd part must be the same one.
+  if (parts.some((t, i) => i % 2 === 1 && t !== op)) return null;
+  return { terms: parts.filter((_, i) => i % 2 === 0).map((t) => BigInt(t)), op };
 }
 
-/** Commutative problems share a key, so "3 + 4" being held out also keeps "4 + 3" out of training. */
-export function arithmeticKey({ a, op, b }: ArithmeticItem): string {
-  const [x, y] = op !== '-' && b < a ? [b, a] : [a, b];
-  return `arithmetic:${x}${op}${y}`;
+const byValue = (x: bigint, y: bigint): number => (x < y ? -1 : x > y ? 1 : 0);
+
+/**
+ * Problems equal up to reordering share a key, so "3 + 4" being held out also keeps "4 + 3" out of
+ * training: any order of a sum or product, and any order of what a difference subtracts.
+ */
+export function arithmeticKey({ terms, op }: ArithmeticItem): string {
+  const sorted = op === '-' ? [terms[0] as bigint, ...terms.slice(1).sort(byValue)] : [...terms].sort(byValue);
+  return `arithmetic:${sorted.join(op)}`;
 }
 
 const PLACES = ['ones', 'tens', 'hundreds', 'thousands', 'ten-thousands', 'hundred-thousands', 'millions'];
@@ -143,9 +160,26 @@ function workedMultiply(a: bigint, b: bigint, rng: Rng): string[] {
   return lines;
 }
 
+/**
+ * A long expression reduced one operation at a time, each line the one before with its first two
+ * operands replaced by their result: "3 + 5 + 8 + 2", "= 8 + 8 + 2", "= 16 + 2", "= 18". Every step
+ * reads only the start of the line above it and copies the rest, so no step has to find an operand
+ * far back in the text; the only new fact a step needs is one two-operand result.
+ */
+export function reductionChain(item: ArithmeticItem): string[] {
+  const lines = [expressionText(item)];
+  for (let terms = item.terms; terms.length > 1; ) {
+    terms = [apply(terms[0] as bigint, item.op, terms[1] as bigint), ...terms.slice(2)];
+    lines.push(`= ${expressionText({ terms, op: item.op })}`);
+  }
+  return lines;
+}
+
 /** The steps of a worked solution, one sentence per line, ending with the result. */
 export function workedArithmetic(item: ArithmeticItem, rng: Rng): string[] {
-  const { a, op, b } = item;
+  const { terms, op } = item;
+  if (terms.length > 2) return reductionChain(item);
+  const [a, b] = terms as [bigint, bigint];
   const c = arithmeticValue(item);
   const lines = op === '+' ? workedAdd(a, b, rng) : op === '-' ? workedSubtract(a, b, rng) : workedMultiply(a, b, rng);
   lines.push(`So ${a} ${op} ${b} = ${c}.`);

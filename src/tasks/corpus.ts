@@ -9,10 +9,12 @@
 // It never contains the R1-Zero template (nor its "User:"/"Assistant:" frame): RL has to connect
 // that prompt to the layout.
 //
-// The tagged documents are mostly direct answers (an empty or one-line think) and less often worked
-// solutions, so a base model trained on this mix mostly answers directly when sampled. A small
-// model's direct answers to multi-digit sums are nearly always wrong and its worked ones sometimes
-// right: the room R1-Zero's growth of reasoning needs, at a size a CPU can train.
+// The tagged documents are mostly direct answers (an empty think) and less often worked solutions,
+// so a base model trained on this mix mostly answers directly when sampled. Where the direct answer
+// is beyond a small model and the working is not (a sum of six one-digit numbers in one go, against
+// five additions of a one-digit number), that leaves the room R1-Zero's growth of reasoning needs,
+// at a size a CPU can train. The questions come bare, labelled, after instructions or as a line of
+// dialogue, so an unseen prompt around them still reads as a question and its reply.
 //
 // SFT / cold start: the same worked solutions as {prompt, completion} with the completion in the
 // `<think>steps</think> <answer>x</answer>` format, which grades as format 1, accuracy 1.
@@ -29,7 +31,10 @@ export interface CorpusMix {
   facts: number;
   /** Worked arithmetic in plain text, narrated the school way. */
   worked: number;
-  /** Worked sums and differences as terse column scratch work (products narrated), plain text. */
+  /**
+   * Worked problems as terse scratch work, plain text: two-operand sums and differences column by
+   * column (products narrated), longer expressions reduced one operation per line.
+   */
   scratch: number;
   /** Place-value drills: numbers read digit by digit from the right, two numbers column by column. */
   columns: number;
@@ -87,15 +92,15 @@ const OP_WORD: Record<ArithOp, string> = { '+': 'plus', '-': 'minus', '*': 'time
 function factLine(p: ArithmeticProblem, form: number, rng: Rng): string {
   const item = parseArithmeticQuestion(p.question);
   if (!item) throw new Error('unreachable: generated question not in generator form');
-  const { a, op, b } = item;
+  const { terms, op } = item;
   const sym = op === '*' ? rng.pick(['*', '×']) : op;
   switch (form) {
     case 0:
-      return `${a} ${sym} ${b} = ${p.answer}`;
+      return `${terms.join(` ${sym} `)} = ${p.answer}`;
     case 1:
       return `Q: ${p.question}\nA: ${p.answer}`;
     case 2:
-      return `${a} ${OP_WORD[op]} ${b} is ${p.answer}.`;
+      return `${terms.join(` ${OP_WORD[op]} `)} is ${p.answer}.`;
     default:
       return `${p.question} ${p.answer}`;
   }
@@ -119,11 +124,13 @@ const placeName = (i: number): string => PLACE[i] ?? `digit ${i + 1}`;
  * carry or borrow and the result so far, the way reasoning inside think tags tends to be written.
  * The place name tells the model which digit of each operand to fetch; carrying the partial result
  * down the lines means no step looks further back than the line before for the digits already
- * written, and the answer is the last of them. Null for products (they keep the narration).
+ * written, and the answer is the last of them. Null for products (they keep the narration) and for
+ * more than two operands (they are reduced one operation per line).
  */
 function scratchpad(item: ArithmeticItem): string[] | null {
-  const { a, op, b } = item;
-  if (op === '*') return null;
+  const { terms, op } = item;
+  if (op === '*' || terms.length > 2) return null;
+  const [a, b] = terms as [bigint, bigint];
   const lines: string[] = [];
   let written = '';
   const column = (work: string, digit: number, note: string) => {
@@ -186,15 +193,52 @@ function workedSteps(p: Problem, rng: Rng): string[] {
  */
 const SEPARATORS = [' ', '\n', '\nA: ', '\nSolution: ', '\nWorking: ', '\n\t'];
 
+/**
+ * Lines that may come before a tagged problem, as instructions, exercise headers and format notes do
+ * in text on the web. Some describe the think/answer layout in their own words; none is the R1-Zero
+ * prompt.
+ */
+const PREAMBLES = [
+  'Solve the following problem.',
+  'Exercise. Think it through, then answer.',
+  'Practice question. Show your steps before the answer.',
+  'Answer the question below.',
+  'Put the working inside <think> </think> and the result inside <answer> </answer>.',
+  'Format: <think> steps </think> <answer> result </answer>',
+  'The reply has two parts: the thinking between think tags, then the answer between answer tags.',
+  'Here is a question from a quiz, with a reply.',
+];
+
+/** Two speakers of a dialogue, other than the R1-Zero prompt's own pair. */
+const SPEAKERS: [string, string][] = [
+  ['Student', 'Tutor'],
+  ['Learner', 'Teacher'],
+  ['Human', 'AI'],
+  ['Asker', 'Helper'],
+  ['Customer', 'Agent'],
+];
+
+/**
+ * The question as one of the ways text on the web poses it: bare, labelled, after a preamble, or as
+ * a line of dialogue whose reply starts on the next line. A prompt the model has never seen (the
+ * R1-Zero template) then still reads as a question and a reply to it, so the reply can find the
+ * question's numbers by what they are rather than by where they sit.
+ */
+function questionFrame(q: string, rng: Rng): string {
+  const u = rng.next();
+  if (u < 0.5) return `${rng.pick([q, `Q: ${q}`, `Problem: ${q}`, `Question: ${q}`])}${rng.pick(SEPARATORS)}`;
+  const preamble = u < 0.75 ? `${rng.pick(PREAMBLES)}\n` : '';
+  const [asker, answerer] = rng.pick(SPEAKERS);
+  return `${preamble}${asker}: ${q}\n${answerer}: `;
+}
+
 /** One problem in the think/answer layout; `worked` puts a worked solution in the think block. */
 function taggedDocument(p: Problem, worked: boolean, rng: Rng): string {
   const answer = solutionOf(p)!;
-  const q = questionText(p);
-  const head = rng.pick([q, `Q: ${q}`, `Problem: ${q}`, `Question: ${q}`]);
   // A direct answer's think block is always the same empty one, so choosing between answering and
   // working it out is a single decision at the first token after <think> (a space or a newline).
   const body = worked ? `<think>\n${workedSteps(p, rng).join('\n')}\n</think>\n<answer>${answer}</answer>` : `<think> </think> <answer>${answer}</answer>`;
-  return `${head}${rng.pick(SEPARATORS)}${body}`;
+  return `${questionFrame(questionText(p), rng)}${body}`;
 }
 
 /** An endless, deterministic stream of corpus documents. */
@@ -253,7 +297,7 @@ export function* corpusDocuments(opts: CorpusOptions = {}): Generator<CorpusDocu
       yield { text: `${head}${rng.pick(SEPARATORS)}${[...workedSteps(p, rng), `Answer: ${p.answer}`].join('\n')}`, problems: [p] };
     } else if (kind === 3) {
       const lines = Array.from({ length: rng.int(3, 6) }, () => {
-        const { a, b } = parseArithmeticQuestion(arithmetic().question)!;
+        const [a, b] = parseArithmeticQuestion(arithmetic().question)!.terms as [bigint, bigint];
         return rng.next() < 0.5 ? digitLine(a, rng) : columnLine(a, b);
       });
       yield { text: lines.join('\n'), problems: [] };

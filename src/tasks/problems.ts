@@ -5,7 +5,7 @@
 // and evaluation sets are built only from them, so no choice of seed, difficulty or corpus size can
 // leak an evaluation problem into training data.
 import { Rng } from '../util/rng.js';
-import { arithmeticKey, arithmeticProblem, drawArithmetic, MAX_DIGITS, parseArithmeticQuestion } from './arithmetic.js';
+import { arithmeticKey, arithmeticProblem, drawArithmetic, MAX_DIGITS, MAX_TERMS, parseArithmeticQuestion } from './arithmetic.js';
 import { countdownKey, countdownQuestion, drawCountdownCandidate, MAX_COUNT, solveCountdown } from './countdown.js';
 import type { Problem, Split, TaskSpec } from './types.js';
 import { R1_ZERO_TEMPLATE, r1ZeroPrompt } from '../tokenizer/chat.js';
@@ -57,7 +57,9 @@ function checkInt(name: string, v: unknown, lo: number, hi: number): void {
 /** Throws an error naming the offending field when a spec cannot be generated from. */
 export function validateSpec(spec: TaskSpec): void {
   if (spec.task === 'arithmetic') {
-    if (!Array.isArray(spec.digits) || spec.digits.length !== 2) throw new Error('digits: expected two digit counts, like [3, 2]');
+    if (!Array.isArray(spec.digits) || spec.digits.length < 2 || spec.digits.length > MAX_TERMS) {
+      throw new Error(`digits: expected 2 to ${MAX_TERMS} digit counts, one per operand, like [3, 2], got ${JSON.stringify(spec.digits)}`);
+    }
     spec.digits.forEach((d, i) => checkInt(`digits[${i}]`, d, 1, MAX_DIGITS));
     if (!Array.isArray(spec.ops) || spec.ops.length === 0) throw new Error("ops: expected a non-empty list of '+', '-', '*'");
     for (const op of spec.ops) if (!['+', '-', '*'].includes(op)) throw new Error(`ops: unknown operator ${JSON.stringify(op)}; use '+', '-', '*'`);

@@ -25,10 +25,13 @@ export type Problem = ArithmeticProblem | CountdownProblem;
 export type TaskName = Problem['task'];
 export const TASK_NAMES: readonly TaskName[] = ['arithmetic', 'countdown'];
 
-/** Operand i has exactly digits[i] digits (1 digit includes 0); the operator is drawn from `ops`. */
+/**
+ * One operand per entry of `digits` (two or more), operand i with exactly digits[i] digits (1 digit
+ * includes 0); the operator, drawn from `ops`, joins them all, applied left to right.
+ */
 export interface ArithmeticSpec {
   task: 'arithmetic';
-  digits: [number, number];
+  digits: number[];
   ops: ArithOp[];
 }
 

@@ -180,7 +180,7 @@ function describeTask(spec: TaskSpec): string {
 const KIND_NAMES: Record<keyof CorpusMix, string> = {
   facts: 'question lists with direct answers',
   worked: 'narrated column arithmetic',
-  scratch: 'terse column scratch work',
+  scratch: 'terse scratch work (columns, or one operation per line)',
   columns: 'place-value drills',
   tagged: 'single problems in the think/answer layout',
   countdown: 'narrated Countdown searches',

@@ -58,7 +58,8 @@ export function taskSpecFromFlags(task: string, f: Pick<EvalFlags, 'digits' | 'o
   if (task === 'arithmetic') {
     const ops = (f.ops ?? '+').split(',').map((o) => o.trim());
     if (!ops.every((o) => ['+', '-', '*'].includes(o))) throw new Error(`--ops: expected a comma-separated list of +, -, *, got ${JSON.stringify(f.ops)}`);
-    spec = { task: 'arithmetic', digits: pair('--digits', f.digits ?? '3,3', 1, 40), ops: ops as ArithOp[] };
+    const digits = (f.digits ?? '3,3').split(',').map((p) => int('--digits', p, 1, 40));
+    spec = { task: 'arithmetic', digits: digits.length === 1 ? [digits[0] as number, digits[0] as number] : digits, ops: ops as ArithOp[] };
   } else {
     const count = pair('--count', f.count ?? '3,4', 2, 6);
     if (count[1] < count[0]) throw new Error(`--count: MIN must not exceed MAX, got ${JSON.stringify(f.count)}`);
@@ -87,7 +88,7 @@ export function register(program: Command): void {
     .option('--tokenizer <path>', 'tokenizer.json or directory (default: the checkpoint\'s)')
     .option('--task <task>', `${TASK_NAMES.join(' or ')}: its fixed held-out set`)
     .option('--data <jsonl>', 'problems from a JSONL file instead')
-    .option('--digits <a,b>', 'arithmetic: digits of each operand (default 3,3)')
+    .option('--digits <a,b,…>', 'arithmetic: digits of each operand, two or more (default 3,3; one number N means N,N)')
     .option('--ops <list>', 'arithmetic: operators from +,-,* (default +)')
     .option('--count <n|min,max>', 'countdown: how many numbers (default 3,4)')
     .option('--number-max <n>', 'countdown: largest number (default 25)')

@@ -76,8 +76,8 @@ function specFrom(task: TaskName, f: SpecFlags): TaskSpec {
   let spec: TaskSpec;
   if (task === 'arithmetic') {
     const digits = intList('--digits', f.digits ?? '3,3', 1, 40);
-    if (digits.length !== 2) throw new Error(`--digits: expected two digit counts like 3,2, got ${JSON.stringify(f.digits)}`);
-    spec = { task, digits: digits as [number, number], ops: opsFrom(f.ops) };
+    if (digits.length < 2) throw new Error(`--digits: expected a digit count per operand, two or more, like 3,2 or 1,1,1,1, got ${JSON.stringify(f.digits)}`);
+    spec = { task, digits, ops: opsFrom(f.ops) };
   } else {
     spec = countdownFrom(f);
   }
@@ -87,7 +87,7 @@ function specFrom(task: TaskName, f: SpecFlags): TaskSpec {
 
 function withSpecFlags(cmd: Command): Command {
   return cmd
-    .option('--digits <a,b>', 'arithmetic: digits of each operand (default 3,3)')
+    .option('--digits <a,b,…>', 'arithmetic: digits of each operand, two or more (default 3,3)')
     .option('--ops <list>', 'arithmetic: operators from +,-,* (default +,-,*)')
     .option('--count <n|min,max>', 'countdown: how many numbers (default 3,4)')
     .option('--number-max <n>', 'countdown: largest number (default 25)')
