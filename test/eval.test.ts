@@ -93,8 +93,10 @@ test('--prefill: responses begin with the given text, which is graded and counte
   assert.equal(grade(problems[0]!, SCRIPT.completion.slice(prefill.length), { promptOpensThink: true }).accuracy, 0);
 });
 
-test('eval task flags: --digits takes one digit count per operand (N alone means N,N); foreign flags are refused', async () => {
-  const { taskSpecFromFlags, describeSpec } = await import('../src/cli/commands/eval.js');
+test('task flags: --digits takes one digit count per operand (N alone means N,N); foreign flags are refused', async () => {
+  const { taskSpecFromFlags, describeSpec, taskNameFrom } = await import('../src/cli/task-flags.js');
+  assert.throws(() => taskNameFrom('--task', 'sudoku'), /--task: expected one of arithmetic, countdown, got "sudoku"/);
+  assert.deepEqual(taskSpecFromFlags('arithmetic', {}, '+,-'), { task: 'arithmetic', digits: [3, 3], ops: ['+', '-'] });
   assert.deepEqual(taskSpecFromFlags('arithmetic', { digits: '2' }), { task: 'arithmetic', digits: [2, 2], ops: ['+'] });
   const long = taskSpecFromFlags('arithmetic', { digits: '1,1,1,1,1,1' });
   assert.deepEqual(long.task === 'arithmetic' && long.digits, [1, 1, 1, 1, 1, 1]);

@@ -170,7 +170,7 @@ describe('nanoseek tasks', () => {
 
   test('flag errors name the flag', async () => {
     await assert.rejects(cli('tasks', 'sample', 'sudoku'), /<task>: expected one of arithmetic, countdown/);
-    await assert.rejects(cli('tasks', 'sample', 'arithmetic', '--digits', '3'), /--digits: expected a digit count per operand, two or more/);
+    await assert.rejects(cli('tasks', 'sample', 'arithmetic', '--digits', '3,x'), /--digits: expected an integer/);
     await assert.rejects(cli('tasks', 'sample', 'arithmetic', '--digits', Array(13).fill('1').join(',')), /digits: expected 2 to 12 digit counts/);
     await assert.rejects(cli('tasks', 'sample', 'arithmetic', '--ops', '+,/'), /--ops/);
     await assert.rejects(cli('tasks', 'sample', 'countdown', '--digits', '3,3'), /--digits does not apply to countdown/);

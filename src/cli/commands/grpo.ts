@@ -15,13 +15,7 @@ import { rejectSample } from '../../train/grpo-reject.js';
 import { applyOverrides, METRICS_FILE, Progress, readMetrics } from '../../train/index.js';
 import { Rng } from '../../util/rng.js';
 import { collect, flagOverrides, readJsonConfig, setOverrides, withStopSignal } from '../run-control.js';
-import { describeSpec, taskSpecFromFlags } from './eval.js';
-
-function int(flag: string, text: string, lo: number, hi = Number.MAX_SAFE_INTEGER): number {
-  const v = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(v) || v < lo || v > hi) throw new Error(`${flag}: expected an integer in ${lo}..${hi}, got ${JSON.stringify(text)}`);
-  return v;
-}
+import { describeSpec, intFlag as int, taskNameFrom, taskSpecFromFlags, withTaskSpecFlags } from '../task-flags.js';
 
 /** Flags of `nanoseek grpo train` (and `nanoseek train grpo`); each replaces one config field. */
 export interface GrpoTrainFlags {
@@ -109,7 +103,7 @@ async function rejectCommand(o: RejectFlags): Promise<void> {
     what = o.data;
   } else {
     // Training problems: rejection-sampled data feeds SFT, which must never see the held-out split.
-    const spec = taskSpecFromFlags(o.task!, o);
+    const spec = taskSpecFromFlags(taskNameFrom('--task', o.task!), o);
     const rng = new Rng(seed);
     problems = Array.from({ length: int('--problems', o.problems, 1, 1_000_000) }, () => sampleProblem(spec, rng));
     what = describeSpec(spec);
@@ -151,18 +145,14 @@ export function register(program: Command): void {
     .option('--log-every <n>', 'metrics line every n steps')
     .option('--set <key=value>', 'any config field by dotted path, value as JSON (repeatable)', collect, [] as string[])
     .action(grpoTrainCommand);
-  grpo
+  const reject = grpo
     .command('reject-sample')
     .description('sample a model on training problems and keep its correct, well-formatted completions as SFT JSONL')
     .requiredOption('--model <dir>', 'checkpoint directory (the RL model)')
     .requiredOption('--out <jsonl>', 'SFT records {prompt, completion} to write')
     .option('--task <task>', 'arithmetic or countdown: draw training-split problems')
-    .option('--data <jsonl>', 'problems from a JSONL file instead')
-    .option('--digits <a,b>', 'arithmetic: digits of each operand (default 3,3)')
-    .option('--ops <list>', 'arithmetic: operators from +,-,* (default +)')
-    .option('--count <n|min,max>', 'countdown: how many numbers (default 3,4)')
-    .option('--number-max <n>', 'countdown: largest number (default 25)')
-    .option('--target-max <n>', 'countdown: largest target (default 100)')
+    .option('--data <jsonl>', 'problems from a JSONL file instead');
+  withTaskSpecFlags(reject)
     .option('--problems <n>', 'training problems to draw (with --task)', '500')
     .option('--samples <n>', 'completions per problem', '4')
     .option('--keep <n>', 'distinct correct completions kept per problem', '1')

@@ -14,85 +14,16 @@ import {
   sftRecords,
   solutionOf,
   TASK_NAMES,
-  validateSpec,
   writeCorpus,
-  type ArithOp,
-  type CountdownSpec,
   type Grade,
   type Problem,
-  type TaskName,
-  type TaskSpec,
 } from '../../tasks/index.js';
+import { countdownSpecFrom, intFlag as int, opsFrom, taskNameFrom, taskSpecFromFlags, withTaskSpecFlags, type TaskSpecFlags as SpecFlags } from '../task-flags.js';
 
-interface SpecFlags {
-  digits?: string;
-  ops?: string;
-  count?: string;
-  numberMax?: string;
-  targetMax?: string;
-}
-
-function int(flag: string, text: string, lo: number, hi: number): number {
-  const v = /^\d+$/.test(text.trim()) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(v) || v < lo || v > hi) throw new Error(`${flag}: expected an integer in ${lo}..${hi}, got ${JSON.stringify(text)}`);
-  return v;
-}
-
-function intList(flag: string, text: string, lo: number, hi: number): number[] {
-  return text.split(',').map((part) => int(flag, part, lo, hi));
-}
-
-function taskName(text: string): TaskName {
-  if (!(TASK_NAMES as readonly string[]).includes(text)) throw new Error(`<task>: expected one of ${TASK_NAMES.join(', ')}, got ${JSON.stringify(text)}`);
-  return text as TaskName;
-}
-
-function opsFrom(text = '+,-,*'): ArithOp[] {
-  const ops = text.split(',').map((op) => op.trim());
-  for (const op of ops) if (!['+', '-', '*'].includes(op)) throw new Error(`--ops: expected a comma-separated list of +, -, *, got ${JSON.stringify(text)}`);
-  return ops as ArithOp[];
-}
-
-function countdownFrom(f: SpecFlags): CountdownSpec {
-  const count = intList('--count', f.count ?? '3,4', 2, 6);
-  if (count.length > 2) throw new Error(`--count: expected N or MIN,MAX, got ${JSON.stringify(f.count)}`);
-  const min = count[0] as number;
-  const max = count[1] ?? min;
-  if (max < min) throw new Error(`--count: MIN must not exceed MAX, got ${JSON.stringify(f.count)}`);
-  return {
-    task: 'countdown',
-    count: [min, max],
-    numberMax: int('--number-max', f.numberMax ?? '25', 1, 1_000_000),
-    targetMax: int('--target-max', f.targetMax ?? '100', 1, 1_000_000_000),
-  };
-}
-
-/** Difficulty flags to a spec; a flag meant for the other task is an error, not silently ignored. */
-function specFrom(task: TaskName, f: SpecFlags): TaskSpec {
-  const foreign = task === 'arithmetic' ? (['count', 'numberMax', 'targetMax'] as const) : (['digits', 'ops'] as const);
-  for (const k of foreign) {
-    if (f[k] !== undefined) throw new Error(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} does not apply to ${task}`);
-  }
-  let spec: TaskSpec;
-  if (task === 'arithmetic') {
-    const digits = intList('--digits', f.digits ?? '3,3', 1, 40);
-    if (digits.length < 2) throw new Error(`--digits: expected a digit count per operand, two or more, like 3,2 or 1,1,1,1, got ${JSON.stringify(f.digits)}`);
-    spec = { task, digits, ops: opsFrom(f.ops) };
-  } else {
-    spec = countdownFrom(f);
-  }
-  validateSpec(spec);
-  return spec;
-}
-
-function withSpecFlags(cmd: Command): Command {
-  return cmd
-    .option('--digits <a,b,…>', 'arithmetic: digits of each operand, two or more (default 3,3)')
-    .option('--ops <list>', 'arithmetic: operators from +,-,* (default +,-,*)')
-    .option('--count <n|min,max>', 'countdown: how many numbers (default 3,4)')
-    .option('--number-max <n>', 'countdown: largest number (default 25)')
-    .option('--target-max <n>', 'countdown: largest target (default 100)');
-}
+/** tasks' arithmetic draws all three operators unless told otherwise. */
+const ALL_OPS = '+,-,*';
+const specFrom = (task: string, f: SpecFlags) => taskSpecFromFlags(taskNameFrom('<task>', task), f, ALL_OPS);
+const withSpecFlags = (cmd: Command) => withTaskSpecFlags(cmd, ALL_OPS);
 
 /** Where commands print; tests pass their own to capture output without touching process.stdout. */
 export interface Io {
@@ -106,7 +37,7 @@ const stdio: Io = {
 };
 
 async function sample(io: Io, task: string, o: SpecFlags & { n: string; seed?: string; json?: boolean; heldout?: boolean }): Promise<void> {
-  const spec = specFrom(taskName(task), o);
+  const spec = specFrom(task, o);
   const n = int('--n', o.n, 1, 1_000_000);
   const seed = o.seed === undefined ? undefined : int('--seed', o.seed, 0, Number.MAX_SAFE_INTEGER);
   let problems: Problem[];
@@ -127,18 +58,18 @@ async function corpus(io: Io, o: SpecFlags & { out: string; mb: string; seed?: s
   const mb = Number(o.mb);
   if (!(mb > 0 && mb <= 100_000)) throw new Error(`--mb: expected a positive number of megabytes, got ${JSON.stringify(o.mb)}`);
   if (o.digits !== undefined) throw new Error('--digits does not apply to corpus; use --max-digits');
-  const countdown = countdownFrom(o);
+  const countdown = countdownSpecFrom(o);
   const r = await writeCorpus(o.out, Math.round(mb * 1e6), {
     seed: o.seed === undefined ? undefined : int('--seed', o.seed, 0, Number.MAX_SAFE_INTEGER),
     maxDigits: o.maxDigits === undefined ? undefined : int('--max-digits', o.maxDigits, 1, 40),
-    ops: opsFrom(o.ops),
+    ops: opsFrom(o.ops ?? ALL_OPS),
     countdown,
   });
   io.out(`wrote ${(r.bytes / 1e6).toFixed(1)} MB to ${o.out}: ${r.documents} documents, ${r.problems} problems`);
 }
 
 async function sft(io: Io, task: string, o: SpecFlags & { out: string; n: string; seed?: string; zero?: boolean }): Promise<void> {
-  const spec = specFrom(taskName(task), o);
+  const spec = specFrom(task, o);
   const n = int('--n', o.n, 1, 100_000_000);
   const records = sftRecords(spec, { seed: o.seed === undefined ? undefined : int('--seed', o.seed, 0, Number.MAX_SAFE_INTEGER), zero: o.zero });
   const lines = function* (): Generator<string> {
