@@ -209,6 +209,12 @@ test('rejection sampling keeps only correct, strictly formatted completions, wit
   assert.equal(r.correct, 3);
   assert.equal(r.solved, 1);
   assert.deepEqual(r.records, [{ prompt: 'What is 2 + 2?', completion: '<think>\nTwo and two make four.</think> <answer>4</answer>' }]);
+  // A model exported with the R1-Zero prompt as its chat template opens " <think>" with nothing after it.
+  const { r1ZeroChatTemplate } = await import('../src/train/grpo-r1zero.js');
+  const zeroTok: typeof tok = Object.create(tok, { chatTemplate: { value: r1ZeroChatTemplate(true) } });
+  const zeroModel = scriptedModel(zeroTok, 'Two and two make four.</think> <answer>4</answer>');
+  const z = await rejectSample(zeroModel, zeroTok, [p], { template: 'r1', samples: 1, keepPerProblem: 1, maxNewTokens: 24, temperature: 1, seed: 1 });
+  assert.deepEqual(z.records, [{ prompt: 'What is 2 + 2?', completion: '<think>Two and two make four.</think> <answer>4</answer>' }]);
 });
 
 // From source (tsx) run the TypeScript entry point through tsx; from dist/ run the compiled one.

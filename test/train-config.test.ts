@@ -9,6 +9,8 @@ import { presetConfig } from '../src/model/config.js';
 import { CausalLM } from '../src/model/model.js';
 import { saveModel } from '../src/model/persist.js';
 import { applyOverrides, checkTrainConfig, parseTrainConfig, resumeConfig, train } from '../src/train/index.js';
+import { parseGrpoConfig } from '../src/train/grpo-config.js';
+import { parseR1ZeroConfig } from '../src/train/grpo-r1zero.js';
 
 const base = {
   stage: 'pretrain',
@@ -25,13 +27,18 @@ function parse(overrides: Record<string, unknown>, stage?: 'pretrain' | 'sft') {
   return parseTrainConfig(applyOverrides(base, overrides), 'cfg.json', stage);
 }
 
-test('the example configs parse', () => {
-  for (const [file, stage] of [['pretrain-nano.json', 'pretrain'], ['pretrain-micro.json', 'pretrain'], ['sft-nano.json', 'sft']] as const) {
-    // configs/ is beside test/ in the source tree and two levels up from dist/test/.
-    const path = [`../configs/${file}`, `../../configs/${file}`].map((p) => new URL(p, import.meta.url)).find((u) => existsSync(u))!;
-    const cfg = parseTrainConfig(JSON.parse(readFileSync(path, 'utf8')), file, stage);
-    assert.equal(cfg.stage, stage);
+/** A config shipped in configs/ (beside test/ in the source tree, two levels up from dist/test/). */
+function shippedConfig(file: string): unknown {
+  const path = [`../configs/${file}`, `../../configs/${file}`].map((p) => new URL(p, import.meta.url)).find((u) => existsSync(u))!;
+  return JSON.parse(readFileSync(path, 'utf8'));
+}
+
+test('the shipped configs parse', () => {
+  for (const [file, stage] of [['pretrain-nano.json', 'pretrain'], ['pretrain-micro.json', 'pretrain'], ['sft-nano.json', 'sft'], ['r1-sft.json', 'sft']] as const) {
+    assert.equal(parseTrainConfig(shippedConfig(file), file, stage).stage, stage);
   }
+  assert.equal(parseGrpoConfig(shippedConfig('r1-grpo.json'), 'r1-grpo.json').template, 'r1');
+  assert.equal(parseR1ZeroConfig(shippedConfig('r1zero.json'), 'r1zero.json').grpo.template, 'r1-zero');
 });
 
 test('defaults are filled in', () => {

@@ -166,7 +166,7 @@ export interface EncodedExample {
 /**
  * One SFT example as tokens. R1: the chat template renders the conversation up to the assistant's
  * turn (ending in `<｜Assistant｜><think>\n`, as at inference, so the reply's own `<think>\n` is
- * dropped); R1-Zero: BOS + the plain-text R1-Zero prompt, then " " + the reply. Prompt and reply are
+ * dropped; the same for any template that ends by opening the think block); R1-Zero: BOS + the plain-text R1-Zero prompt, then " " + the reply. Prompt and reply are
  * encoded separately, as generation sees them, and the reply ends with EOS.
  */
 export function encodeSftExample(tokenizer: Tokenizer, ex: SftExample, format: SftFormat): EncodedExample {
@@ -175,8 +175,13 @@ export function encodeSftExample(tokenizer: Tokenizer, ex: SftExample, format: S
   if (format === 'r1') {
     const messages: ChatMessage[] = ex.messages ?? [{ role: 'user', content: ex.prompt ?? '' }];
     const text = applyChatTemplate(tokenizer, messages, { addGenerationPrompt: true });
-    const open = `${SPECIAL_TOKENS.think}\n`;
-    if (text.endsWith(open) && reply.startsWith(open)) reply = reply.slice(open.length);
+    // A template that opens the think block (R1's "<think>\n", or " <think>" in a model exported with
+    // the R1-Zero prompt) has already written the reply's "<think>" and any whitespace after it.
+    const opened = new RegExp(`${SPECIAL_TOKENS.think}(\\s*)$`).exec(text);
+    if (opened && reply.startsWith(SPECIAL_TOKENS.think)) {
+      reply = reply.slice(SPECIAL_TOKENS.think.length);
+      if (reply.startsWith(opened[1] as string)) reply = reply.slice((opened[1] as string).length);
+    }
     prompt = tokenizer.encode(text);
   } else {
     if (ex.prompt === undefined) throw new Error('data: the r1-zero format needs {prompt, completion} examples');

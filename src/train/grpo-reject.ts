@@ -48,6 +48,8 @@ export async function rejectSample(model: CausalLM, tokenizer: Tokenizer, proble
   const records: RejectSampleRecord[] = [];
   let correct = 0;
   let solved = 0;
+  // What the prompt wrote after its <think> ("\n" in R1's template, nothing after " <think>").
+  const opened = prompts.map((p) => new RegExp(`${SPECIAL_TOKENS.think}(\\s*)$`).exec(p.text)?.[1] ?? '');
   problems.forEach((problem, p) => {
     const opens = prompts[p].opensThink;
     const kept = new Set<string>();
@@ -56,7 +58,7 @@ export async function rejectSample(model: CausalLM, tokenizer: Tokenizer, proble
       if (g.accuracy !== 1) continue;
       correct++;
       if (g.format !== 1 || kept.size >= o.keepPerProblem) continue;
-      const reply = opens ? `${SPECIAL_TOKENS.think}${o.template === 'r1' ? '\n' : ''}${c.text}` : c.text.trimStart();
+      const reply = opens ? `${SPECIAL_TOKENS.think}${opened[p]}${c.text}` : c.text.trimStart();
       kept.add(reply.trimEnd());
     }
     if (kept.size > 0) solved++;
