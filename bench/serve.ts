@@ -11,7 +11,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describeModel, presetConfig, type PresetName } from '../src/model/config.js';
+import { presetConfig, type PresetName } from '../src/model/config.js';
 import { CausalLM } from '../src/model/model.js';
 import { saveModel } from '../src/model/persist.js';
 import { trainTokenizer } from '../src/tokenizer/index.js';

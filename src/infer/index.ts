@@ -14,5 +14,5 @@ export {
   type TokenEvent,
 } from './engine.js';
 export { generate, type BatchGenerateOptions, type BatchResult } from './generate.js';
-export { promptOpensThink, ReasoningSplitter, splitCompletion, type SplitText } from './reasoning.js';
+export { openedThink, promptOpensThink, ReasoningSplitter, splitCompletion, type SplitText } from './reasoning.js';
 export { DEFAULT_MODEL, loadForInference, packageRoot, resolveModelDir, samplingDefaultsOf, type InferenceCheckpoint } from './checkpoint.js';

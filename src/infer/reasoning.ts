@@ -12,9 +12,19 @@ export interface SplitText {
   content: string;
 }
 
+/**
+ * What a rendered prompt wrote after the <think> it ends with ("\n" in R1's chat template, "" after
+ * the R1-Zero prompt's " <think>"), or null when it leaves no think block open. A whole reply that
+ * begins with its own <think> continues such a prompt once the tag and this text are dropped.
+ */
+export function openedThink(prompt: string): string | null {
+  const m = /<think>(\s*)$/.exec(prompt);
+  return m ? (m[1] as string) : null;
+}
+
 /** True when a rendered prompt leaves the model inside an open <think> block (R1's chat template does). */
 export function promptOpensThink(prompt: string): boolean {
-  return /<think>\s*$/.test(prompt);
+  return openedThink(prompt) !== null;
 }
 
 function stripAnswerTags(text: string): string {

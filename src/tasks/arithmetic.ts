@@ -44,9 +44,11 @@ export function arithmeticProblem(item: ArithmeticItem): ArithmeticProblem {
   return { task: 'arithmetic', question: `What is ${expressionText(item)}?`, answer: arithmeticValue(item).toString() };
 }
 
+const QUESTION = new RegExp(`^What is (\\d{1,${MAX_DIGITS}}(?: ([-+*]) \\d{1,${MAX_DIGITS}}){1,${MAX_TERMS - 1}})\\?$`);
+
 /** Recovers the operands from a question in the generator's own form; null for any other text. */
 export function parseArithmeticQuestion(question: string): ArithmeticItem | null {
-  const m = /^What is (\d{1,40}(?: ([-+*]) \d{1,40}){1,11})\?$/.exec(question.trim());
+  const m = QUESTION.exec(question.trim());
   if (!m) return null;
   const op = m[2] as ArithOp;
   const parts = (m[1] as string).split(' ');

@@ -8,6 +8,7 @@
 // keeps one example per row, the loss on the completion (and its EOS) only, padded to a few fixed
 // lengths (see paddedLength).
 import { readFile } from 'node:fs/promises';
+import { openedThink } from '../infer/reasoning.js';
 import { IGNORE_INDEX } from '../tensor/index.js';
 import { corpusDocuments, hashKey, heldOutSet, questionText, sftRecords, workedSolution, ZERO_TEMPLATE, type CorpusOptions, type TaskSpec } from '../tasks/index.js';
 import { applyChatTemplate, SPECIAL_TOKENS, type ChatMessage, type Tokenizer } from '../tokenizer/index.js';
@@ -177,11 +178,9 @@ export function encodeSftExample(tokenizer: Tokenizer, ex: SftExample, format: S
     const text = applyChatTemplate(tokenizer, messages, { addGenerationPrompt: true });
     // A template that opens the think block (R1's "<think>\n", or " <think>" in a model exported with
     // the R1-Zero prompt) has already written the reply's "<think>" and any whitespace after it.
-    const opened = new RegExp(`${SPECIAL_TOKENS.think}(\\s*)$`).exec(text);
-    if (opened && reply.startsWith(SPECIAL_TOKENS.think)) {
-      reply = reply.slice(SPECIAL_TOKENS.think.length);
-      if (reply.startsWith(opened[1] as string)) reply = reply.slice((opened[1] as string).length);
-    }
+    const opened = openedThink(text);
+    const head = `${SPECIAL_TOKENS.think}${opened}`;
+    if (opened !== null && reply.startsWith(head)) reply = reply.slice(head.length);
     prompt = tokenizer.encode(text);
   } else {
     if (ex.prompt === undefined) throw new Error('data: the r1-zero format needs {prompt, completion} examples');

@@ -1,6 +1,7 @@
 // Rejection sampling (the R1 recipe's step between reasoning RL and the final SFT): sample the RL
 // model on training problems, keep the correct completions in the strict format, and write them as
 // SFT records ({prompt, completion}) that `nanoseek train sft` reads.
+import { openedThink } from '../infer/reasoning.js';
 import type { CausalLM } from '../model/model.js';
 import { grade, questionText, type Problem } from '../tasks/index.js';
 import { SPECIAL_TOKENS, type Tokenizer } from '../tokenizer/index.js';
@@ -48,8 +49,6 @@ export async function rejectSample(model: CausalLM, tokenizer: Tokenizer, proble
   const records: RejectSampleRecord[] = [];
   let correct = 0;
   let solved = 0;
-  // What the prompt wrote after its <think> ("\n" in R1's template, nothing after " <think>").
-  const opened = prompts.map((p) => new RegExp(`${SPECIAL_TOKENS.think}(\\s*)$`).exec(p.text)?.[1] ?? '');
   problems.forEach((problem, p) => {
     const opens = prompts[p].opensThink;
     const kept = new Set<string>();
@@ -58,7 +57,7 @@ export async function rejectSample(model: CausalLM, tokenizer: Tokenizer, proble
       if (g.accuracy !== 1) continue;
       correct++;
       if (g.format !== 1 || kept.size >= o.keepPerProblem) continue;
-      const reply = opens ? `${SPECIAL_TOKENS.think}${opened[p]}${c.text}` : c.text.trimStart();
+      const reply = opens ? `${SPECIAL_TOKENS.think}${openedThink(prompts[p].text)}${c.text}` : c.text.trimStart();
       kept.add(reply.trimEnd());
     }
     if (kept.size > 0) solved++;

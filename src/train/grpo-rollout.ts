@@ -6,7 +6,7 @@
 // ratio). Teacher-forced recomputation runs full-sequence forwards in micro-batches whose shapes come
 // from a small fixed set: the tensor heap keeps freed buffers per exact size, so every new batch
 // shape would reserve its own activations for the rest of the run.
-import { Engine } from '../infer/index.js';
+import { Engine, promptOpensThink } from '../infer/index.js';
 import type { CausalLM } from '../model/model.js';
 import { questionText, zeroPrompt, type Problem } from '../tasks/index.js';
 import * as T from '../tensor/index.js';
@@ -26,7 +26,7 @@ export interface RenderedPrompt {
 export function renderPrompt(tokenizer: Tokenizer, problem: Problem, template: PromptTemplate, openThink = false): RenderedPrompt {
   if (template === 'r1') {
     const text = applyChatTemplate(tokenizer, [{ role: 'user', content: questionText(problem) }]);
-    return { text, ids: tokenizer.encode(text), opensThink: /<think>\s*$/.test(text) };
+    return { text, ids: tokenizer.encode(text), opensThink: promptOpensThink(text) };
   }
   const text = zeroPrompt(problem, { openThink });
   return { text, ids: tokenizer.encode(text, { addBos: tokenizer.special.bos !== undefined }), opensThink: openThink };

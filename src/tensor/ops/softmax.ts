@@ -1,5 +1,4 @@
 // Softmax family over the last dimension, computed with the max subtracted so large logits stay finite.
-import type { FloatArray } from '../tensor.js';
 import { Tensor, empty, gradOf, record } from '../tensor.js';
 import { logSumExp, softmaxRow } from '../../kernels/reference.js';
 
