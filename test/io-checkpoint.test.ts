@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { backupPathFor } from '../src/io/atomic.js';
 import { loadCheckpoint, readModelConfig, saveCheckpoint, type CheckpointTensor } from '../src/io/checkpoint.js';
-import { decodeHalf, encodeHalf } from '../src/io/half.js';
+import { decodeHalf, encodeHalf } from '../src/kernels/quant/half.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
 import { expectedTensors, parseModelConfig, presetConfig, type ModelConfig } from '../src/model/config.js';
 

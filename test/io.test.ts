@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { cleanStaleTemps, replaceDirAtomic, writeFileAtomic, writeJsonAtomic, writeStreamAtomic } from '../src/io/atomic.js';
-import { decodeHalf, encodeHalf, f16ToF32Bits, f32BitsToBf16, f32BitsToF16 } from '../src/io/half.js';
+import { decodeHalf, encodeHalf, f16ToF32Bits, f32BitsToBf16, f32BitsToF16 } from '../src/kernels/quant/half.js';
 import {
   readSafetensors,
   readSafetensorsHeader,

@@ -6,7 +6,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { writeStreamAtomic } from './atomic.js';
-import { decodeHalf, encodeHalf } from './half.js';
+import { decodeHalf, encodeHalf } from '../kernels/quant/half.js';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8' | 'I8';
 export type WritableDtype = 'F32' | 'F16' | 'BF16' | 'I32';
