@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { presetConfig, type PresetName } from '../src/model/config.js';
 import { CausalLM } from '../src/model/model.js';
-import { saveModel } from '../src/model/persist.js';
+import { saveModel } from '../src/io/model-file.js';
 import { trainTokenizer } from '../src/tokenizer/index.js';
 import { Rng } from '../src/util/rng.js';
 

@@ -17,7 +17,7 @@ import { promisify } from 'node:util';
 import { backend, createWasmBackend, setBackend, type WasmBackend } from '../src/kernels/index.js';
 import { countParameters, presetConfig, type ModelConfig, type PresetName } from '../src/model/config.js';
 import { CausalLM } from '../src/model/model.js';
-import { saveModel } from '../src/model/persist.js';
+import { saveModel } from '../src/io/model-file.js';
 import * as T from '../src/tensor/index.js';
 import { AdamW, cosineSchedule, defaultAdamW, type AdamWConfig } from '../src/train/optim.js';
 import { trainStep, type Batch, type StepStats } from '../src/train/step.js';

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../src/kernels/index.js';
-import { loadModel } from '../src/model/persist.js';
+import { loadModel } from '../src/io/model-file.js';
 import type { CausalLM } from '../src/model/model.js';
 import * as T from '../src/tensor/index.js';
 import { heldOutSet, type Problem, type TaskSpec } from '../src/tasks/index.js';

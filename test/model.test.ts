@@ -126,7 +126,7 @@ test('bias updates balance a router skewed toward two experts; gate weights stay
 
 test('model tensor names are exactly the Hugging Face names config.json implies, and save → load is bit-exact', async () => {
   const { expectedTensors } = await import('../src/model/config.js');
-  const { saveModel, loadModel } = await import('../src/model/persist.js');
+  const { saveModel, loadModel } = await import('../src/io/model-file.js');
   const { mkdtemp, rm } = await import('node:fs/promises');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { presetConfig } from '../src/model/config.js';
 import { CausalLM } from '../src/model/model.js';
-import { saveModel } from '../src/model/persist.js';
+import { saveModel } from '../src/io/model-file.js';
 import { applyChatTemplate, trainTokenizer, type Tokenizer } from '../src/tokenizer/index.js';
 
 const CORPUS = [
@@ -47,8 +47,8 @@ export function scriptedModel(tok: Tokenizer, completion = SCRIPT.completion): C
   const start = tok.encode(applyChatTemplate(tok, [{ role: 'user', content: 'hi' }])).at(-1)!;
   const chain = [start, ...tok.encode(completion), tok.special.eos!];
   if (new Set(chain).size !== chain.length) throw new Error(`scripted completion repeats a token: ${chain.join(',')}`);
-  const E = model.embed.data;
-  const H = model.lmHead.data;
+  const E = model.params.get('model.embed_tokens.weight').data;
+  const H = model.params.get(model.config.tie_word_embeddings ? 'model.embed_tokens.weight' : 'lm_head.weight').data;
   const basis: Float64Array[] = [];
   for (let k = 0; k + 1 < chain.length; k++) {
     const v = Float64Array.from(E.subarray(chain[k] * D, (chain[k] + 1) * D));

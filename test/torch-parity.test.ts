@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import '../src/kernels/index.js';
 import { parseModelConfig, presetConfig, type ModelConfig } from '../src/model/config.js';
 import { CausalLM } from '../src/model/model.js';
-import { loadModel, saveModel } from '../src/model/persist.js';
+import { loadModel, saveModel } from '../src/io/model-file.js';
 import * as T from '../src/tensor/index.js';
 import { defaultRecipe, peerLogits, peerTrain, syntheticBatches, torchUnavailable, trainOurs } from '../bench/train.js';
 import { noise } from './helpers.js';

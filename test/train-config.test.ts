@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import '../src/kernels/index.js';
 import { presetConfig } from '../src/model/config.js';
 import { CausalLM } from '../src/model/model.js';
-import { saveModel } from '../src/model/persist.js';
+import { saveModel } from '../src/io/model-file.js';
 import { applyOverrides, checkTrainConfig, parseTrainConfig, resumeConfig, train } from '../src/train/index.js';
 import { parseGrpoConfig } from '../src/train/grpo-config.js';
 import { parseR1ZeroConfig } from '../src/train/grpo-r1zero.js';

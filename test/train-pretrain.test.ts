@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import '../src/kernels/index.js';
-import { loadModel } from '../src/model/persist.js';
+import { loadModel } from '../src/io/model-file.js';
 import { corpusDocuments } from '../src/tasks/index.js';
 import { loadTokenizer } from '../src/tokenizer/index.js';
 import { encodeDocument, parseTrainConfig, readMetrics, train, type TrainRecord } from '../src/train/index.js';

@@ -5,7 +5,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { GenerationConfig } from '../io/checkpoint.js';
 import type { CausalLM } from '../model/model.js';
-import { loadModel } from '../model/persist.js';
+import { loadModel } from '../io/model-file.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import type { SamplingOptions } from './sampler.js';
 
@@ -89,9 +89,9 @@ export async function loadForInference(dir: string, tokenizerPath?: string): Pro
     throw new Error(`${dir} has no tokenizer.json: pass --tokenizer <tokenizer.json or directory>`);
   }
   const tokenizer = await loadTokenizer(tokPath);
-  const { model, checkpoint } = await loadModel(dir);
+  const { model, file } = await loadModel(dir);
   if (tokenizer.vocabSize > model.config.vocab_size) {
     throw new Error(`the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${model.config.vocab_size}: they do not belong together`);
   }
-  return { model, tokenizer, dir: checkpoint.dir, name: basename(resolve(dir)), samplingDefaults: samplingDefaultsOf(checkpoint.generationConfig) };
+  return { model, tokenizer, dir: file.path, name: basename(resolve(dir)), samplingDefaults: samplingDefaultsOf(file.generationConfig) };
 }

@@ -7,7 +7,14 @@ import { copyFile, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { expectedTensors, parseModelConfig, type ModelConfig } from '../model/config.js';
 import { backupPathFor, replaceDirAtomic } from './atomic.js';
-import { readSafetensors, readShardedSafetensors, writeSafetensors, type LoadedTensor, type SafetensorsDtype, type TensorToWrite } from './safetensors.js';
+import { dequantize } from '../kernels/quant/index.js';
+import type { GgmlType } from '../kernels/quant/types.js';
+import type { StoredTensor } from '../model/weights.js';
+import type { ModelFile, TensorEntry } from './model-file.js';
+import {
+  openSafetensorsCollection, openShardedSafetensors, writeSafetensors,
+  type SafetensorsCollection, type SafetensorsDtype, type TensorToWrite,
+} from './safetensors.js';
 
 export const CONFIG_FILE = 'config.json';
 export const GENERATION_CONFIG_FILE = 'generation_config.json';
@@ -206,8 +213,13 @@ async function resolveCheckpointDir(dir: string): Promise<string> {
   throw new Error(`${dir}: not a checkpoint directory (no ${CONFIG_FILE})`);
 }
 
-/** Load and validate a checkpoint directory; every weight comes back as float32. */
-export async function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): Promise<Checkpoint> {
+const STORED_TYPES: Partial<Record<SafetensorsDtype, GgmlType>> = { F32: 'F32', F16: 'F16', BF16: 'BF16' };
+
+/**
+ * Opens and validates a checkpoint directory (config, generation config, every tensor's name, dtype
+ * and shape) without reading the weights; they come back in their stored dtype when read.
+ */
+export async function openCheckpoint(dir: string): Promise<ModelFile> {
   const root = await resolveCheckpointDir(dir);
   const config = await readModelConfig(join(root, CONFIG_FILE));
   const genPath = join(root, GENERATION_CONFIG_FILE);
@@ -215,33 +227,63 @@ export async function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = 
 
   const single = join(root, WEIGHTS_FILE);
   const index = join(root, WEIGHTS_INDEX_FILE);
-  const readOpts = { loadAs: 'f32' as const, allocF32: opts.allocF32 };
-  let loaded: Map<string, LoadedTensor>;
-  let metadata: Record<string, string>;
-  let fileOf: (name: string) => string;
-  if (await isFile(single)) {
-    ({ tensors: loaded, metadata } = await readSafetensors(single, readOpts));
-    fileOf = () => single;
-  } else if (await isFile(index)) {
-    const sharded = await readShardedSafetensors(index, readOpts);
-    ({ tensors: loaded, metadata } = sharded);
-    fileOf = (name) => sharded.fileOf.get(name) ?? index;
-  } else {
-    throw new Error(`${root}: no ${WEIGHTS_FILE} or ${WEIGHTS_INDEX_FILE}`);
-  }
+  let files: SafetensorsCollection;
+  let listing: string;
+  if (await isFile(single)) files = await openSafetensorsCollection((listing = single));
+  else if (await isFile(index)) files = await openShardedSafetensors((listing = index));
+  else throw new Error(`${root}: no ${WEIGHTS_FILE} or ${WEIGHTS_INDEX_FILE}`);
 
-  // Old Llama exports carry the rotary tables as buffers; they are recomputed, never loaded.
-  for (const name of [...loaded.keys()]) if (name.endsWith('.rotary_emb.inv_freq')) loaded.delete(name);
-
-  const tensors = new Map<string, CheckpointTensor>();
-  for (const [name, t] of loaded) {
-    if (!(t.data instanceof Float32Array)) {
-      throw new Error(`${fileOf(name)}: tensor "${name}" has dtype ${t.dtype}; weights must be F32, F16 or BF16`);
+  try {
+    // A missing tensor is "not in" the file that lists the checkpoint's tensors.
+    const fileOf = (name: string) => files.tensors.get(name)?.file ?? listing;
+    const tensors = new Map<string, TensorEntry>();
+    let weightBytes = 0;
+    for (const [name, info] of files.tensors) {
+      // Old Llama exports carry the rotary tables as buffers; they are recomputed, never loaded.
+      if (name.endsWith('.rotary_emb.inv_freq')) continue;
+      const type = STORED_TYPES[info.dtype];
+      if (type === undefined) throw new Error(`${info.file}: tensor "${name}" has dtype ${info.dtype}; weights must be F32, F16 or BF16`);
+      tensors.set(name, { type, shape: info.shape });
+      weightBytes += info.end - info.begin;
     }
-    tensors.set(name, { shape: t.shape, data: t.data });
+    const mismatch = tensorMismatches(config, new Map([...tensors].map(([n, t]) => [n, t.shape])), fileOf);
+    if (mismatch) throw new Error(`${root}: checkpoint does not match its ${CONFIG_FILE}: ${mismatch}`);
+    return {
+      path: root,
+      format: 'safetensors',
+      config,
+      generationConfig,
+      tensors,
+      weightBytes,
+      metadata: files.metadata,
+      async read(name: string): Promise<StoredTensor> {
+        const t = tensors.get(name);
+        if (t === undefined) throw new Error(`${root}: no tensor "${name}"`);
+        return { type: t.type, shape: t.shape, bytes: await files.readBytes(name) };
+      },
+      close: () => files.close(),
+    };
+  } catch (err) {
+    await files.close();
+    throw err;
   }
-  const mismatch = tensorMismatches(config, new Map([...tensors].map(([n, t]) => [n, t.shape])), fileOf);
-  if (mismatch) throw new Error(`${root}: checkpoint does not match its ${CONFIG_FILE}: ${mismatch}`);
-  const dtype = loaded.get('model.embed_tokens.weight')!.dtype;
-  return { dir: root, config, tensors, generationConfig, dtype, metadata };
+}
+
+/** Load and validate a checkpoint directory; every weight comes back as float32. */
+export async function loadCheckpoint(dir: string, opts: LoadCheckpointOptions = {}): Promise<Checkpoint> {
+  const file = await openCheckpoint(dir);
+  try {
+    const alloc = opts.allocF32 ?? ((n: number) => new Float32Array(n));
+    const tensors = new Map<string, CheckpointTensor>();
+    for (const name of file.tensors.keys()) {
+      const t = await file.read(name);
+      const data = alloc(t.shape.reduce((a, b) => a * b, 1));
+      dequantize(t.type, t.bytes, data);
+      tensors.set(name, { shape: t.shape, data });
+    }
+    const dtype = file.tensors.get('model.embed_tokens.weight')!.type as SafetensorsDtype;
+    return { dir: file.path, config: file.config, tensors, generationConfig: file.generationConfig, dtype, metadata: file.metadata };
+  } finally {
+    await file.close();
+  }
 }

@@ -230,6 +230,39 @@ async function readTensor(fh: FileHandle, path: string, dataStart: number, info:
   }
 }
 
+/** An open safetensors file whose tensors are read one at a time, on demand. */
+export interface SafetensorsFile {
+  path: string;
+  header: SafetensorsHeader;
+  /** The stored bytes of one tensor (a fresh buffer). */
+  readBytes(name: string): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/** Opens and validates a safetensors file without reading its tensors. */
+export async function openSafetensors(path: string): Promise<SafetensorsFile> {
+  const fh = await open(path, 'r');
+  let header: SafetensorsHeader;
+  try {
+    header = await readHeaderFrom(fh, path);
+  } catch (err) {
+    await fh.close();
+    throw err;
+  }
+  return {
+    path,
+    header,
+    async readBytes(name: string): Promise<Uint8Array> {
+      const info = header.tensors.get(name);
+      if (info === undefined) fail(path, `no tensor "${name}"`);
+      const bytes = new Uint8Array(info.end - info.begin);
+      await readFully(fh, path, bytes, header.dataStart + info.begin);
+      return bytes;
+    },
+    close: () => fh.close(),
+  };
+}
+
 /** Read a whole safetensors file, validating it first. */
 export async function readSafetensors(path: string, opts: ReadSafetensorsOptions = {}): Promise<SafetensorsContents> {
   const fh = await open(path, 'r');
@@ -250,12 +283,8 @@ export interface ShardedContents extends SafetensorsContents {
   fileOf: Map<string, string>;
 }
 
-/**
- * Read a sharded checkpoint through its `model.safetensors.index.json`. Every tensor in the
- * weight map must be in its shard, and every tensor in a shard must be listed there.
- * `metadata` merges the shards' `__metadata__`.
- */
-export async function readShardedSafetensors(indexPath: string, opts: ReadSafetensorsOptions = {}): Promise<ShardedContents> {
+/** model.safetensors.index.json: the tensor names each shard (a file beside the index) must hold. */
+async function readShardIndex(indexPath: string): Promise<Map<string, Set<string>>> {
   const fh = await open(indexPath, 'r');
   let text: string;
   try {
@@ -280,6 +309,83 @@ export async function readShardedSafetensors(indexPath: string, opts: ReadSafete
     if (!names) byShard.set(shard, (names = new Set()));
     names.add(name);
   }
+  return byShard;
+}
+
+/** Every tensor in the weight map must be in its shard, and every tensor in a shard listed there. */
+function checkShard(indexPath: string, shardPath: string, listed: Set<string>, present: Iterable<string>): void {
+  const found = new Set(present);
+  for (const name of listed) {
+    if (!found.has(name)) fail(shardPath, `tensor "${name}" is listed in ${basename(indexPath)} but not in this shard`);
+  }
+  for (const name of found) {
+    if (!listed.has(name)) fail(shardPath, `tensor "${name}" is in this shard but ${basename(indexPath)} does not map it here`);
+  }
+}
+
+/** A checkpoint's tensors across one file or several shards, read one at a time on demand. */
+export interface SafetensorsCollection {
+  /** Name → dtype, shape and the file holding it. */
+  tensors: Map<string, TensorInfo & { file: string }>;
+  metadata: Record<string, string>;
+  readBytes(name: string): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/** Opens a sharded checkpoint through its index, validating every shard's header (no tensor is read). */
+export async function openShardedSafetensors(indexPath: string): Promise<SafetensorsCollection> {
+  const byShard = await readShardIndex(indexPath);
+  const files: SafetensorsFile[] = [];
+  const owner = new Map<string, SafetensorsFile>();
+  const tensors = new Map<string, TensorInfo & { file: string }>();
+  const metadata: Record<string, string> = {};
+  try {
+    for (const [shard, listed] of byShard) {
+      const f = await openSafetensors(join(dirname(indexPath), shard));
+      files.push(f);
+      checkShard(indexPath, f.path, listed, f.header.tensors.keys());
+      for (const [name, info] of f.header.tensors) {
+        tensors.set(name, { ...info, file: f.path });
+        owner.set(name, f);
+      }
+      Object.assign(metadata, f.header.metadata);
+    }
+  } catch (err) {
+    await Promise.all(files.map((f) => f.close()));
+    throw err;
+  }
+  return {
+    tensors,
+    metadata,
+    readBytes: (name) => {
+      const f = owner.get(name);
+      if (f === undefined) fail(indexPath, `no tensor "${name}"`);
+      return f.readBytes(name);
+    },
+    close: async () => {
+      await Promise.all(files.map((f) => f.close()));
+    },
+  };
+}
+
+/** The same view of a single-file checkpoint. */
+export async function openSafetensorsCollection(path: string): Promise<SafetensorsCollection> {
+  const f = await openSafetensors(path);
+  return {
+    tensors: new Map([...f.header.tensors].map(([name, info]) => [name, { ...info, file: path }])),
+    metadata: f.header.metadata,
+    readBytes: (name) => f.readBytes(name),
+    close: () => f.close(),
+  };
+}
+
+/**
+ * Read a sharded checkpoint through its `model.safetensors.index.json`. Every tensor in the
+ * weight map must be in its shard, and every tensor in a shard must be listed there.
+ * `metadata` merges the shards' `__metadata__`.
+ */
+export async function readShardedSafetensors(indexPath: string, opts: ReadSafetensorsOptions = {}): Promise<ShardedContents> {
+  const byShard = await readShardIndex(indexPath);
   const dir = dirname(indexPath);
   const tensors = new Map<string, LoadedTensor>();
   const fileOf = new Map<string, string>();
@@ -287,11 +393,8 @@ export async function readShardedSafetensors(indexPath: string, opts: ReadSafete
   for (const [shard, listed] of byShard) {
     const shardPath = join(dir, shard);
     const contents = await readSafetensors(shardPath, opts);
-    for (const name of listed) {
-      if (!contents.tensors.has(name)) fail(shardPath, `tensor "${name}" is listed in ${basename(indexPath)} but not in this shard`);
-    }
+    checkShard(indexPath, shardPath, listed, contents.tensors.keys());
     for (const [name, tensor] of contents.tensors) {
-      if (!listed.has(name)) fail(shardPath, `tensor "${name}" is in this shard but ${basename(indexPath)} does not map it here`);
       tensors.set(name, tensor);
       fileOf.set(name, shardPath);
     }

@@ -2,6 +2,7 @@
 // (plain TypeScript, WASM SIMD on worker threads, later a native BLAS or WebGPU) is chosen once, here.
 // Every kernel takes typed arrays plus element offsets, row-major. A backend that only handles
 // float32 arrays on the WASM heap must defer everything else to the reference backend.
+import type { GgmlType } from './quant/types.js';
 import { referenceBackend } from './reference.js';
 
 export type FloatArray = Float32Array | Float64Array;
@@ -97,6 +98,9 @@ export interface Backend {
   rowDots(a: FloatArray, aRows: number, index: Int32Array, b: FloatArray, out: FloatArray, rows: number, width: number): void;
   /** Softmax backward in place: d[r] = p[r] ⊙ (d[r] − p[r]·d[r]) (0 where masked). */
   softmaxBackwardRows(p: FloatArray, d: FloatArray, rows: number, n: number, mask: RowMask | null): void;
+
+  /** Decodes dst.length values stored as `type` (exactly rowBytes(type, dst.length) bytes of src) into float32. */
+  dequantize(type: GgmlType, src: Uint8Array, dst: Float32Array): void;
 }
 
 let current: Backend | null = null;

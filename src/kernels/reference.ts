@@ -1,6 +1,7 @@
 // Plain TypeScript kernels: the definition every faster backend is tested against, and the path
 // float64 tensors (used by gradient checks) always take.
 import type { AdamWArgs, Backend, FloatArray, GemmArgs, RowMask } from './backend.js';
+import { dequantize } from './quant/index.js';
 
 export function gemmReference(g: GemmArgs): void {
   const { m, n, k, a, b, c, lda, ldb, ldc, transA, transB, alpha, beta } = g;
@@ -221,4 +222,5 @@ export const referenceBackend: Backend = {
   gatherRows: gatherRowsReference,
   scatterAddRows: scatterAddRowsReference,
   rowDots: rowDotsReference,
+  dequantize,
 };

@@ -15,6 +15,7 @@ import {
   rmsnormReference, rowDotsReference, scatterAddRowsReference, softmaxBackwardRowsReference, softmaxRowsReference,
   softmaxXentBackwardReference, sumSquaresReference, swigluBackwardReference, swigluReference,
 } from './reference.js';
+import { dequantize, type GgmlType } from './quant/index.js';
 import { checkAdamW, checkGemm } from './validate.js';
 
 export type SimdVariant = 'relaxed' | 'simd';
@@ -408,6 +409,11 @@ export class WasmBackend implements Backend {
       freeI32(starts);
       freeI32(order);
     }
+  }
+
+  dequantize(type: GgmlType, src: Uint8Array, dst: Float32Array): void {
+    // Packed weights live outside the WASM heap; decoding runs in JS until native/WASM quant kernels exist.
+    dequantize(type, src, dst);
   }
 
   rowDots(a: FloatArray, aRows: number, index: Int32Array, b: FloatArray, out: FloatArray, rows: number, width: number): void {

@@ -1,6 +1,6 @@
 // Grouped-query attention of the dense relatives (Llama, Qwen2): per-head keys and values, fewer kv
 // heads than query heads, rotate-half RoPE, optional q/k/v bias (Qwen2).
-import type { RopeTable, Tensor } from '../tensor/index.js';
+import type { RopeTable, Tensor, Weight } from '../tensor/index.js';
 import * as T from '../tensor/index.js';
 import type { ModelConfig } from './config.js';
 import type { Segment } from './cache.js';
@@ -10,10 +10,10 @@ export class GQA {
   readonly H: number;
   readonly Hk: number;
   readonly hd: number;
-  private readonly q: Tensor;
-  private readonly k: Tensor;
-  private readonly v: Tensor;
-  private readonly o: Tensor;
+  private readonly q: Weight;
+  private readonly k: Weight;
+  private readonly v: Weight;
+  private readonly o: Weight;
   private readonly qb: Tensor | null;
   private readonly kb: Tensor | null;
   private readonly vb: Tensor | null;
@@ -25,10 +25,10 @@ export class GQA {
     this.Hk = cfg.num_key_value_heads;
     this.hd = headDim(cfg);
     const normal = { kind: 'normal', std } as const;
-    this.q = p.create(`${prefix}.q_proj.weight`, [this.H * this.hd, D], normal);
-    this.k = p.create(`${prefix}.k_proj.weight`, [this.Hk * this.hd, D], normal);
-    this.v = p.create(`${prefix}.v_proj.weight`, [this.Hk * this.hd, D], normal);
-    this.o = p.create(`${prefix}.o_proj.weight`, [D, this.H * this.hd], normal);
+    this.q = p.matrix(`${prefix}.q_proj.weight`, [this.H * this.hd, D], normal);
+    this.k = p.matrix(`${prefix}.k_proj.weight`, [this.Hk * this.hd, D], normal);
+    this.v = p.matrix(`${prefix}.v_proj.weight`, [this.Hk * this.hd, D], normal);
+    this.o = p.matrix(`${prefix}.o_proj.weight`, [D, this.H * this.hd], normal);
     this.qb = bias ? p.create(`${prefix}.q_proj.bias`, [this.H * this.hd], { kind: 'zeros' }) : null;
     this.kb = bias ? p.create(`${prefix}.k_proj.bias`, [this.Hk * this.hd], { kind: 'zeros' }) : null;
     this.vb = bias ? p.create(`${prefix}.v_proj.bias`, [this.Hk * this.hd], { kind: 'zeros' }) : null;

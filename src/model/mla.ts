@@ -5,7 +5,7 @@
 // uses the absorbed path: W_UK is folded into the query and W_UV into the output, so attention runs
 // directly against the cached latents and the cache holds only c + dr numbers per token.
 import { gemmArgs } from '../kernels/backend.js';
-import type { RopeTable, Tensor } from '../tensor/index.js';
+import type { RopeTable, Tensor, Weight } from '../tensor/index.js';
 import * as T from '../tensor/index.js';
 import { softmaxRow } from '../tensor/index.js';
 import type { DeepseekV3Config } from './config.js';
@@ -21,13 +21,14 @@ export class MLA {
   readonly qRank: number;
   readonly scale: number;
   readonly style: 'interleaved' | 'half';
-  private readonly qA: Tensor | null;
+  private readonly qA: Weight | null;
   private readonly qANorm: Tensor | null;
-  private readonly qB: Tensor;
-  private readonly kvA: Tensor;
+  private readonly qB: Weight;
+  private readonly kvA: Weight;
   private readonly kvANorm: Tensor;
+  /** Float always: the absorbed decoding path slices it per head. */
   private readonly kvB: Tensor;
-  private readonly o: Tensor;
+  private readonly o: Weight;
 
   constructor(p: ParamStore, prefix: string, private readonly cfg: DeepseekV3Config, std: number, softmaxScale: number) {
     const D = cfg.hidden_size;
@@ -42,18 +43,18 @@ export class MLA {
     const dq = this.H * (this.dn + this.dr);
     const normal = { kind: 'normal', std } as const;
     if (this.qRank > 0) {
-      this.qA = p.create(`${prefix}.q_a_proj.weight`, [this.qRank, D], normal);
+      this.qA = p.matrix(`${prefix}.q_a_proj.weight`, [this.qRank, D], normal);
       this.qANorm = p.create(`${prefix}.q_a_layernorm.weight`, [this.qRank], { kind: 'ones' });
-      this.qB = p.create(`${prefix}.q_b_proj.weight`, [dq, this.qRank], normal);
+      this.qB = p.matrix(`${prefix}.q_b_proj.weight`, [dq, this.qRank], normal);
     } else {
       this.qA = null;
       this.qANorm = null;
-      this.qB = p.create(`${prefix}.q_proj.weight`, [dq, D], normal);
+      this.qB = p.matrix(`${prefix}.q_proj.weight`, [dq, D], normal);
     }
-    this.kvA = p.create(`${prefix}.kv_a_proj_with_mqa.weight`, [this.c + this.dr, D], normal);
+    this.kvA = p.matrix(`${prefix}.kv_a_proj_with_mqa.weight`, [this.c + this.dr, D], normal);
     this.kvANorm = p.create(`${prefix}.kv_a_layernorm.weight`, [this.c], { kind: 'ones' });
     this.kvB = p.create(`${prefix}.kv_b_proj.weight`, [this.H * (this.dn + this.dv), this.c], normal);
-    this.o = p.create(`${prefix}.o_proj.weight`, [D, this.H * this.dv], normal);
+    this.o = p.matrix(`${prefix}.o_proj.weight`, [D, this.H * this.dv], normal);
   }
 
   /** Queries [..., H, dn + dr] with the rope part rotated. */

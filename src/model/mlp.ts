@@ -1,19 +1,19 @@
 // The SwiGLU feed-forward: down(silu(gate(x)) ⊙ up(x)). Dense layers, shared experts and each routed
 // expert are all this, at different widths.
-import type { Tensor } from '../tensor/index.js';
+import type { Tensor, Weight } from '../tensor/index.js';
 import * as T from '../tensor/index.js';
 import type { ParamStore } from './params.js';
 
 export class SwiGLU {
-  readonly gate: Tensor;
-  readonly up: Tensor;
-  readonly down: Tensor;
+  readonly gate: Weight;
+  readonly up: Weight;
+  readonly down: Weight;
 
   constructor(p: ParamStore, prefix: string, dim: number, hidden: number, std: number) {
     const normal = { kind: 'normal', std } as const;
-    this.gate = p.create(`${prefix}.gate_proj.weight`, [hidden, dim], normal);
-    this.up = p.create(`${prefix}.up_proj.weight`, [hidden, dim], normal);
-    this.down = p.create(`${prefix}.down_proj.weight`, [dim, hidden], normal);
+    this.gate = p.matrix(`${prefix}.gate_proj.weight`, [hidden, dim], normal);
+    this.up = p.matrix(`${prefix}.up_proj.weight`, [hidden, dim], normal);
+    this.down = p.matrix(`${prefix}.down_proj.weight`, [dim, hidden], normal);
   }
 
   forward(x: Tensor): Tensor {

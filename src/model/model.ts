@@ -1,6 +1,6 @@
 // The causal language model: DeepSeek-V3 (MLA + DeepSeekMoE + optional MTP) and its dense relatives
 // (Llama, Qwen2), one class, chosen by config.json. Parameters carry Hugging Face names.
-import type { RopeTable, Tensor, DType } from '../tensor/index.js';
+import type { RopeTable, Tensor, DType, Weight } from '../tensor/index.js';
 import * as T from '../tensor/index.js';
 import { IGNORE_INDEX } from '../tensor/index.js';
 import type { OptimParam } from '../train/optim.js';
@@ -12,6 +12,7 @@ import { SwiGLU } from './mlp.js';
 import { MoE } from './moe.js';
 import { ParamStore } from './params.js';
 import { inverseFrequencies, positionTable, yarnMscale } from './rope.js';
+import type { WeightMode, WeightSource } from './weights.js';
 
 export function isDeepseek(cfg: ModelConfig): cfg is DeepseekV3Config {
   return cfg.model_type === 'deepseek_v3';
@@ -96,15 +97,20 @@ export interface LossResult {
 
 export interface ModelOptions {
   dtype?: DType;
+  /** Seed of the random initialisation (ignored with a source). */
   seed?: number;
+  /** Read every weight from here instead of initialising it. */
+  source?: WeightSource;
+  /** How loaded weights are held (default 'f32'); 'packed' needs a source. */
+  weights?: WeightMode;
 }
 
 export class CausalLM {
   readonly params: ParamStore;
-  readonly embed: Tensor;
+  readonly embed: Weight;
   readonly layers: DecoderLayer[];
   readonly norm: Tensor;
-  readonly lmHead: Tensor;
+  readonly lmHead: Weight;
   readonly mtp: MTPModule | null;
   readonly dtype: DType;
   private readonly invFreq: Float64Array;
@@ -113,24 +119,24 @@ export class CausalLM {
   constructor(readonly config: ModelConfig, opts: ModelOptions = {}) {
     const cfg = config;
     this.dtype = opts.dtype ?? 'f32';
-    const p = (this.params = new ParamStore(this.dtype, opts.seed ?? 0));
+    const p = (this.params = new ParamStore(this.dtype, opts.seed ?? 0, opts.source ?? null, opts.weights ?? 'f32'));
     const std = cfg.initializer_range ?? 0.02;
     const ds = isDeepseek(cfg);
     this.yarn = yarnOf(cfg);
     const ropeDim = ds ? cfg.qk_rope_head_dim : headDim(cfg);
-    this.invFreq = inverseFrequencies(ropeDim, cfg.rope_theta, this.yarn);
+    this.invFreq = inverseFrequencies(ropeDim, cfg.rope_theta, cfg.rope_scaling);
     let scale = ds ? 1 / Math.sqrt(cfg.qk_nope_head_dim + cfg.qk_rope_head_dim) : 1 / Math.sqrt(headDim(cfg));
     if (ds && this.yarn !== null && this.yarn.mscale_all_dim) {
       const m = yarnMscale(this.yarn.factor, this.yarn.mscale_all_dim);
       scale *= m * m;
     }
-    this.embed = p.create('model.embed_tokens.weight', [cfg.vocab_size, cfg.hidden_size], { kind: 'normal', std });
+    this.embed = p.matrix('model.embed_tokens.weight', [cfg.vocab_size, cfg.hidden_size], { kind: 'normal', std });
     this.layers = [];
     for (let i = 0; i < cfg.num_hidden_layers; i++) {
       this.layers.push(new DecoderLayer(p, `model.layers.${i}`, cfg, isMoeLayer(cfg, i), std, scale));
     }
     this.norm = p.create('model.norm.weight', [cfg.hidden_size], { kind: 'ones' });
-    this.lmHead = cfg.tie_word_embeddings ? this.embed : p.create('lm_head.weight', [cfg.vocab_size, cfg.hidden_size], { kind: 'normal', std });
+    this.lmHead = cfg.tie_word_embeddings ? this.embed : p.matrix('lm_head.weight', [cfg.vocab_size, cfg.hidden_size], { kind: 'normal', std });
     this.mtp = ds && (cfg.num_nextn_predict_layers ?? 0) > 0 ? new MTPModule(p, `model.layers.${cfg.num_hidden_layers}`, cfg, std, scale) : null;
   }
 
@@ -273,11 +279,10 @@ export class CausalLM {
   }
 }
 
+/** YaRN's scaling, which also changes the rotation's magnitude and the softmax scale (else null). */
 function yarnOf(cfg: ModelConfig): YarnRopeScaling | null {
   const r = cfg.rope_scaling;
-  if (r === null || r === undefined) return null;
-  if (r.rope_type !== 'yarn') throw new Error(`config.json: rope_scaling type ${JSON.stringify(r.rope_type)} is not supported (only "yarn")`);
-  return r;
+  return r !== null && r !== undefined && r.rope_type === 'yarn' ? r : null;
 }
 
 export function range(n: number, from = 0): number[] {

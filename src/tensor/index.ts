@@ -9,3 +9,4 @@ export * from './ops/loss.js';
 export * from './ops/gather.js';
 export * from './ops/shape.js';
 export * from './gradcheck.js';
+export * from './packed.js';

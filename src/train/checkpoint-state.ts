@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { replaceDirAtomic } from '../io/atomic.js';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import type { CausalLM } from '../model/model.js';
-import { saveModel } from '../model/persist.js';
+import { saveModel } from '../io/model-file.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import type { RngState } from '../util/rng.js';
 import type { AdamW } from './optim.js';

@@ -8,7 +8,7 @@ import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
 import { countParameters } from '../model/config.js';
-import { loadModel, saveModel } from '../model/persist.js';
+import { loadModel, saveModel } from '../io/model-file.js';
 import { corpusDocuments, DEFAULT_MIX, heldOutSet, writeCorpus, ZERO_TEMPLATE, type CorpusMix, type CorpusOptions, type TaskSpec } from '../tasks/index.js';
 import { loadTokenizer, SPECIAL_TOKENS, trainTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { evaluateModel, type EvalReport } from '../eval/evaluate.js';

@@ -12,7 +12,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../io/atomic.js';
 import type { CausalLM } from '../model/model.js';
-import { loadModel } from '../model/persist.js';
+import { loadModel } from '../io/model-file.js';
 import { grade, heldOutSet, loadProblems, sampleProblem, type Problem, type TaskSpec } from '../tasks/index.js';
 import * as T from '../tensor/index.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
@@ -301,11 +301,11 @@ export async function trainGrpo(config: GrpoConfig, opts: GrpoOptions): Promise<
 
   const from = latest?.dir ?? cfg.model.init;
   const tokenizer = await loadTokenizer(latest !== null ? latest.dir : (cfg.tokenizer ?? cfg.model.init));
-  const model = (await loadModel(from)).model;
+  const model = (await loadModel(from, { weights: 'f32' })).model;
   if (tokenizer.vocabSize > model.config.vocab_size) throw new Error(`${source}: the tokenizer's vocabulary (${tokenizer.vocabSize}) is larger than the model's (${model.config.vocab_size})`);
   const eos = tokenizer.special.eos;
   if (eos === undefined) throw new Error(`${source}: the tokenizer has no EOS token; completions could never end`);
-  const ref = cfg.beta > 0 ? (await loadModel(cfg.model.init)).model : null;
+  const ref = cfg.beta > 0 ? (await loadModel(cfg.model.init, { weights: 'f32' })).model : null;
   const opt = new AdamW(model.optimParams(), { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.adam_eps, weightDecay: cfg.weight_decay, gradClip: cfg.grad_clip });
   // As in the pretraining trainer: with every gradient allocated, AdamW updates the same parameters
   // in a resumed process as in the one it continues (unreached experts included).

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { countParameters, presetConfig } from '../model/config.js';
 import { CausalLM } from '../model/model.js';
-import { loadModel } from '../model/persist.js';
+import { loadModel } from '../io/model-file.js';
 import * as T from '../tensor/index.js';
 import { loadTokenizer, trainTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { checkTrainConfig, parseTrainConfig, RESUMABLE_FIELDS, TRAIN_CONFIG_FILE, type TrainConfig } from './config.js';
@@ -130,7 +130,7 @@ async function setupTokenizer(cfg: TrainConfig, out: string, log: (line: string)
 
 async function setupModel(cfg: TrainConfig, tokenizer: Tokenizer): Promise<CausalLM> {
   const m = cfg.model;
-  if ('init' in m) return (await loadModel(m.init)).model;
+  if ('init' in m) return (await loadModel(m.init, { weights: 'f32' })).model;
   const eos = tokenizer.special.eos ?? 1;
   const config = presetConfig(m.preset, { vocabSize: m.vocab_size ?? tokenizer.vocabSize, bosTokenId: tokenizer.special.bos ?? eos, eosTokenId: eos, mtp: m.mtp });
   return new CausalLM(config, { seed: cfg.seed });
@@ -206,7 +206,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
   let model: CausalLM;
   if (latest !== null) {
     tokenizer = await loadTokenizer(latest.dir);
-    model = (await loadModel(latest.dir)).model;
+    model = (await loadModel(latest.dir, { weights: 'f32' })).model;
     log(`resuming ${out} from checkpoint-${latest.step}`);
   } else {
     tokenizer = await setupTokenizer(cfg, out, log);

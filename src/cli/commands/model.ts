@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { countParameters, describeModel, kvCacheBytesPerToken, PRESET_NAMES, presetConfig, type PresetName } from '../../model/config.js';
 import { readModelConfig } from '../../io/checkpoint.js';
 import { CausalLM } from '../../model/model.js';
-import { loadModel, saveModel } from '../../model/persist.js';
+import { loadModel, saveModel } from '../../io/model-file.js';
 import { noGrad, tidy } from '../../tensor/index.js';
 import '../../kernels/index.js';
 

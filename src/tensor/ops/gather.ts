@@ -1,10 +1,17 @@
 // Indexing ops: embedding lookup, and the gather / scatter-add pair that routes tokens to experts and
 // back. Indices are plain integer arrays (they carry no gradient).
 import { allocI32, freeI32 } from '../../kernels/memory.js';
+import { PackedMatrix, type Weight } from '../packed.js';
 import { Tensor, checkIndices, empty, gradFor, gradOf, kernels, opError, record, sameDType, zeros } from '../tensor.js';
 
 /** Rows of a table: weight [V, D], ids [N] → [N, D]. */
-export function embedding(weight: Tensor, ids: ArrayLike<number>): Tensor {
+export function embedding(weight: Weight, ids: ArrayLike<number>): Tensor {
+  if (weight instanceof PackedMatrix) {
+    checkIndices('embedding', ids, weight.rows);
+    const out = empty([ids.length, weight.cols], 'f32');
+    for (let m = 0; m < ids.length; m++) weight.dequantizeRows(ids[m], ids[m] + 1, out.data as Float32Array, m * weight.cols);
+    return out;
+  }
   if (weight.rank !== 2) throw opError('embedding', 'weight must be [V, D]', weight);
   checkIndices('embedding', ids, weight.shape[0]);
   return gatherRows(weight, ids);

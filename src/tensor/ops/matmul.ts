@@ -1,6 +1,8 @@
 // Matrix products: every projection in the model is one GEMM call here.
 import { gemmArgs } from '../../kernels/backend.js';
-import { Tensor, empty, gradFor, kernels, opError, record, sameDType } from '../tensor.js';
+import { allocF32, freeF32 } from '../../kernels/memory.js';
+import { PackedMatrix, type Weight } from '../packed.js';
+import { Tensor, empty, gradFor, isGradEnabled, kernels, opError, record, sameDType } from '../tensor.js';
 import { add } from './elementwise.js';
 
 /**
@@ -64,10 +66,45 @@ export function matmul(a: Tensor, b: Tensor, transA = false, transB = false): Te
   });
 }
 
-/** A linear layer in the PyTorch convention: x · Wᵀ (+ bias), W stored [out, in]. */
-export function linear(x: Tensor, weight: Tensor, bias?: Tensor | null): Tensor {
+/** A linear layer in the PyTorch convention: x · Wᵀ (+ bias), W stored [out, in] (float or packed). */
+export function linear(x: Tensor, weight: Weight, bias?: Tensor | null): Tensor {
+  if (weight instanceof PackedMatrix) {
+    const y = packedLinear(x, weight);
+    return bias ? add(y, bias) : y;
+  }
   if (weight.rank !== 2) throw opError('linear', 'weight must be 2-D [out, in]', x, weight);
   if (x.shape[x.rank - 1] !== weight.shape[1]) throw opError('linear', `input width ${x.shape[x.rank - 1]} != weight in-features ${weight.shape[1]}`, x, weight);
   const y = matmul(x, weight, false, true);
   return bias ? add(y, bias) : y;
+}
+
+/** Floats of decoded weight rows per GEMM call: big enough for an efficient GEMM, small beside the heap. */
+const PACKED_CHUNK_FLOATS = 1 << 20;
+
+/**
+ * x · Wᵀ with W packed: W's rows are decoded a band at a time into a scratch buffer on the heap and
+ * multiplied into the matching output columns, so the float32 copy of W never exists whole.
+ */
+function packedLinear(x: Tensor, w: PackedMatrix): Tensor {
+  const [N, K] = w.shape;
+  if (x.shape[x.rank - 1] !== K) throw opError('linear', `input width ${x.shape[x.rank - 1]} != weight in-features ${K} (${w})`, x);
+  if (x.dtype !== 'f32') throw opError('linear', `packed weight ${w.name} needs float32 input`, x);
+  if (isGradEnabled() && x.requiresGrad) {
+    throw opError('linear', `weight ${w.name} is kept packed as ${w.type} for inference and has no gradient: load the model with float32 weights to train`, x);
+  }
+  const M = x.size / K;
+  const out = empty([...x.shape.slice(0, -1), N], 'f32');
+  const band = Math.max(1, Math.min(N, Math.floor(PACKED_CHUNK_FLOATS / K)));
+  const scratch = allocF32(band * K);
+  const be = kernels(x);
+  try {
+    for (let r0 = 0; r0 < N; r0 += band) {
+      const rows = Math.min(band, N - r0);
+      w.dequantizeRows(r0, r0 + rows, scratch);
+      be.gemm(gemmArgs({ m: M, n: rows, k: K, a: x.data, b: scratch, ldb: K, transB: true, c: out.data, cOff: r0, ldc: N }));
+    }
+  } finally {
+    freeF32(scratch);
+  }
+  return out;
 }
