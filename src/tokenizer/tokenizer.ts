@@ -372,12 +372,31 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
     return this.addedByContent.get(token)?.id ?? this.model.tokenIds.get(token);
   }
 
+  /** The merges in rank order, as pairs of token strings. */
+  mergePairs(): [string, string][] {
+    const m = this.model;
+    const pairs: [string, string][] = new Array(m.mergeLeft.length);
+    for (let r = 0; r < m.mergeLeft.length; r++) pairs[r] = [m.vocab[m.mergeLeft[r]]!, m.vocab[m.mergeRight[r]]!];
+    return pairs;
+  }
+
+  /** The tokenizer.json sections around the vocabulary, as loaded (toJSON without the vocabulary and merges). */
+  pipelineJSON(): { normalizer: unknown; pre_tokenizer: unknown; post_processor: unknown; decoder: unknown; ignore_merges: boolean; byte_fallback: boolean } {
+    return {
+      normalizer: this.json.normalizer ?? null,
+      pre_tokenizer: this.json.pre_tokenizer,
+      post_processor: this.json.post_processor ?? null,
+      decoder: this.json.decoder,
+      ignore_merges: this.model.ignoreMerges,
+      byte_fallback: this.modelJson.byte_fallback === true,
+    };
+  }
+
   /** The tokenizer.json this tokenizer would write (merges as "a b" when no token has a space). */
   toJSON(): Json {
     const m = this.model;
     const vocab = Object.fromEntries(m.vocab.flatMap((token, id) => (token === undefined ? [] : [[token, id]])));
-    const pairs: [string, string][] = [];
-    for (let r = 0; r < m.mergeLeft.length; r++) pairs.push([m.vocab[m.mergeLeft[r]]!, m.vocab[m.mergeRight[r]]!]);
+    const pairs = this.mergePairs();
     const spaced = pairs.some(([a, b]) => a.includes(' ') || b.includes(' '));
     const mj = this.modelJson;
     return {
