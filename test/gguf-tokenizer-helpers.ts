@@ -1,9 +1,7 @@
 // Shared by the GGUF tokenizer tests: cached tokenizer.json files, a stand-in for
-// DeepSeek-R1-Distill-Qwen-1.5B's tokenizer files, the two revisions of its chat template, and a
-// metadata-only GGUF writer for loading vocabularies into llama.cpp.
-import { readFileSync, writeFileSync } from 'node:fs';
+// DeepSeek-R1-Distill-Qwen-1.5B's tokenizer files and the two revisions of its chat template.
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { GgufMetadata, GgufScalarType } from '../src/io/gguf.js';
 import { ROOT } from './tokenizer-helpers.js';
 
 export type Json = Record<string, unknown>;
@@ -83,54 +81,4 @@ export function r1DistillFiles(qwen: Json, chatTemplate: string): { json: Json; 
       chat_template: chatTemplate,
     },
   };
-}
-
-const VALUE_TYPE: Record<string, number> = { u8: 0, i8: 1, u16: 2, i16: 3, u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10, i64: 11, f64: 12 };
-
-/**
- * A GGUF v3 file with metadata and no tensors: enough for llama.cpp to load a vocabulary
- * (vocab_only). A stand-in for src/io/gguf.ts's writer, which is not written yet; only the value
- * types tokenizer metadata uses (string, bool, u32, i32, f32 and arrays of them).
- */
-export function writeMetadataOnlyGguf(path: string, meta: GgufMetadata): void {
-  const chunks: Buffer[] = [];
-  const u32 = (n: number) => {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(n);
-    chunks.push(b);
-  };
-  const u64 = (n: number) => {
-    const b = Buffer.alloc(8);
-    b.writeBigUInt64LE(BigInt(n));
-    chunks.push(b);
-  };
-  const str = (s: string) => {
-    const b = Buffer.from(s, 'utf8');
-    u64(b.length);
-    chunks.push(b);
-  };
-  const scalar = (type: GgufScalarType, v: unknown) => {
-    if (type === 'string') return str(v as string);
-    if (type === 'bool') return void chunks.push(Buffer.from([v ? 1 : 0]));
-    const b = Buffer.alloc(4);
-    if (type === 'u32') b.writeUInt32LE(v as number);
-    else if (type === 'i32') b.writeInt32LE(v as number);
-    else if (type === 'f32') b.writeFloatLE(v as number);
-    else throw new Error(`writeMetadataOnlyGguf: no ${type}`);
-    chunks.push(b);
-  };
-  chunks.push(Buffer.from('GGUF'));
-  u32(3);
-  u64(0);
-  u64(meta.size);
-  for (const [key, v] of meta) {
-    str(key);
-    u32(VALUE_TYPE[v.type]);
-    if (v.type === 'array') {
-      u32(VALUE_TYPE[v.itemType]);
-      u64(v.value.length);
-      for (const x of v.value) scalar(v.itemType, x);
-    } else scalar(v.type, v.value);
-  }
-  writeFileSync(path, Buffer.concat(chunks));
 }

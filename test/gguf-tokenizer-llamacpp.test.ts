@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { getLlama, LlamaLogLevel, type Llama, type LlamaModel, type Token } from 'node-llama-cpp';
-import type { GgufMetadata } from '../src/io/gguf.js';
+import { writeGguf, type GgufMetadata } from '../src/io/gguf.js';
 import { tokenizerFromGguf, tokenizerToGguf } from '../src/io/gguf-tokenizer.js';
 import { ByteLevelBpeTokenizer, loadTokenizer } from '../src/tokenizer/index.js';
 import { Rng } from '../src/util/rng.js';
-import { R1_DISTILL_ROWS, r1DistillFiles, readJson, TEMPLATE_2025_02, writeMetadataOnlyGguf } from './gguf-tokenizer-helpers.js';
+import { R1_DISTILL_ROWS, r1DistillFiles, readJson, TEMPLATE_2025_02 } from './gguf-tokenizer-helpers.js';
 import { corpusTexts, randomText, realTokenizerDir, ROOT } from './tokenizer-helpers.js';
 
 let llama: Llama;
@@ -45,7 +45,7 @@ async function loadVocab(name: string, tokenizerMeta: GgufMetadata, arch: string
     ...tokenizerMeta,
   ]);
   const path = join(dir, `${name}.gguf`);
-  writeMetadataOnlyGguf(path, meta);
+  await writeGguf(path, meta, []);
   return llama.loadModel({ modelPath: path, vocabOnly: true });
 }
 

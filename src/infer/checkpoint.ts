@@ -1,11 +1,11 @@
-// Finding and loading a checkpoint for inference: the model, its tokenizer, and the sampling
-// defaults of its generation_config.json.
+// Finding and loading a model for inference (a checkpoint directory or a GGUF file): the model, its
+// tokenizer, and its sampling defaults.
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { basename, dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { GenerationConfig } from '../io/checkpoint.js';
 import type { CausalLM } from '../model/model.js';
-import { loadModel } from '../io/model-file.js';
+import { loadModelFrom, modelName, modelTokenizer, openModelFile, type ModelFile } from '../io/model-file.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import type { SamplingOptions } from './sampler.js';
 
@@ -81,17 +81,32 @@ export function samplingDefaultsOf(g: GenerationConfig | null): InferenceCheckpo
   };
 }
 
-/** Loads the model and its tokenizer (from the checkpoint directory unless `tokenizerPath` says otherwise). */
-export async function loadForInference(dir: string, tokenizerPath?: string): Promise<InferenceCheckpoint> {
-  const tokPath = tokenizerPath ?? dir;
-  if (tokenizerPath === undefined && !(await isFile(join(dir, 'tokenizer.json')))) {
-    if (!(await isFile(join(dir, 'config.json')))) throw new Error(`${dir}: not a checkpoint directory (no config.json)`);
-    throw new Error(`${dir} has no tokenizer.json: pass --tokenizer <tokenizer.json or directory>`);
+/**
+ * Loads a model (a checkpoint directory or a GGUF file) and its tokenizer (the model's own unless
+ * `tokenizerPath` says otherwise).
+ */
+export async function loadForInference(path: string, tokenizerPath?: string): Promise<InferenceCheckpoint> {
+  const file = await openModelFile(path);
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = tokenizerPath !== undefined ? await loadTokenizer(tokenizerPath) : await modelTokenizer(file);
+    if (tokenizer.vocabSize > file.config.vocab_size) {
+      throw new Error(`the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${file.config.vocab_size}: they do not belong together`);
+    }
+  } catch (err) {
+    await file.close();
+    throw err;
   }
-  const tokenizer = await loadTokenizer(tokPath);
-  const { model, file } = await loadModel(dir);
-  if (tokenizer.vocabSize > model.config.vocab_size) {
-    throw new Error(`the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${model.config.vocab_size}: they do not belong together`);
-  }
-  return { model, tokenizer, dir: file.path, name: basename(resolve(dir)), samplingDefaults: samplingDefaultsOf(file.generationConfig) };
+  const { model } = await loadModelFrom(file);
+  return { model, tokenizer, dir: file.path, name: modelName(path), samplingDefaults: samplingDefaultsOf(samplingOf(file, tokenizer)) };
+}
+
+/**
+ * A model's sampling defaults: its generation config, else — for a GGUF without sampling keys whose
+ * chat template is DeepSeek's — DeepSeek-R1's recommendation (temperature 0.6, top-p 0.95).
+ */
+function samplingOf(file: ModelFile, tokenizer: Tokenizer): GenerationConfig | null {
+  if (file.generationConfig !== null) return file.generationConfig;
+  if (file.format === 'gguf' && tokenizer.chatTemplate?.includes('<｜Assistant｜>')) return { do_sample: true, temperature: 0.6, top_p: 0.95 };
+  return null;
 }

@@ -51,8 +51,8 @@ export interface SaveCheckpointOptions {
   generationConfig?: GenerationConfig;
   /** Further files by name (tokenizer.json, tokenizer_config.json, …). */
   extraFiles?: Readonly<Record<string, ExtraFile>>;
-  /** F32 (default, bit-exact) or BF16 (half the size; the router bias stays F32, as in DeepSeek-V3). */
-  dtype?: 'F32' | 'BF16';
+  /** F32 (default, bit-exact), BF16 or F16 (half the size; the router bias stays F32, as in DeepSeek-V3). */
+  dtype?: 'F32' | 'BF16' | 'F16';
   /** Extra `__metadata__` entries for model.safetensors (e.g. training step). */
   metadata?: Readonly<Record<string, string>>;
 }
@@ -149,7 +149,7 @@ function checkExtraName(dir: string, name: string): void {
 export async function saveCheckpoint(dir: string, opts: SaveCheckpointOptions): Promise<void> {
   const dtype = opts.dtype ?? 'F32';
   const config = parseModelConfig(
-    { ...opts.config, torch_dtype: dtype === 'BF16' ? 'bfloat16' : 'float32' },
+    { ...opts.config, torch_dtype: dtype === 'BF16' ? 'bfloat16' : dtype === 'F16' ? 'float16' : 'float32' },
     `${dir}: config to save`,
   );
   const mismatch = tensorMismatches(config, new Map([...opts.tensors].map(([n, t]) => [n, t.shape])), () => 'the tensors to save');
@@ -165,7 +165,7 @@ export async function saveCheckpoint(dir: string, opts: SaveCheckpointOptions): 
   const ordered: Array<[string, TensorToWrite]> = expectedTensors(config).map(({ name }) => {
     const t = opts.tensors.get(name)!;
     const keepF32 = dtype === 'F32' || name.endsWith('.e_score_correction_bias');
-    return [name, { dtype: keepF32 ? 'F32' : 'BF16', shape: t.shape, data: t.data }];
+    return [name, { dtype: keepF32 ? 'F32' : dtype, shape: t.shape, data: t.data }];
   });
 
   await replaceDirAtomic(dir, async (tmp) => {

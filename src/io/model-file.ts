@@ -3,13 +3,16 @@
 // list only; tensors are read when asked for, already mapped onto nanoseek's names and layouts
 // (Hugging Face names, [out, in] row-major), in the encoding the file stores them.
 import { stat } from 'node:fs/promises';
-import type { GgmlType } from '../kernels/quant/types.js';
+import { basename, join, resolve } from 'node:path';
+import { rowBytes, type GgmlType } from '../kernels/quant/types.js';
 import { expectedTensors, type ModelConfig } from '../model/config.js';
 import { CausalLM } from '../model/model.js';
 import type { StoredTensor, WeightMode, WeightSource } from '../model/weights.js';
 import { PackedMatrix, type DType } from '../tensor/index.js';
 import { openCheckpoint, saveCheckpoint, type CheckpointTensor, type GenerationConfig, type SaveCheckpointOptions } from './checkpoint.js';
-import { isGgufFile, openGgufModel } from './gguf-model.js';
+import { isGgufFile, openGgufModel, type GgufModelFile } from './gguf-model.js';
+import { tokenizerFromGguf } from './gguf-tokenizer.js';
+import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
 
 export interface TensorEntry {
   type: GgmlType;
@@ -86,7 +89,11 @@ export function chooseWeightMode(file: ModelFile, requested: LoadModelOptions['w
 
 /** Reads a model (every tensor checked for name and shape against its config). */
 export async function loadModel(path: string, opts: LoadModelOptions = {}): Promise<LoadedModel> {
-  const file = await openModelFile(path);
+  return loadModelFrom(await openModelFile(path), opts);
+}
+
+/** Builds the model of an opened file, then closes the file. */
+export async function loadModelFrom(file: ModelFile, opts: LoadModelOptions = {}): Promise<LoadedModel> {
   try {
     const dtype = opts.dtype ?? 'f32';
     const weights = dtype === 'f64' ? 'f32' : chooseWeightMode(file, opts.weights);
@@ -97,6 +104,24 @@ export async function loadModel(path: string, opts: LoadModelOptions = {}): Prom
   } finally {
     await file.close();
   }
+}
+
+/**
+ * The tokenizer that belongs to a model file: a checkpoint directory's tokenizer.json (with its
+ * tokenizer_config.json), or the tokenizer a GGUF file carries in its metadata.
+ */
+export async function modelTokenizer(file: ModelFile): Promise<Tokenizer> {
+  if (file.format === 'gguf') return tokenizerFromGguf((file as GgufModelFile).gguf.metadata, file.path).tokenizer;
+  const json = join(file.path, 'tokenizer.json');
+  if (!(await stat(json).then((s) => s.isFile(), () => false))) {
+    throw new Error(`${file.path} has no tokenizer.json: pass --tokenizer <tokenizer.json or directory>`);
+  }
+  return loadTokenizer(file.path);
+}
+
+/** The name a server calls a model by: its directory or file name, without .gguf. */
+export function modelName(path: string): string {
+  return basename(resolve(path)).replace(/\.gguf$/i, '');
 }
 
 /** The model's tensors by checkpoint name, as float32 (views without a copy where they are float32 already). */
@@ -114,4 +139,56 @@ export function modelTensors(model: CausalLM): Map<string, CheckpointTensor> {
 /** Writes the model as a checkpoint directory, atomically: an interrupted save leaves the previous one loadable. */
 export async function saveModel(model: CausalLM, dir: string, opts: Omit<SaveCheckpointOptions, 'config' | 'tensors'> = {}): Promise<void> {
   await saveCheckpoint(dir, { ...opts, config: model.config, tensors: modelTensors(model) });
+}
+
+/** The tokenizer of a model path (checkpoint directory or GGUF file). */
+export async function loadModelTokenizer(path: string): Promise<Tokenizer> {
+  const file = await openModelFile(path);
+  try {
+    return await modelTokenizer(file);
+  } finally {
+    await file.close();
+  }
+}
+
+/** The config of a model path, validated with its tensor list (no weights read). */
+export async function readModelFileConfig(path: string): Promise<ModelConfig> {
+  const file = await openModelFile(path);
+  await file.close();
+  return file.config;
+}
+
+export interface ModelFileSummary {
+  format: ModelFile['format'];
+  path: string;
+  /** Tensor data on disk. */
+  weightBytes: number;
+  /** Tensors per stored type. */
+  types: Partial<Record<GgmlType, number>>;
+  /** How `loadModel` would hold the weights by default. */
+  weights: WeightMode;
+  /** Memory the weights take once loaded that way (the KV cache comes on top). */
+  residentBytes: number;
+}
+
+/**
+ * Whether the model keeps a tensor packed in 'packed' mode: projection and embedding matrices do;
+ * vectors, the MoE router and MLA's kv_b (sliced per head when decoding) are widened to float32.
+ */
+function keptPacked(name: string, t: TensorEntry): boolean {
+  return t.shape.length === 2 && t.type !== 'F32' && !name.endsWith('.kv_b_proj.weight') && !name.endsWith('.mlp.gate.weight');
+}
+
+export function summarizeModelFile(file: ModelFile, weights?: LoadModelOptions['weights']): ModelFileSummary {
+  const mode = chooseWeightMode(file, weights);
+  const types: Partial<Record<GgmlType, number>> = {};
+  let resident = 0;
+  // A GGUF is described by its own tensors (experts stacked, MLA's k_b/v_b), a checkpoint by its files'.
+  const stored = file.format === 'gguf' ? [...(file as GgufModelFile).gguf.tensors.values()].map((t) => t.type) : [...file.tensors.values()].map((t) => t.type);
+  for (const t of stored) types[t] = (types[t] ?? 0) + 1;
+  for (const [name, t] of file.tensors) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    resident += mode === 'packed' && keptPacked(name, t) ? rowBytes(t.type, t.shape[1]) * t.shape[0] : n * 4;
+  }
+  return { format: file.format, path: file.path, weightBytes: file.weightBytes, types, weights: mode, residentBytes: resident };
 }

@@ -5,7 +5,7 @@
 // (the init checkpoint's context length, the tokenizer's vocabulary) before any training work starts.
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { readModelConfig } from '../io/checkpoint.js';
+import { loadModelTokenizer, readModelFileConfig } from '../io/model-file.js';
 import { PRESET_NAMES, presetConfig, type ModelConfig, type PresetName } from '../model/config.js';
 import { EVAL_SEED, validateSpec, type ArithOp, type CountdownSpec, type TaskSpec } from '../tasks/index.js';
 import { loadTokenizer } from '../tokenizer/index.js';
@@ -312,8 +312,8 @@ export async function checkTrainConfig(cfg: TrainConfig, source = 'train config'
   }
   let modelConfig: ModelConfig | null = null;
   if ('init' in cfg.model) {
-    if (!(await exists(join(cfg.model.init, 'config.json')))) fail('model.init', cfg.model.init, 'not a checkpoint directory (no config.json)');
-    modelConfig = await readModelConfig(cfg.model.init);
+    if (!(await exists(cfg.model.init))) fail('model.init', cfg.model.init, 'no such file or directory');
+    modelConfig = await readModelFileConfig(cfg.model.init);
   }
   const context = modelConfig?.max_position_embeddings ?? presetConfig((cfg.model as { preset: PresetName }).preset).max_position_embeddings;
   const what = 'init' in cfg.model ? `the init checkpoint's max_position_embeddings (${context})` : `max_position_embeddings of preset "${(cfg.model as { preset: string }).preset}" (${context})`;
@@ -326,8 +326,7 @@ export async function checkTrainConfig(cfg: TrainConfig, source = 'train config'
     tokenizerVocab = (await loadTokenizer(tok.path)).vocabSize;
   } else if ('from_init' in tok) {
     const init = (cfg.model as { init: string }).init;
-    if (!(await exists(join(init, 'tokenizer.json')))) fail('tokenizer', undefined, `model.init ${init} holds no tokenizer.json; give tokenizer.path`);
-    tokenizerVocab = (await loadTokenizer(init)).vocabSize;
+    tokenizerVocab = (await loadModelTokenizer(init).catch((err: Error) => fail('tokenizer', undefined, `model.init: ${err.message}; give tokenizer.path`))).vocabSize;
   } else {
     tokenizerVocab = tok.train.vocab_size;
   }

@@ -188,8 +188,10 @@ async function exists(path: string): Promise<boolean> {
 
 /** The checks that need files: the init checkpoint, the tokenizer and the problem file exist. */
 export async function checkGrpoConfig(cfg: GrpoConfig, source = 'grpo config'): Promise<void> {
-  if (!(await exists(join(cfg.model.init, 'config.json')))) throw new Error(`${source}: model.init = ${show(cfg.model.init)}: not a checkpoint directory (no config.json)`);
-  const tok = cfg.tokenizer ?? join(cfg.model.init, 'tokenizer.json');
-  if (!(await exists(tok))) throw new Error(`${source}: ${cfg.tokenizer === null ? `model.init ${cfg.model.init} holds no tokenizer.json; give tokenizer` : `tokenizer = ${show(cfg.tokenizer)}: no such file or directory`}`);
+  const init = cfg.model.init;
+  const isGguf = /\.gguf$/i.test(init);
+  if (!(await exists(isGguf ? init : join(init, 'config.json')))) throw new Error(`${source}: model.init = ${show(init)}: not a checkpoint directory (no config.json) or GGUF file`);
+  const tok = cfg.tokenizer ?? (isGguf ? init : join(init, 'tokenizer.json'));
+  if (!(await exists(tok))) throw new Error(`${source}: ${cfg.tokenizer === null ? `model.init ${init} holds no tokenizer.json; give tokenizer` : `tokenizer = ${show(cfg.tokenizer)}: no such file or directory`}`);
   if (cfg.data.source === 'jsonl' && !(await exists(cfg.data.path))) throw new Error(`${source}: data.path = ${show(cfg.data.path)}: no such file`);
 }

@@ -12,7 +12,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeJsonAtomic } from '../io/atomic.js';
 import type { CausalLM } from '../model/model.js';
-import { loadModel } from '../io/model-file.js';
+import { loadModel, loadModelTokenizer } from '../io/model-file.js';
 import { grade, heldOutSet, loadProblems, sampleProblem, type Problem, type TaskSpec } from '../tasks/index.js';
 import * as T from '../tensor/index.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
@@ -300,7 +300,7 @@ export async function trainGrpo(config: GrpoConfig, opts: GrpoOptions): Promise<
   await mkdir(out, { recursive: true });
 
   const from = latest?.dir ?? cfg.model.init;
-  const tokenizer = await loadTokenizer(latest !== null ? latest.dir : (cfg.tokenizer ?? cfg.model.init));
+  const tokenizer = latest !== null ? await loadTokenizer(latest.dir) : cfg.tokenizer !== null ? await loadTokenizer(cfg.tokenizer) : await loadModelTokenizer(cfg.model.init);
   const model = (await loadModel(from, { weights: 'f32' })).model;
   if (tokenizer.vocabSize > model.config.vocab_size) throw new Error(`${source}: the tokenizer's vocabulary (${tokenizer.vocabSize}) is larger than the model's (${model.config.vocab_size})`);
   const eos = tokenizer.special.eos;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { writeJsonAtomic } from '../io/atomic.js';
 import { countParameters, presetConfig } from '../model/config.js';
 import { CausalLM } from '../model/model.js';
-import { loadModel } from '../io/model-file.js';
+import { loadModel, loadModelTokenizer } from '../io/model-file.js';
 import * as T from '../tensor/index.js';
 import { loadTokenizer, trainTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { checkTrainConfig, parseTrainConfig, RESUMABLE_FIELDS, TRAIN_CONFIG_FILE, type TrainConfig } from './config.js';
@@ -119,7 +119,7 @@ export async function savedRunConfig(out: string): Promise<TrainConfig | null> {
 async function setupTokenizer(cfg: TrainConfig, out: string, log: (line: string) => void): Promise<Tokenizer> {
   const spec = cfg.tokenizer;
   if ('path' in spec) return loadTokenizer(spec.path);
-  if ('from_init' in spec) return loadTokenizer((cfg.model as { init: string }).init);
+  if ('from_init' in spec) return loadModelTokenizer((cfg.model as { init: string }).init);
   const t0 = performance.now();
   const texts = await tokenizerTexts(cfg.data, cfg.stage, spec.train.documents);
   const tokenizer = await trainTokenizer(texts, { vocabSize: spec.train.vocab_size, minFrequency: spec.train.min_frequency });

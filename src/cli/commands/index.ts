@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import { register as bench } from './bench.js';
 import { register as chat } from './chat.js';
+import { register as convert } from './convert.js';
 import { register as evaluate } from './eval.js';
 import { register as generate } from './generate.js';
 import { register as grpo } from './grpo.js';
@@ -15,4 +16,4 @@ import { register as train } from './train.js';
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [bench, chat, evaluate, generate, grpo, model, plot, r1zero, serve, tasks, tokenize, train];
+export const commands: Register[] = [bench, chat, convert, evaluate, generate, grpo, model, plot, r1zero, serve, tasks, tokenize, train];

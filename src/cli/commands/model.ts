@@ -1,9 +1,9 @@
 // `nanoseek init | info | logits`: create, describe and probe checkpoints.
 import type { Command } from 'commander';
-import { countParameters, describeModel, kvCacheBytesPerToken, PRESET_NAMES, presetConfig, type PresetName } from '../../model/config.js';
-import { readModelConfig } from '../../io/checkpoint.js';
+import { countParameters, describeModel, formatBytes, kvCacheBytesPerToken, PRESET_NAMES, presetConfig, type PresetName } from '../../model/config.js';
 import { CausalLM } from '../../model/model.js';
-import { loadModel, saveModel } from '../../io/model-file.js';
+import { loadModel, openModelFile, saveModel, summarizeModelFile } from '../../io/model-file.js';
+import { backend } from '../../kernels/backend.js';
 import { noGrad, tidy } from '../../tensor/index.js';
 import '../../kernels/index.js';
 
@@ -34,23 +34,33 @@ export function register(program: Command): void {
 
   program
     .command('info')
-    .description('architecture, total and active parameters, KV-cache bytes per token')
-    .argument('<dir>', 'checkpoint directory (or config.json)')
+    .description('architecture, parameters, stored types, size on disk, memory once loaded, KV-cache bytes per token')
+    .argument('<model>', 'checkpoint directory or .gguf file')
     .option('--json', 'one JSON object')
-    .action(async (dir: string, o: { json?: boolean }) => {
-      const cfg = await readModelConfig(dir);
+    .action(async (path: string, o: { json?: boolean }) => {
+      const file = await openModelFile(path);
+      await file.close();
+      const cfg = file.config;
+      const s = summarizeModelFile(file);
+      const types = Object.entries(s.types).map(([t, n]) => `${t} ×${n}`).join(', ');
       if (o.json) {
         const p = countParameters(cfg);
-        process.stdout.write(`${JSON.stringify({ architecture: cfg.architectures[0], model_type: cfg.model_type, parameters: p, kv_cache_bytes_per_token: kvCacheBytesPerToken(cfg) })}\n`);
+        process.stdout.write(`${JSON.stringify({
+          architecture: cfg.architectures[0], model_type: cfg.model_type, format: s.format, parameters: p,
+          tensor_types: s.types, weight_bytes: s.weightBytes, weights_in_memory: s.weights, resident_bytes: s.residentBytes,
+          kv_cache_bytes_per_token: kvCacheBytesPerToken(cfg), backend: backend().name,
+        })}\n`);
       } else {
         process.stdout.write(`${describeModel(cfg)}\n`);
+        process.stdout.write(`  file: ${s.format === 'gguf' ? 'GGUF' : 'Hugging Face checkpoint'}, tensors ${types}, ${formatBytes(s.weightBytes)} of weights on disk\n`);
+        process.stdout.write(`  memory: ${formatBytes(s.residentBytes)} of weights once loaded (${s.weights === 'packed' ? 'matrices kept as stored' : 'float32'}) + the KV cache; backend ${backend().name}\n`);
       }
     });
 
   program
     .command('logits')
     .description('float32 logits for every position of a token sequence (like llama.cpp eval)')
-    .requiredOption('--model <dir>', 'checkpoint directory')
+    .requiredOption('--model <path>', 'checkpoint directory or .gguf file')
     .requiredOption('--tokens <ids>', 'comma-separated token ids, e.g. 1,2,3')
     .option('--json', 'print {"logits": [[...], ...]}')
     .action(async (o: { model: string; tokens: string; json?: boolean }) => {
