@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { dequantize, GGML_TYPES, type GgmlType, quantize, rowBytes } from '../src/kernels/quant/index.js';
+import { setKSearchGate } from '../src/kernels/quant/k-scales.js';
 
 const QUANTIZED: GgmlType[] = ['Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q4_K', 'Q5_K', 'Q6_K'];
 const ALL: GgmlType[] = ['F32', 'F16', 'BF16', ...QUANTIZED];
@@ -433,6 +434,37 @@ describe('determinism', () => {
       const y2 = roundTrip(type, y1);
       // Second-generation drift relative to the first-generation error.
       assert.ok(relRmse(y1, y2) <= 0.5 * relRmse(x, y1), `${type}: ${relRmse(y1, y2)} vs ${relRmse(x, y1)}`);
+    }
+  });
+});
+
+describe('the K-quant search shortcut (k-scales.ts cannotWin) is exact', () => {
+  test('Q4_K and Q5_K bytes are the same with it and without it, on data made for near-ties', () => {
+    const n = 256 * 96;
+    const u = rng(31);
+    const sets: Record<string, Float32Array> = {
+      gaussian: gaussian(n, 32),
+      // Values on a grid, and the same grid nudged by a few float32 ulps: many trials fit almost
+      // equally well, which is where a loose bound would show.
+      grid: gaussian(n, 33).map((v) => Math.round(v * 7) / 7),
+      nudged: gaussian(n, 34).map((v) => (Math.round(v * 15) / 15) * (1 + (u() - 0.5) * 1e-6)),
+      heavy: gaussian(n, 35).map((v) => v * Math.exp(2 * u() - 1) ** 3),
+      sparse: gaussian(n, 36).map((v) => (u() < 0.7 ? 0 : v)),
+      offset: gaussian(n, 37).map((v) => v + 4),
+      tiny: gaussian(n, 38, 1e-20),
+    };
+    try {
+      for (const type of ['Q4_K', 'Q5_K'] as GgmlType[]) {
+        for (const [name, x] of Object.entries(sets)) {
+          setKSearchGate(true);
+          const fast = quantize(type, x);
+          setKSearchGate(false);
+          const plain = quantize(type, x);
+          assert.deepEqual(fast, plain, `${type} ${name}`);
+        }
+      }
+    } finally {
+      setKSearchGate(true);
     }
   });
 });

@@ -47,6 +47,31 @@ export function dequantizeQ6_K(src: Uint8Array, dst: Float32Array): void {
 const levels = new Uint8Array(QK_K); // level + 32, 0..63
 const scales = new Float64Array(16);
 
+const wq = new Float64Array(16); // ggml's weights x², float32
+const wxq = new Float64Array(16); // float32 x²·x
+const trial = new Int32Array(16);
+const trialSums = new Float64Array(2);
+
+/**
+ * One trial of make_qx_quants: levels clamp(nearest_int(iscale·x), −nmax, nmax − 1) into lt, and
+ * ggml's float32 sums Σ(w·x)·l and Σ(w·l)·l into out.
+ */
+function qxTrial(iscale: number, nmax: number, x: Float32Array, xo: number, lt: Int32Array, out: Float64Array): void {
+  let sumlx = 0;
+  let suml2 = 0;
+  for (let i = 0; i < 16; i++) {
+    const f = Math.fround(iscale * x[xo + i]);
+    // ggml's nearest_int (see common.ts), its usual case inlined by hand
+    let l = f < 4194304 && f > -4194304 ? (f + 6755399441055744 - 6755399441055744) | 0 : nearestInt(f);
+    l = l < nmax - 1 ? (l > -nmax ? l : -nmax) : nmax - 1;
+    lt[i] = l;
+    sumlx = Math.fround(sumlx + Math.fround(wxq[i] * l));
+    suml2 = Math.fround(suml2 + Math.fround(Math.fround(wq[i] * l) * l));
+  }
+  out[0] = sumlx;
+  out[1] = suml2;
+}
+
 /**
  * ggml's make_qx_quants(16, nmax, x + xo, L + lo, rmse_type = 1, no weights): a signed scale such
  * that x ≈ scale·(L − nmax), L in 0..2·nmax−1, maximizing the weighted fit (weights x²) over 19
@@ -68,39 +93,30 @@ function makeQxQuants(nmax: number, x: Float32Array, xo: number, L: Uint8Array, 
     for (let i = 0; i < n; i++) L[lo + i] = 0;
     return 0;
   }
-  let iscale = Math.fround(-nmax / max);
-  let sumlx = 0;
-  let suml2 = 0;
   for (let i = 0; i < n; i++) {
     const v = x[xo + i];
-    let l = nearestInt(Math.fround(iscale * v));
-    l = l < nmax - 1 ? (l > -nmax ? l : -nmax) : nmax - 1;
-    L[lo + i] = l + nmax;
     const w = Math.fround(v * v);
-    sumlx = Math.fround(sumlx + Math.fround(Math.fround(w * v) * l));
-    suml2 = Math.fround(suml2 + Math.fround(Math.fround(w * l) * l));
+    wq[i] = w;
+    wxq[i] = Math.fround(w * v);
   }
+  const lt = trial;
+  const sums = trialSums;
+  qxTrial(Math.fround(-nmax / max), nmax, x, xo, lt, sums);
+  for (let i = 0; i < n; i++) L[lo + i] = lt[i] + nmax;
+  let sumlx = sums[0];
+  let suml2 = sums[1];
   let scale = suml2 ? Math.fround(sumlx / suml2) : 0;
   let best = Math.fround(scale * sumlx);
   const tenth = Math.fround(0.1);
   for (let is = -9; is <= 9; is++) {
     if (is === 0) continue;
-    iscale = Math.fround(-Math.fround(nmax + Math.fround(tenth * is)) / max);
-    sumlx = 0;
-    suml2 = 0;
-    for (let i = 0; i < n; i++) {
-      const v = x[xo + i];
-      let l = nearestInt(Math.fround(iscale * v));
-      l = l < nmax - 1 ? (l > -nmax ? l : -nmax) : nmax - 1;
-      const w = Math.fround(v * v);
-      sumlx = Math.fround(sumlx + Math.fround(Math.fround(w * v) * l));
-      suml2 = Math.fround(suml2 + Math.fround(Math.fround(w * l) * l));
-    }
+    const iscale = Math.fround(-Math.fround(nmax + Math.fround(tenth * is)) / max);
+    qxTrial(iscale, nmax, x, xo, lt, sums);
+    sumlx = sums[0];
+    suml2 = sums[1];
     if (suml2 > 0 && Math.fround(sumlx * sumlx) > Math.fround(best * suml2)) {
-      for (let i = 0; i < n; i++) {
-        const l = nearestInt(Math.fround(iscale * x[xo + i]));
-        L[lo + i] = nmax + (l < nmax - 1 ? (l > -nmax ? l : -nmax) : nmax - 1);
-      }
+      // ggml recomputes the levels of this iscale: the ones just computed.
+      for (let i = 0; i < n; i++) L[lo + i] = lt[i] + nmax;
       scale = Math.fround(sumlx / suml2);
       best = Math.fround(scale * sumlx);
     }

@@ -35,8 +35,9 @@ export function quantizeQ8_0(src: Float32Array, dst: Uint8Array): void {
     const p = o + 2;
     for (let j = 0; j < QK8_0; j++) {
       const v = Math.fround(src[x + j] * id);
-      // roundf: halves away from zero. |v| ≤ 127 + a few ulps, so v ± 0.5 is exact in a double.
-      q[p + j] = v >= 0 ? Math.floor(v + 0.5) : -Math.floor(0.5 - v); // NaN → 0, as C on x86
+      // roundf: halves away from zero. |v| ≤ 127 + a few ulps, so v ± 0.5 is exact in a double and
+      // truncating it rounds v (NaN → 0, as C on x86).
+      q[p + j] = (v + (v < 0 ? -0.5 : 0.5)) | 0;
     }
   }
 }
