@@ -201,6 +201,11 @@ export function configFromGguf(file: GgufFile, ropeFreqs?: Float32Array): { conf
   const hidden = n('embedding_length');
   if (embd.ne.length !== 2 || embd.ne[0] !== hidden) fail(path, 'token_embd.weight', `shape [${embd.ne}] does not have ${key('embedding_length')} = ${hidden} columns`);
   const vocab = embd.ne[1];
+  // llama.cpp sizes the embedding by the token list; a file whose two disagree cannot run anywhere.
+  const tokens = file.metadata.get('tokenizer.ggml.tokens');
+  if (tokens?.type === 'array' && tokens.value.length !== vocab) {
+    fail(path, 'tokenizer.ggml.tokens', `${tokens.value.length} tokens, but token_embd.weight has ${vocab} rows`);
+  }
   const declaredVocab = nOpt('vocab_size');
   if (declaredVocab !== undefined && declaredVocab !== vocab) fail(path, key('vocab_size'), `${declaredVocab} disagrees with token_embd.weight's ${vocab} rows`);
   const heads = n('attention.head_count');
