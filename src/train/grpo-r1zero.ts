@@ -6,7 +6,7 @@
 import { cpus } from 'node:os';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
+import { writeFileAtomic, writeJsonAtomic } from '../util/atomic.js';
 import { countParameters } from '../model/config.js';
 import { loadModel, saveModel } from '../model/persist.js';
 import { corpusDocuments, DEFAULT_MIX, heldOutSet, writeCorpus, ZERO_TEMPLATE, type CorpusMix, type CorpusOptions, type TaskSpec } from '../tasks/index.js';

@@ -10,7 +10,7 @@
 // problem stream and the rollout RNG are in every checkpoint, so a resumed run is bit-identical.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeJsonAtomic } from '../io/atomic.js';
+import { writeJsonAtomic } from '../util/atomic.js';
 import type { CausalLM } from '../model/model.js';
 import { loadModel } from '../model/persist.js';
 import { grade, heldOutSet, loadProblems, sampleProblem, type Problem, type TaskSpec } from '../tasks/index.js';

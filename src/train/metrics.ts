@@ -2,7 +2,7 @@
 // torn last line and lines past its last checkpoint; resuming cuts the file back to the checkpoint's
 // step, so the log of a resumed run reads as if it had never stopped.
 import { appendFile, readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 
 export const METRICS_FILE = 'metrics.jsonl';
 

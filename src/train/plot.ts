@@ -3,7 +3,7 @@
 // attachable to an issue. No scripts, fonts or other external assets.
 import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { METRICS_FILE, readMetrics, type MetricsRecord } from './metrics.js';
 import { TRAIN_CONFIG_FILE } from './config.js';
 

@@ -3,7 +3,7 @@
 // computation, so a run resumed from a checkpoint continues bit for bit as if it had never stopped.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeJsonAtomic } from '../io/atomic.js';
+import { writeJsonAtomic } from '../util/atomic.js';
 import { countParameters, presetConfig } from '../model/config.js';
 import { CausalLM } from '../model/model.js';
 import { loadModel } from '../model/persist.js';

@@ -7,7 +7,7 @@ import type { Command } from 'commander';
 import '../../kernels/index.js';
 import { renderGrpoRun } from '../../eval/report.js';
 import { loadForInference } from '../../infer/index.js';
-import { writeChunksAtomic, writeFileAtomic } from '../../io/atomic.js';
+import { writeChunksAtomic, writeFileAtomic } from '../../util/atomic.js';
 import { loadProblems, sampleProblem, type Problem } from '../../tasks/index.js';
 import { GRPO_CONFIG_FILE, savedGrpoConfig, trainGrpo } from '../../train/grpo.js';
 import { parseGrpoConfig, PROMPT_TEMPLATES, type PromptTemplate } from '../../train/grpo-config.js';
