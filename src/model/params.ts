@@ -5,6 +5,13 @@ import { Rng } from '../util/rng.js';
 
 export type Init = { kind: 'normal'; std: number } | { kind: 'ones' } | { kind: 'zeros' };
 
+/** A trainable parameter and whether weight decay applies to it (an optimizer takes a list of these). */
+export interface TrainableParam {
+  tensor: Tensor;
+  /** Norm weights, biases and embeddings usually skip weight decay. */
+  decay: boolean;
+}
+
 export class ParamStore {
   readonly tensors = new Map<string, Tensor>();
   /** Names of tensors that are state, not trained by gradients (e.g. the router's correction bias). */

@@ -306,7 +306,7 @@ export async function trainGrpo(config: GrpoConfig, opts: GrpoOptions): Promise<
   const eos = tokenizer.special.eos;
   if (eos === undefined) throw new Error(`${source}: the tokenizer has no EOS token; completions could never end`);
   const ref = cfg.beta > 0 ? (await loadModel(cfg.model.init)).model : null;
-  const opt = new AdamW(model.optimParams(), { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.adam_eps, weightDecay: cfg.weight_decay, gradClip: cfg.grad_clip });
+  const opt = new AdamW(model.trainableParams(), { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.adam_eps, weightDecay: cfg.weight_decay, gradClip: cfg.grad_clip });
   // As in the pretraining trainer: with every gradient allocated, AdamW updates the same parameters
   // in a resumed process as in the one it continues (unreached experts included).
   for (const { tensor } of opt.params) T.gradOf(tensor);

@@ -215,7 +215,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
   if (tokenizer.vocabSize > model.config.vocab_size) {
     throw new Error(`${source}: tokenizer: its vocabulary (${tokenizer.vocabSize}) is larger than the model's (${model.config.vocab_size})`);
   }
-  const opt = new AdamW(model.optimParams(), { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weight_decay, gradClip: cfg.grad_clip });
+  const opt = new AdamW(model.trainableParams(), { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weight_decay, gradClip: cfg.grad_clip });
   if (latest !== null) await loadOptimizerState(join(latest.dir, OPTIMIZER_FILE), model, opt);
   const data = await openTrainData(cfg, tokenizer, state?.data);
 
