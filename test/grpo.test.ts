@@ -13,13 +13,14 @@ import '../src/kernels/index.js';
 import { loadModel } from '../src/model/persist.js';
 import type { CausalLM } from '../src/model/model.js';
 import * as T from '../src/tensor/index.js';
-import { heldOutSet, type Problem, type TaskSpec } from '../src/tasks/index.js';
+import { sampleCompletions } from '../src/infer/index.js';
+import { heldOutSet, renderPrompt, type Problem, type TaskSpec } from '../src/tasks/index.js';
 import type { Tokenizer } from '../src/tokenizer/index.js';
 import { trainGrpo, type GrpoStepInfo } from '../src/train/grpo.js';
 import { parseGrpoConfig, type GrpoConfig } from '../src/train/grpo-config.js';
 import { registerReward, unregisterReward, makeScorer, type RewardContext } from '../src/train/grpo-reward.js';
 import { rejectSample } from '../src/train/grpo-reject.js';
-import { planMicroBatches, renderPrompt, sampleCompletions, sequenceLogProbs, type Sequence } from '../src/train/grpo-rollout.js';
+import { planMicroBatches, sequenceLogProbs, type Sequence } from '../src/train/grpo-rollout.js';
 import { fixtureTokenizer, randomModel, saveFixture } from './serve-fixture.js';
 
 const TASK: TaskSpec = { task: 'arithmetic', digits: [1, 1], ops: ['+'] };

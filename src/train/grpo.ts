@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { writeJsonAtomic } from '../util/atomic.js';
 import type { CausalLM } from '../model/model.js';
 import { loadModel } from '../model/persist.js';
-import { grade, heldOutSet, loadProblems, sampleProblem, type Problem, type TaskSpec } from '../tasks/index.js';
+import { sampleCompletions, type Completion } from '../infer/index.js';
+import { grade, heldOutSet, loadProblems, renderPrompt, sampleProblem, type Problem, type RenderedPrompt, type TaskSpec } from '../tasks/index.js';
 import * as T from '../tensor/index.js';
 import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { Rng, type RngState } from '../util/rng.js';
@@ -24,7 +25,7 @@ import { ListStream, type Stream } from './data.js';
 import { checkGrpoConfig, GRPO_RESUMABLE_FIELDS, parseGrpoConfig, type GrpoConfig } from './grpo-config.js';
 import { groupAdvantages, grpoLoss, informativeGroups } from './grpo-loss.js';
 import { makeScorer, type ScoredCompletion } from './grpo-reward.js';
-import { microBatchLogProbs, planMicroBatches, renderPrompt, sampleCompletions, sequenceLogProbs, type Completion, type RenderedPrompt, type Sequence } from './grpo-rollout.js';
+import { microBatchLogProbs, planMicroBatches, sequenceLogProbs, type Sequence } from './grpo-rollout.js';
 import { METRICS_FILE, MetricsLog, type MetricsRecord } from './metrics.js';
 import { AdamW, cosineSchedule } from './optim.js';
 

@@ -4,8 +4,7 @@ import type { Command } from 'commander';
 import '../../kernels/index.js';
 import { evaluateModel, type EvalReport } from '../../eval/evaluate.js';
 import { loadForInference } from '../../infer/index.js';
-import { heldOutSet, loadProblems, TASK_NAMES, type Problem } from '../../tasks/index.js';
-import { PROMPT_TEMPLATES, type PromptTemplate } from '../../train/grpo-config.js';
+import { heldOutSet, loadProblems, PROMPT_TEMPLATES, TASK_NAMES, type Problem, type PromptTemplate } from '../../tasks/index.js';
 import { describeSpec, intFlag as int, numFlag as num, taskNameFrom, taskSpecFromFlags, withTaskSpecFlags, type TaskSpecFlags } from '../task-flags.js';
 
 interface EvalFlags extends TaskSpecFlags {
