@@ -1,8 +1,8 @@
 // Self-contained HTML for GRPO runs: the training curves of a run (`nanoseek grpo plot`) and the
 // R1-Zero reproduction report (before/after table, curves, sample completions). Inline SVG only: no
 // scripts, fonts or other external assets, so the file reads offline and attaches to an issue.
-import { lineChart, type Series } from '../train/plot.js';
-import type { MetricsRecord } from '../train/metrics.js';
+import { lineChart, type Series } from '../report/chart.js';
+import type { MetricsRecord } from '../report/metrics.js';
 import type { EvalReport } from './evaluate.js';
 
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];

@@ -16,7 +16,7 @@ import { renderR1ZeroReport, type TaskComparison } from '../eval/report.js';
 import { checkTrainConfig, parseTrainConfig, type TrainConfig } from './config.js';
 import { trainGrpo, GRPO_CONFIG_FILE } from './grpo.js';
 import { parseGrpoConfig, parseTaskSpec, type GrpoConfig } from './grpo-config.js';
-import { readMetrics, METRICS_FILE } from './metrics.js';
+import { readMetrics, METRICS_FILE } from '../report/metrics.js';
 import { train } from './trainer.js';
 
 export interface R1ZeroEval {

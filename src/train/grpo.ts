@@ -26,7 +26,7 @@ import { checkGrpoConfig, GRPO_RESUMABLE_FIELDS, parseGrpoConfig, type GrpoConfi
 import { groupAdvantages, grpoLoss, informativeGroups } from './grpo-loss.js';
 import { makeScorer, type ScoredCompletion } from './grpo-reward.js';
 import { microBatchLogProbs, planMicroBatches, sequenceLogProbs, type Sequence } from './grpo-rollout.js';
-import { METRICS_FILE, MetricsLog, type MetricsRecord } from './metrics.js';
+import { METRICS_FILE, MetricsLog, type MetricsRecord } from '../report/metrics.js';
 import { AdamW, cosineSchedule } from './optim.js';
 
 export const GRPO_CONFIG_FILE = 'grpo_config.json';

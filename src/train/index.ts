@@ -55,9 +55,9 @@ export {
   type SaveTrainingCheckpoint,
   type TrainerState,
 } from './checkpoint-state.js';
-export { expertStats, METRICS_FILE, MetricsLog, readMetrics, type MetricsRecord, type TrainRecord } from './metrics.js';
+export { expertStats, METRICS_FILE, MetricsLog, readMetrics, type MetricsRecord, type TrainRecord } from '../report/metrics.js';
 export { formatDuration, Progress, type ProgressOptions, type ProgressStream } from './progress.js';
-export { lineChart, loadHeatmap, niceTicks, plotRun, renderReport, type Series } from './plot.js';
+export { lineChart, loadHeatmap, niceTicks, plotRun, renderReport, type Series } from '../report/chart.js';
 export { evaluate, resumeConfig, savedRunConfig, TOKENIZER_DIR, train, type StepInfo, type TrainOptions, type TrainResult } from './trainer.js';
 export { AdamW, cosineSchedule, defaultAdamW, type AdamWConfig, type OptimParam } from './optim.js';
 export { countTargets, trainStep, type Batch, type StepOptions, type StepStats } from './step.js';

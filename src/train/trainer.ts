@@ -20,7 +20,7 @@ import {
   type TrainerState,
 } from './checkpoint-state.js';
 import { openTrainData, tokenizerTexts } from './data.js';
-import { expertStats, METRICS_FILE, MetricsLog, type TrainRecord } from './metrics.js';
+import { expertStats, METRICS_FILE, MetricsLog, type TrainRecord } from '../report/metrics.js';
 import { AdamW, cosineSchedule } from './optim.js';
 import { countTargets, trainStep, type Batch, type StepStats } from './step.js';
 

@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
 import { METRICS_FILE, readMetrics, type MetricsRecord } from './metrics.js';
-import { TRAIN_CONFIG_FILE } from './config.js';
+import { TRAIN_CONFIG_FILE } from '../train/config.js';
 
 const WIDTH = 720;
 const HEIGHT = 260;
