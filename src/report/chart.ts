@@ -1,16 +1,12 @@
-// `nanoseek plot`: a run's metrics.jsonl as one self-contained HTML page of inline SVG charts (loss
-// and validation loss, learning rate, gradient norm, per-expert load), readable offline and
-// attachable to an issue. No scripts, fonts or other external assets.
-import { readFile } from 'node:fs/promises';
-import { basename, join, resolve } from 'node:path';
-import { writeFileAtomic } from '../util/atomic.js';
-import { METRICS_FILE, readMetrics, type MetricsRecord } from './metrics.js';
-import { TRAIN_CONFIG_FILE } from '../train/config.js';
+// Charts for the HTML reports of training runs, evaluations and whatever reports come next: line
+// charts and heatmaps as inline SVG, and the page around them. No scripts, fonts or other external
+// assets, so a page reads offline and attaches to an issue.
 
 const WIDTH = 720;
 const HEIGHT = 260;
 const MARGIN = { left: 64, right: 16, top: 28, bottom: 36 };
-const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
+/** The series colors every report draws with, in order. */
+export const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
 
 export interface Series {
   name: string;
@@ -20,7 +16,7 @@ export interface Series {
   markers?: boolean;
 }
 
-function esc(text: string): string {
+export function escapeHtml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
@@ -45,8 +41,8 @@ function fmt(v: number): string {
 /** A line chart with axes, ticks and a legend, as an <svg> element. */
 export function lineChart(title: string, series: readonly Series[], opts: { xLabel?: string; yLabel?: string } = {}): string {
   const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
-  const head = `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-label="${esc(title)}">`;
-  const titleEl = `<text x="${MARGIN.left}" y="18" font-size="14" font-weight="bold">${esc(title)}</text>`;
+  const head = `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" role="img" aria-label="${escapeHtml(title)}">`;
+  const titleEl = `<text x="${MARGIN.left}" y="18" font-size="14" font-weight="bold">${escapeHtml(title)}</text>`;
   if (all.length === 0) return `${head}${titleEl}<text x="${WIDTH / 2}" y="${HEIGHT / 2}" text-anchor="middle" fill="#888">no data</text></svg>`;
   let [x0, x1] = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
   let [y0, y1] = [Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1]))];
@@ -70,18 +66,18 @@ export function lineChart(title: string, series: readonly Series[], opts: { xLab
     parts.push(`<line x1="${x}" x2="${x}" y1="${MARGIN.top + ph}" y2="${MARGIN.top + ph + 4}" stroke="#888"/>`);
     parts.push(`<text x="${x}" y="${MARGIN.top + ph + 16}" font-size="11" text-anchor="middle">${fmt(t)}</text>`);
   }
-  if (opts.xLabel) parts.push(`<text x="${MARGIN.left + pw / 2}" y="${HEIGHT - 4}" font-size="11" text-anchor="middle" fill="#555">${esc(opts.xLabel)}</text>`);
-  if (opts.yLabel) parts.push(`<text transform="translate(12 ${MARGIN.top + ph / 2}) rotate(-90)" font-size="11" text-anchor="middle" fill="#555">${esc(opts.yLabel)}</text>`);
+  if (opts.xLabel) parts.push(`<text x="${MARGIN.left + pw / 2}" y="${HEIGHT - 4}" font-size="11" text-anchor="middle" fill="#555">${escapeHtml(opts.xLabel)}</text>`);
+  if (opts.yLabel) parts.push(`<text transform="translate(12 ${MARGIN.top + ph / 2}) rotate(-90)" font-size="11" text-anchor="middle" fill="#555">${escapeHtml(opts.yLabel)}</text>`);
   series.forEach((s, i) => {
     const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
     if (pts.length === 0) return;
     const d = pts.map(([x, y], j) => `${j === 0 ? 'M' : 'L'}${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join('');
-    parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.5"><title>${esc(s.name)}</title></path>`);
-    if (s.markers) for (const [x, y] of pts) parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${s.color}"><title>${esc(`${s.name} @ ${x}: ${fmt(y)}`)}</title></circle>`);
+    parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.5"><title>${escapeHtml(s.name)}</title></path>`);
+    if (s.markers) for (const [x, y] of pts) parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="2.5" fill="${s.color}"><title>${escapeHtml(`${s.name} @ ${x}: ${fmt(y)}`)}</title></circle>`);
     const lx = MARGIN.left + pw - 150;
     const ly = MARGIN.top + 12 + i * 14;
     parts.push(`<line x1="${lx}" x2="${lx + 16}" y1="${ly}" y2="${ly}" stroke="${s.color}" stroke-width="2"/>`);
-    parts.push(`<text x="${lx + 20}" y="${ly}" font-size="11" dominant-baseline="middle">${esc(s.name)}</text>`);
+    parts.push(`<text x="${lx + 20}" y="${ly}" font-size="11" dominant-baseline="middle">${escapeHtml(s.name)}</text>`);
   });
   parts.push('</svg>');
   return parts.join('');
@@ -102,8 +98,8 @@ export function loadHeatmap(title: string, steps: readonly number[], shares: rea
   const pw = WIDTH - MARGIN.left - MARGIN.right;
   const height = MARGIN.top + ph + MARGIN.bottom;
   const cw = pw / Math.max(1, steps.length);
-  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" role="img" aria-label="${esc(title)}">`];
-  parts.push(`<text x="${MARGIN.left}" y="18" font-size="14" font-weight="bold">${esc(title)}</text>`);
+  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" role="img" aria-label="${escapeHtml(title)}">`];
+  parts.push(`<text x="${MARGIN.left}" y="18" font-size="14" font-weight="bold">${escapeHtml(title)}</text>`);
   shares.forEach((col, j) => {
     col.forEach((share, e) => {
       const ratio = share * E;
@@ -130,65 +126,7 @@ export function loadHeatmap(title: string, steps: readonly number[], shares: rea
   return parts.join('');
 }
 
-function numeric(records: readonly MetricsRecord[], field: string): [number, number][] {
-  return records.filter((r) => typeof r[field] === 'number').map((r) => [r.step, r[field] as number]);
-}
-
-/** The HTML report for a run's metrics. */
-export function renderReport(records: readonly MetricsRecord[], opts: { title: string; details?: string } = { title: 'training run' }): string {
-  const charts: string[] = [];
-  const loss: Series[] = [
-    { name: 'train loss', points: numeric(records, 'loss'), color: COLORS[0] },
-    { name: 'train CE', points: numeric(records, 'ce'), color: COLORS[2] },
-    { name: 'MTP CE', points: numeric(records, 'mtp'), color: COLORS[3] },
-    { name: 'validation loss', points: numeric(records, 'val_loss'), color: COLORS[1], markers: true },
-  ].filter((s) => s.points.length > 0);
-  charts.push(lineChart('Loss', loss, { xLabel: 'step', yLabel: 'nats / token' }));
-  charts.push(lineChart('Learning rate', [{ name: 'lr', points: numeric(records, 'lr'), color: COLORS[4] }], { xLabel: 'step' }));
-  charts.push(lineChart('Gradient norm (before clipping)', [{ name: 'grad norm', points: numeric(records, 'grad_norm'), color: COLORS[5] }], { xLabel: 'step' }));
-  charts.push(lineChart('Throughput', [{ name: 'tokens/s', points: numeric(records, 'tokens_per_s'), color: COLORS[0] }], { xLabel: 'step', yLabel: 'tokens / s' }));
-
-  const withLoad = records.filter((r) => Array.isArray(r.expert_load));
-  if (withLoad.length > 0) {
-    const layers = (withLoad[0].expert_load as number[][]).length;
-    const imbalance: Series[] = Array.from({ length: layers }, (_, l) => ({
-      name: `MoE layer ${l}`,
-      points: withLoad.map((r) => [r.step, (r.expert_imbalance as number[] | undefined)?.[l] ?? NaN] as [number, number]),
-      color: COLORS[l % COLORS.length],
-    }));
-    charts.push(lineChart('Expert load imbalance (max / mean)', imbalance, { xLabel: 'step' }));
-    const steps = withLoad.map((r) => r.step);
-    for (let l = 0; l < layers; l++) {
-      charts.push(loadHeatmap(`Expert load, MoE layer ${l}`, steps, withLoad.map((r) => (r.expert_load as number[][])[l] ?? [])));
-    }
-  }
-
-  const last = records[records.length - 1];
-  const lastVal = [...records].reverse().find((r) => typeof r.val_loss === 'number');
-  const summary = last
-    ? `${records.length} records, last step ${last.step}` + (lastVal ? `, last validation loss ${(lastVal.val_loss as number).toFixed(4)} at step ${lastVal.step}` : '')
-    : 'no records';
-  return [
-    '<!DOCTYPE html>',
-    '<html lang="en"><head><meta charset="utf-8">',
-    `<title>${esc(opts.title)}</title>`,
-    '<style>body{font-family:system-ui,sans-serif;margin:24px;color:#222}svg{display:block;margin:12px 0;background:#fff}pre{background:#f6f6f6;padding:8px;overflow:auto;font-size:12px}</style>',
-    '</head><body>',
-    `<h1>${esc(opts.title)}</h1>`,
-    `<p>${esc(summary)}</p>`,
-    ...charts,
-    opts.details ? `<details><summary>configuration</summary><pre>${esc(opts.details)}</pre></details>` : '',
-    '</body></html>',
-    '',
-  ].join('\n');
-}
-
-/** Writes `<runDir>/metrics.html` (or `outFile`) and returns its path. */
-export async function plotRun(runDir: string, outFile?: string): Promise<string> {
-  const records = await readMetrics(join(runDir, METRICS_FILE));
-  if (records.length === 0) throw new Error(`${join(runDir, METRICS_FILE)}: no metrics to plot`);
-  const details = await readFile(join(runDir, TRAIN_CONFIG_FILE), 'utf8').catch(() => undefined);
-  const path = outFile ?? join(runDir, 'metrics.html');
-  await writeFileAtomic(path, renderReport(records, { title: `nanoseek run ${basename(resolve(runDir))}`, details }));
-  return path;
+/** A whole HTML page: the title as <title> and <h1>, the page's CSS, then `body` (HTML), one line each. */
+export function htmlPage(title: string, style: string, body: readonly string[]): string {
+  return ['<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">', `<title>${escapeHtml(title)}</title>`, `<style>${style}</style>`, '</head><body>', `<h1>${escapeHtml(title)}</h1>`, ...body, '</body></html>', ''].join('\n');
 }

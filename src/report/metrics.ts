@@ -1,6 +1,7 @@
-// metrics.jsonl: one JSON object per logged step, appended as training goes. A killed run may leave a
-// torn last line and lines past its last checkpoint; resuming cuts the file back to the checkpoint's
-// step, so the log of a resumed run reads as if it had never stopped.
+// metrics.jsonl: one JSON object per logged step, appended as training goes (each trainer defines its
+// records' fields; reports read them back). A killed run may leave a torn last line and lines past its
+// last checkpoint; resuming cuts the file back to the checkpoint's step, so the log of a resumed run
+// reads as if it had never stopped.
 import { appendFile, readFile } from 'node:fs/promises';
 import { writeFileAtomic } from '../util/atomic.js';
 
@@ -10,27 +11,6 @@ export const METRICS_FILE = 'metrics.jsonl';
 export interface MetricsRecord {
   step: number;
   [field: string]: unknown;
-}
-
-/** What the pretraining and SFT trainer logs (averages over the steps since the previous line). */
-export interface TrainRecord extends MetricsRecord {
-  /** Total loss that was minimised (CE + MTP + balance). */
-  loss: number;
-  ce: number;
-  mtp: number | null;
-  balance: number | null;
-  lr: number;
-  grad_norm: number;
-  /** Target tokens trained on so far. */
-  tokens: number;
-  /** Positions (padding included) processed per second of training step (batching, forward, backward, update). */
-  tokens_per_s: number;
-  elapsed_s: number;
-  /** Per MoE layer: each expert's share of the routed slots over the interval (sums to 1). */
-  expert_load?: number[][];
-  /** Per MoE layer: max / mean expert load over the interval (1 = perfectly balanced). */
-  expert_imbalance?: number[];
-  val_loss?: number;
 }
 
 function parseLines(text: string): MetricsRecord[] {
@@ -57,6 +37,11 @@ export async function readMetrics(path: string): Promise<MetricsRecord[]> {
   return parseLines(text);
 }
 
+/** (step, value) of every record where `field` is a number: one series of a chart. */
+export function metricPoints(records: readonly MetricsRecord[], field: string): [number, number][] {
+  return records.filter((r) => typeof r[field] === 'number').map((r) => [r.step, r[field] as number]);
+}
+
 export class MetricsLog {
   private constructor(readonly path: string) {}
 
@@ -73,17 +58,4 @@ export class MetricsLog {
   async append(record: MetricsRecord): Promise<void> {
     await appendFile(this.path, `${JSON.stringify(record)}\n`);
   }
-}
-
-/** Expert shares and max/mean imbalance per layer from summed routing counts. */
-export function expertStats(load: readonly (readonly number[])[]): { shares: number[][]; imbalance: number[] } {
-  const shares = load.map((layer) => {
-    const total = layer.reduce((s, v) => s + v, 0);
-    return layer.map((v) => (total > 0 ? Math.round((v / total) * 1e5) / 1e5 : 0));
-  });
-  const imbalance = load.map((layer) => {
-    const mean = layer.reduce((s, v) => s + v, 0) / layer.length;
-    return mean > 0 ? Math.round((Math.max(...layer) / mean) * 1e4) / 1e4 : 0;
-  });
-  return { shares, imbalance };
 }

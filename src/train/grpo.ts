@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { writeJsonAtomic } from '../util/atomic.js';
 import type { CausalLM } from '../model/model.js';
 import { loadModel } from '../model/persist.js';
+import { METRICS_FILE, MetricsLog, type MetricsRecord } from '../report/index.js';
 import { sampleCompletions, type Completion } from '../infer/index.js';
 import { grade, heldOutSet, loadProblems, renderPrompt, sampleProblem, type Problem, type RenderedPrompt, type TaskSpec } from '../tasks/index.js';
 import * as T from '../tensor/index.js';
@@ -26,7 +27,6 @@ import { checkGrpoConfig, GRPO_RESUMABLE_FIELDS, parseGrpoConfig, type GrpoConfi
 import { groupAdvantages, grpoLoss, informativeGroups } from './grpo-loss.js';
 import { makeScorer, type ScoredCompletion } from './grpo-reward.js';
 import { microBatchLogProbs, planMicroBatches, sequenceLogProbs, type Sequence } from './grpo-rollout.js';
-import { METRICS_FILE, MetricsLog, type MetricsRecord } from '../report/metrics.js';
 import { AdamW, cosineSchedule } from './optim.js';
 
 export const GRPO_CONFIG_FILE = 'grpo_config.json';

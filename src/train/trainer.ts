@@ -7,6 +7,7 @@ import { writeJsonAtomic } from '../util/atomic.js';
 import { countParameters, presetConfig } from '../model/config.js';
 import { CausalLM } from '../model/model.js';
 import { loadModel } from '../model/persist.js';
+import { METRICS_FILE, MetricsLog } from '../report/index.js';
 import * as T from '../tensor/index.js';
 import { loadTokenizer, trainTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { checkTrainConfig, parseTrainConfig, RESUMABLE_FIELDS, TRAIN_CONFIG_FILE, type TrainConfig } from './config.js';
@@ -20,7 +21,7 @@ import {
   type TrainerState,
 } from './checkpoint-state.js';
 import { openTrainData, tokenizerTexts } from './data.js';
-import { expertStats, METRICS_FILE, MetricsLog, type TrainRecord } from '../report/metrics.js';
+import { expertStats, type TrainRecord } from './metrics.js';
 import { AdamW, cosineSchedule } from './optim.js';
 import { countTargets, trainStep, type Batch, type StepStats } from './step.js';
 

@@ -1,6 +1,6 @@
 // `nanoseek plot <run-dir>`: the run's metrics as a self-contained HTML page of SVG charts.
 import type { Command } from 'commander';
-import { plotRun } from '../../report/chart.js';
+import { plotRun } from '../../train/plot.js';
 
 export function register(program: Command): void {
   program
