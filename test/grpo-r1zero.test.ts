@@ -9,7 +9,7 @@ import '../src/kernels/index.js';
 import { loadForInference, promptOpensThink } from '../src/infer/index.js';
 import { heldOutSet, questionText, renderPrompt } from '../src/tasks/index.js';
 import { applyChatTemplate, loadTokenizer } from '../src/tokenizer/index.js';
-import { parseR1ZeroConfig, r1ZeroChatTemplate, runR1Zero, setChatTemplate } from '../src/train/grpo-r1zero.js';
+import { parseR1ZeroConfig, r1ZeroChatTemplate, runR1Zero, setChatTemplate } from '../src/train/grpo/r1zero.js';
 import { fixtureTokenizer, randomModel, saveFixture } from './serve-fixture.js';
 
 const SPEC = { task: 'arithmetic', digits: [1, 1], ops: ['+'] };

@@ -9,8 +9,8 @@ import { presetConfig } from '../src/model/config.js';
 import { CausalLM } from '../src/model/model.js';
 import { saveModel } from '../src/model/persist.js';
 import { applyOverrides, checkTrainConfig, parseTrainConfig, resumeConfig, train } from '../src/train/index.js';
-import { parseGrpoConfig } from '../src/train/grpo-config.js';
-import { parseR1ZeroConfig } from '../src/train/grpo-r1zero.js';
+import { parseGrpoConfig } from '../src/train/grpo/config.js';
+import { parseR1ZeroConfig } from '../src/train/grpo/r1zero.js';
 
 const base = {
   stage: 'pretrain',

@@ -10,24 +10,24 @@
 // problem stream and the rollout RNG are in every checkpoint, so a resumed run is bit-identical.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeJsonAtomic } from '../util/atomic.js';
-import type { CausalLM } from '../model/model.js';
-import { loadModel } from '../model/persist.js';
-import { METRICS_FILE, MetricsLog, type MetricsRecord } from '../report/index.js';
-import { sampleCompletions, type Completion } from '../infer/index.js';
-import { grade, heldOutSet, loadProblems, renderPrompt, sampleProblem, type Problem, type RenderedPrompt, type TaskSpec } from '../tasks/index.js';
-import * as T from '../tensor/index.js';
-import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
-import { Rng, type RngState } from '../util/rng.js';
-import { evaluateModel } from '../eval/evaluate.js';
-import { thinkTokens } from '../eval/metrics.js';
-import { latestCheckpoint, loadOptimizerState, OPTIMIZER_FILE, pruneCheckpoints, readTrainerState, saveTrainingCheckpoint, type TrainerState } from './checkpoint-state.js';
-import { ListStream, type Stream } from './data.js';
-import { checkGrpoConfig, GRPO_RESUMABLE_FIELDS, parseGrpoConfig, type GrpoConfig } from './grpo-config.js';
-import { groupAdvantages, grpoLoss, informativeGroups } from './grpo-loss.js';
-import { makeScorer, type ScoredCompletion } from './grpo-reward.js';
-import { microBatchLogProbs, planMicroBatches, sequenceLogProbs, type Sequence } from './grpo-rollout.js';
-import { AdamW, cosineSchedule } from './optim.js';
+import { writeJsonAtomic } from '../../util/atomic.js';
+import type { CausalLM } from '../../model/model.js';
+import { loadModel } from '../../model/persist.js';
+import { METRICS_FILE, MetricsLog, type MetricsRecord } from '../../report/index.js';
+import { sampleCompletions, type Completion } from '../../infer/index.js';
+import { grade, heldOutSet, loadProblems, renderPrompt, sampleProblem, type Problem, type RenderedPrompt, type TaskSpec } from '../../tasks/index.js';
+import * as T from '../../tensor/index.js';
+import { loadTokenizer, type Tokenizer } from '../../tokenizer/index.js';
+import { Rng, type RngState } from '../../util/rng.js';
+import { evaluateModel } from '../../eval/evaluate.js';
+import { thinkTokens } from '../../eval/metrics.js';
+import { latestCheckpoint, loadOptimizerState, OPTIMIZER_FILE, pruneCheckpoints, readTrainerState, saveTrainingCheckpoint, type TrainerState } from '../checkpoint-state.js';
+import { ListStream, type Stream } from '../data.js';
+import { checkGrpoConfig, GRPO_RESUMABLE_FIELDS, parseGrpoConfig, type GrpoConfig } from './config.js';
+import { groupAdvantages, grpoLoss, informativeGroups } from './loss.js';
+import { makeScorer, type ScoredCompletion } from './reward.js';
+import { microBatchLogProbs, planMicroBatches, sequenceLogProbs, type Sequence } from './logprobs.js';
+import { AdamW, cosineSchedule } from '../optim.js';
 
 export const GRPO_CONFIG_FILE = 'grpo_config.json';
 

@@ -2,8 +2,8 @@
 // infer/rollout.ts, their prompts from tasks/prompt.ts). Recomputation runs full-sequence forwards in
 // micro-batches whose shapes come from a small fixed set: the tensor heap keeps freed buffers per
 // exact size, so every new batch shape would reserve its own activations for the rest of the run.
-import type { CausalLM } from '../model/model.js';
-import * as T from '../tensor/index.js';
+import type { CausalLM } from '../../model/model.js';
+import * as T from '../../tensor/index.js';
 
 /** A prompt and its completion, as token ids. */
 export interface Sequence {
