@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import '../src/kernels/index.js';
 import { loadForInference, promptOpensThink } from '../src/infer/index.js';
 import { heldOutSet, questionText, renderPrompt } from '../src/tasks/index.js';
 import { applyChatTemplate, loadTokenizer } from '../src/tokenizer/index.js';

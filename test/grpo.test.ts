@@ -9,7 +9,6 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import '../src/kernels/index.js';
 import { loadModel } from '../src/model/persist.js';
 import type { CausalLM } from '../src/model/model.js';
 import * as T from '../src/tensor/index.js';

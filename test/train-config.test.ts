@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import '../src/kernels/index.js';
 import { presetConfig } from '../src/model/config.js';
 import { CausalLM } from '../src/model/model.js';
 import { saveModel } from '../src/model/persist.js';

@@ -4,7 +4,6 @@
 import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
-import '../../kernels/index.js';
 import { renderGrpoRun } from '../../eval/report.js';
 import { loadForInference } from '../../infer/index.js';
 import { writeChunksAtomic, writeFileAtomic } from '../../util/atomic.js';

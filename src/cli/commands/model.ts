@@ -5,7 +5,6 @@ import { readModelConfig } from '../../io/checkpoint.js';
 import { CausalLM } from '../../model/model.js';
 import { loadModel, saveModel } from '../../model/persist.js';
 import { noGrad, tidy } from '../../tensor/index.js';
-import '../../kernels/index.js';
 
 function parseIntFlag(name: string, value: string): number {
   const n = Number(value);
