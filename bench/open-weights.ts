@@ -13,7 +13,7 @@ import { defaultGenerationConfig } from '../src/io/checkpoint.js';
 import { ggufLayout, ggufSamplingMetadata } from '../src/io/gguf-model.js';
 import { tokenizerToGguf } from '../src/io/gguf-tokenizer.js';
 import { mixContext, writeGgufModel } from '../src/io/gguf-write.js';
-import { replaceDirAtomic } from '../src/io/atomic.js';
+import { replaceDirAtomic } from '../src/util/atomic.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
 import { tensorTypeFor, type FileType } from '../src/io/quant-mix.js';
 import { quantize } from '../src/kernels/quant/index.js';

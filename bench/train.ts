@@ -111,7 +111,7 @@ export function ourStep(model: CausalLM, opt: AdamW, micro: readonly Batch[], r:
 
 /** Our side of a whole run: trainStep over the batches with the recipe's schedule. */
 export function trainOurs(model: CausalLM, batches: readonly (readonly Batch[])[], r: Recipe): StepRow[] {
-  const opt = new AdamW(model.optimParams(), r.adamw);
+  const opt = new AdamW(model.trainableParams(), r.adamw);
   return batches.map((micro, step) => ourStep(model, opt, micro, r, step));
 }
 
@@ -384,7 +384,7 @@ async function benchModel(name: PresetName, o: Required<Omit<TrainBenchOptions, 
   const recipe = defaultRecipe(o.steps);
   const peer = o.peer ? await PeerSession.start(dir, batches, recipe, { threads: o.threads }) : null;
   try {
-    const opt = new AdamW(model.optimParams(), recipe.adamw);
+    const opt = new AdamW(model.trainableParams(), recipe.adamw);
     const ours: StepRow[] = [];
     const theirs: PeerStep[] = [];
     for (let step = 0; step < o.steps; step++) {

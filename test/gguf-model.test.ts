@@ -9,7 +9,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { getLlama, LlamaLogLevel, type Llama, type Token } from 'node-llama-cpp';
-import '../src/kernels/index.js';
 import { loadCheckpoint } from '../src/io/checkpoint.js';
 import { convertModel } from '../src/io/convert.js';
 import { openGguf, writeGguf, type GgufMetadata } from '../src/io/gguf.js';

@@ -17,7 +17,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { getLlama, LlamaLogLevel, type Llama, type Token } from 'node-llama-cpp';
-import '../src/kernels/index.js';
 import { convertModel } from '../src/io/convert.js';
 import { openGguf } from '../src/io/gguf.js';
 import { loadModel, saveModel } from '../src/io/model-file.js';

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../src/tensor/index.js';
-import { grpoLoss, groupAdvantages, informativeGroups, type GrpoLossInputs } from '../src/train/grpo-loss.js';
+import { grpoLoss, groupAdvantages, informativeGroups, type GrpoLossInputs } from '../src/train/grpo/loss.js';
 
 const close = (a: number, b: number, tol = 1e-9): void => assert.ok(Math.abs(a - b) <= tol, `${a} != ${b}`);
 

@@ -5,12 +5,10 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import '../src/kernels/index.js';
 import { loadForInference, promptOpensThink } from '../src/infer/index.js';
-import { heldOutSet, questionText } from '../src/tasks/index.js';
+import { heldOutSet, questionText, renderPrompt } from '../src/tasks/index.js';
 import { applyChatTemplate, loadTokenizer } from '../src/tokenizer/index.js';
-import { parseR1ZeroConfig, r1ZeroChatTemplate, runR1Zero, setChatTemplate } from '../src/train/grpo-r1zero.js';
-import { renderPrompt } from '../src/train/grpo-rollout.js';
+import { parseR1ZeroConfig, r1ZeroChatTemplate, runR1Zero, setChatTemplate } from '../src/train/grpo/r1zero.js';
 import { fixtureTokenizer, randomModel, saveFixture } from './serve-fixture.js';
 
 const SPEC = { task: 'arithmetic', digits: [1, 1], ops: ['+'] };

@@ -9,17 +9,17 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import '../src/kernels/index.js';
 import { loadModel } from '../src/io/model-file.js';
 import type { CausalLM } from '../src/model/model.js';
 import * as T from '../src/tensor/index.js';
-import { heldOutSet, type Problem, type TaskSpec } from '../src/tasks/index.js';
+import { sampleCompletions } from '../src/infer/index.js';
+import { heldOutSet, renderPrompt, type Problem, type TaskSpec } from '../src/tasks/index.js';
 import type { Tokenizer } from '../src/tokenizer/index.js';
-import { trainGrpo, type GrpoStepInfo } from '../src/train/grpo.js';
-import { parseGrpoConfig, type GrpoConfig } from '../src/train/grpo-config.js';
-import { registerReward, unregisterReward, makeScorer, type RewardContext } from '../src/train/grpo-reward.js';
-import { rejectSample } from '../src/train/grpo-reject.js';
-import { planMicroBatches, renderPrompt, sampleCompletions, sequenceLogProbs, type Sequence } from '../src/train/grpo-rollout.js';
+import { trainGrpo, type GrpoStepInfo } from '../src/train/grpo/trainer.js';
+import { parseGrpoConfig, type GrpoConfig } from '../src/train/grpo/config.js';
+import { registerReward, unregisterReward, makeScorer, type RewardContext } from '../src/train/grpo/reward.js';
+import { rejectSample } from '../src/train/grpo/reject.js';
+import { planMicroBatches, sequenceLogProbs, type Sequence } from '../src/train/grpo/logprobs.js';
 import { fixtureTokenizer, randomModel, saveFixture } from './serve-fixture.js';
 
 const TASK: TaskSpec = { task: 'arithmetic', digits: [1, 1], ops: ['+'] };
@@ -210,7 +210,7 @@ test('rejection sampling keeps only correct, strictly formatted completions, wit
   assert.equal(r.solved, 1);
   assert.deepEqual(r.records, [{ prompt: 'What is 2 + 2?', completion: '<think>\nTwo and two make four.</think> <answer>4</answer>' }]);
   // A model exported with the R1-Zero prompt as its chat template opens " <think>" with nothing after it.
-  const { r1ZeroChatTemplate } = await import('../src/train/grpo-r1zero.js');
+  const { r1ZeroChatTemplate } = await import('../src/train/grpo/r1zero.js');
   const zeroTok: typeof tok = Object.create(tok, { chatTemplate: { value: r1ZeroChatTemplate(true) } });
   const zeroModel = scriptedModel(zeroTok, 'Two and two make four.</think> <answer>4</answer>');
   const z = await rejectSample(zeroModel, zeroTok, [p], { template: 'r1', samples: 1, keepPerProblem: 1, maxNewTokens: 24, temperature: 1, seed: 1 });

@@ -1,7 +1,6 @@
 // Sampling, stop strings, the streaming reasoning split, and the continuous-batching engine.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import '../src/kernels/index.js';
 import { heapStats } from '../src/kernels/memory.js';
 import * as T from '../src/tensor/index.js';
 import { Engine, EngineBusyError, generate, logSumExp, ReasoningSplitter, Sampler, splitCompletion, StopStrings, type GenerationResult } from '../src/infer/index.js';

@@ -5,7 +5,7 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { backupPathFor } from '../src/io/atomic.js';
+import { backupPathFor } from '../src/util/atomic.js';
 import { loadCheckpoint, readModelConfig, saveCheckpoint, type CheckpointTensor } from '../src/io/checkpoint.js';
 import { decodeHalf, encodeHalf } from '../src/kernels/quant/half.js';
 import { readSafetensors, writeSafetensors } from '../src/io/safetensors.js';
@@ -239,7 +239,7 @@ describe('interrupted saves', () => {
     const dir = join(root, 'crash-fill');
     await saveCheckpoint(dir, { config: cfg, tensors: constant(1) });
     const status = await runChild(`
-      const { replaceDirAtomic } = await import(${moduleUrl('../src/io/atomic.js')});
+      const { replaceDirAtomic } = await import(${moduleUrl('../src/util/atomic.js')});
       const { writeFile } = await import('node:fs/promises');
       await replaceDirAtomic(${JSON.stringify(dir)}, async (tmp) => {
         await writeFile(tmp + '/config.json', '{"model_type": "dee');

@@ -4,7 +4,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { cleanStaleTemps, replaceDirAtomic, writeFileAtomic, writeJsonAtomic, writeStreamAtomic } from '../src/io/atomic.js';
+import { cleanStaleTemps, replaceDirAtomic, writeFileAtomic, writeJsonAtomic, writeStreamAtomic } from '../src/util/atomic.js';
 import { decodeHalf, encodeHalf, f16ToF32Bits, f32BitsToBf16, f32BitsToF16 } from '../src/kernels/quant/half.js';
 import {
   readSafetensors,

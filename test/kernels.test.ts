@@ -2,11 +2,14 @@
 // all transposes, alpha/beta, offsets, strided batches, the matrix-vector paths, both SIMD variants,
 // one thread and several (with the parallel threshold at zero so that small shapes are cut too).
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
-  type AdamWArgs, adamwReference, allocF32, allocI32, backendFromEnv, createWasmBackend, type FloatArray, type GemmArgs,
-  freeF32, freeI32, gemmArgs, gemmReference, onHeap, referenceBackend, relaxedSimdSupported, type RowMask, type WasmBackend,
+  type AdamWArgs, adamwReference, allocF32, allocI32, backend, backendFromEnv, createBackend, createWasmBackend, type FloatArray, type GemmArgs,
+  freeF32, freeI32, gemmArgs, gemmReference, initBackend, onHeap, referenceBackend, relaxedSimdSupported, type RowMask, type WasmBackend,
 } from '../src/kernels/index.js';
 
 function rng(seed: number): () => number {
@@ -442,5 +445,43 @@ describe('wasm backend', () => {
     await two.dispose();
     assert.throws(() => backendFromEnv({ NANOSEEK_BACKEND: 'gpu' }), /NANOSEEK_BACKEND must be 'reference' or 'wasm', got 'gpu'/);
     assert.throws(() => backendFromEnv({ NANOSEEK_THREADS: '0' }), /NANOSEEK_THREADS must be a positive integer, got '0'/);
+  });
+
+  it('is chosen by initBackend: a kind and threads (the environment fills in the rest), or an instance', async () => {
+    const previous = backend();
+    try {
+      assert.equal(initBackend({ kind: 'reference' }), referenceBackend);
+      assert.equal(backend(), referenceBackend);
+      const one = createBackend({ threads: 1 }, { NANOSEEK_BACKEND: 'wasm', NANOSEEK_THREADS: '2' }) as WasmBackend;
+      assert.equal(one.name, 'wasm');
+      assert.equal(one.threads, 1);
+      await one.dispose();
+      assert.equal(createBackend({}, { NANOSEEK_BACKEND: 'reference' }), referenceBackend);
+      assert.equal(createBackend({ kind: 'reference' }, { NANOSEEK_BACKEND: 'gpu' }), referenceBackend);
+      assert.throws(() => createBackend({ kind: 'gpu' as 'wasm' }), /backend kind must be 'reference' or 'wasm', got 'gpu'/);
+      assert.equal(initBackend(previous), previous);
+      assert.equal(backend(), previous);
+    } finally {
+      initBackend(previous);
+    }
+  });
+
+  it('is built on first use by importing the library alone: no side-effect import needed', () => {
+    // A module file, not `node -e`: worker threads do not start while an eval'd ES module is loading.
+    const dir = mkdtempSync(join(os.tmpdir(), 'nanoseek-backend-'));
+    const script = join(dir, 'first-use.mjs');
+    writeFileSync(script, [
+      `import * as T from ${JSON.stringify(new URL('../src/tensor/index.js', import.meta.url).href)};`,
+      `import { backend } from ${JSON.stringify(new URL('../src/kernels/backend.js', import.meta.url).href)};`,
+      'const a = T.fromArray([1, 2, 3, 4], [2, 2]);',
+      "console.log(backend().name, Array.from(T.matmul(a, a).data).join(','));",
+    ].join('\n'));
+    const run = (env: Record<string, string>) => {
+      const { NANOSEEK_BACKEND: _, NANOSEEK_THREADS: __, ...rest } = process.env;
+      return execFileSync(process.execPath, [script], { env: { ...rest, ...env }, encoding: 'utf8' }).trim();
+    };
+    assert.equal(run({}), 'wasm 7,10,15,22');
+    assert.equal(run({ NANOSEEK_BACKEND: 'reference' }), 'reference 7,10,15,22');
+    rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -3,7 +3,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as T from '../src/tensor/index.js';
-import '../src/kernels/index.js';
 import { presetConfig, type ModelConfig } from '../src/model/config.js';
 import { CausalLM } from '../src/model/model.js';
 import { noise } from './helpers.js';

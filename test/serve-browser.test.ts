@@ -7,7 +7,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
-import '../src/kernels/index.js';
 import { InferenceServer } from '../src/serve/server.js';
 import { fixtureTokenizer, SCRIPT, scriptedModel } from './serve-fixture.js';
 

@@ -5,7 +5,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { fileURLToPath } from 'node:url';
-import '../src/kernels/index.js';
 import { fixtureTokenizer, randomModel, saveFixture } from './serve-fixture.js';
 
 /** node arguments that run the CLI: the compiled one next to compiled tests, the sources under tsx. */

@@ -4,7 +4,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import OpenAI from 'openai';
-import '../src/kernels/index.js';
 import type { CausalLM } from '../src/model/model.js';
 import { InferenceServer, type ServerOptions } from '../src/serve/server.js';
 import type { Tokenizer } from '../src/tokenizer/index.js';

@@ -4,7 +4,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import '../src/kernels/index.js';
 import { evaluateModel } from '../src/eval/evaluate.js';
 import { loadForInference, packageRoot } from '../src/infer/index.js';
 import { heldOutSet, type TaskSpec } from '../src/tasks/index.js';

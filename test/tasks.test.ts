@@ -1,5 +1,5 @@
 // RNG, expression parser, generators, the held-out split, prompts and JSONL problem files.
-import { writeChunksAtomic } from '../src/io/atomic.js';
+import { writeChunksAtomic } from '../src/util/atomic.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import '../src/kernels/index.js';
 import { parseModelConfig, presetConfig, type ModelConfig } from '../src/model/config.js';
 import { CausalLM } from '../src/model/model.js';
 import { loadModel, saveModel } from '../src/io/model-file.js';

@@ -4,13 +4,12 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import '../src/kernels/index.js';
 import { presetConfig } from '../src/model/config.js';
 import { CausalLM } from '../src/model/model.js';
 import { saveModel } from '../src/io/model-file.js';
 import { applyOverrides, checkTrainConfig, parseTrainConfig, resumeConfig, train } from '../src/train/index.js';
-import { parseGrpoConfig } from '../src/train/grpo-config.js';
-import { parseR1ZeroConfig } from '../src/train/grpo-r1zero.js';
+import { parseGrpoConfig } from '../src/train/grpo/config.js';
+import { parseR1ZeroConfig } from '../src/train/grpo/r1zero.js';
 
 const base = {
   stage: 'pretrain',

@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import '../src/kernels/index.js';
 import { loadModel } from '../src/io/model-file.js';
 import { corpusDocuments } from '../src/tasks/index.js';
 import { loadTokenizer } from '../src/tokenizer/index.js';

@@ -1,10 +1,10 @@
 // Evaluating a model on problems: greedy pass@1, and pass@k / maj@k from n sampled completions per
-// problem, with format compliance and response / reasoning lengths. Prompts are rendered as in RL.
+// problem, with format compliance and response / reasoning lengths. Prompts are rendered as in RL
+// (tasks/prompt.ts) and sampled as in RL (infer/rollout.ts).
+import { sampleCompletions, type Completion } from '../infer/index.js';
 import type { CausalLM } from '../model/model.js';
-import { grade, questionText, type Problem } from '../tasks/index.js';
+import { grade, questionText, renderPrompt, type Problem, type PromptTemplate } from '../tasks/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
-import type { PromptTemplate } from '../train/grpo-config.js';
-import { renderPrompt, sampleCompletions, type Completion } from '../train/grpo-rollout.js';
 import { majorityCorrect, passAtK, thinkTokens, voteKey } from './metrics.js';
 
 export interface EvalOptions {

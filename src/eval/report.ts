@@ -1,19 +1,11 @@
 // Self-contained HTML for GRPO runs: the training curves of a run (`nanoseek grpo plot`) and the
 // R1-Zero reproduction report (before/after table, curves, sample completions). Inline SVG only: no
 // scripts, fonts or other external assets, so the file reads offline and attaches to an issue.
-import { lineChart, type Series } from '../train/plot.js';
-import type { MetricsRecord } from '../train/metrics.js';
+import { COLORS, escapeHtml, htmlPage, lineChart, metricPoints, type MetricsRecord, type Series } from '../report/index.js';
 import type { EvalReport } from './evaluate.js';
 
-const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#8c564b'];
-
-export function escapeHtml(text: string): string {
-  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
-
 function series(records: readonly MetricsRecord[], field: string, name: string, color: string, markers = false): Series {
-  const points = records.filter((r) => typeof r[field] === 'number').map((r) => [r.step, r[field] as number] as [number, number]);
-  return { name, points, color, markers };
+  return { name, points: metricPoints(records, field), color, markers };
 }
 
 /** The GRPO training charts: reward, accuracy and format; lengths; held-out accuracy; KL, clipping, gradients. */
@@ -47,15 +39,11 @@ const STYLE =
   'td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f0f0f0}td.l,th.l{text-align:left}.up{color:#2a7d2a}.down{color:#b22}' +
   '.pair{display:grid;grid-template-columns:1fr 1fr;gap:12px}.ok{color:#2a7d2a}.bad{color:#b22}';
 
-function page(title: string, body: string[]): string {
-  return ['<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">', `<title>${escapeHtml(title)}</title>`, `<style>${STYLE}</style>`, '</head><body>', `<h1>${escapeHtml(title)}</h1>`, ...body, '</body></html>', ''].join('\n');
-}
-
 /** `nanoseek grpo plot`: a GRPO run's metrics as one HTML page. */
 export function renderGrpoRun(records: readonly MetricsRecord[], opts: { title: string; details?: string }): string {
   const last = records[records.length - 1];
   const summary = last === undefined ? 'no records' : `${records.length} records, last step ${last.step}`;
-  return page(opts.title, [
+  return htmlPage(opts.title, STYLE, [
     `<p>${escapeHtml(summary)}</p>`,
     ...grpoCharts(records),
     opts.details ? `<details><summary>configuration</summary><pre>${escapeHtml(opts.details)}</pre></details>` : '',
@@ -150,5 +138,5 @@ export function renderR1ZeroReport(r: R1ZeroReportInput): string {
   }
   body.push('<h2>Sample completions (greedy, held-out)</h2>', ...r.comparisons.map((c) => `<h3>${escapeHtml(c.task)}</h3>${examples(c)}`));
   body.push('<h2>Wall time</h2>', timing, `<details><summary>configuration</summary><pre>${escapeHtml(r.details)}</pre></details>`);
-  return page(r.title, body);
+  return htmlPage(r.title, STYLE, body);
 }

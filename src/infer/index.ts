@@ -1,4 +1,4 @@
-// Local inference: sampling, continuous batching, offline batch generation, reasoning/answer split.
+// Local inference: sampling, continuous batching, offline batch generation and rollouts, reasoning/answer split.
 export { checkSamplingOptions, logSumExp, Sampler, type Sample, type SamplingOptions } from './sampler.js';
 export { partialSuffix, StopStrings } from './stop.js';
 export {
@@ -14,5 +14,6 @@ export {
   type TokenEvent,
 } from './engine.js';
 export { generate, type BatchGenerateOptions, type BatchResult } from './generate.js';
+export { sampleCompletions, stopIds, type Completion, type SamplingSettings } from './rollout.js';
 export { openedThink, promptOpensThink, ReasoningSplitter, splitCompletion, type SplitText } from './reasoning.js';
 export { DEFAULT_MODEL, loadForInference, packageRoot, resolveModelDir, samplingDefaultsOf, type InferenceCheckpoint } from './checkpoint.js';

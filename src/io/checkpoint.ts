@@ -6,7 +6,7 @@
 import { copyFile, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { expectedTensors, parseModelConfig, type ModelConfig } from '../model/config.js';
-import { backupPathFor, replaceDirAtomic } from './atomic.js';
+import { backupPathFor, replaceDirAtomic } from '../util/atomic.js';
 import { dequantize } from '../kernels/quant/index.js';
 import type { GgmlType } from '../kernels/quant/types.js';
 import type { StoredTensor } from '../model/weights.js';

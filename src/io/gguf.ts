@@ -18,7 +18,7 @@
 // over the target only once complete (`writeStreamAtomic`).
 import { constants as bufferConstants } from 'node:buffer';
 import { open, type FileHandle } from 'node:fs/promises';
-import { writeStreamAtomic } from './atomic.js';
+import { writeStreamAtomic } from '../util/atomic.js';
 import { GGML_TYPES, ggmlTypeById, ggmlTypeName, type GgmlType } from '../kernels/quant/types.js';
 
 /** GGUF metadata value types, by their on-disk ids. */

@@ -5,7 +5,7 @@
 // one giant buffer and a crash never leaves a torn file.
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
-import { writeStreamAtomic } from './atomic.js';
+import { writeStreamAtomic } from '../util/atomic.js';
 import { decodeHalf, encodeHalf } from '../kernels/quant/half.js';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8' | 'I8';

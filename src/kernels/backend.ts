@@ -1,9 +1,10 @@
 // The seam between model code and compute. Ops call `backend()`; which implementation answers
-// (plain TypeScript, WASM SIMD on worker threads, later a native BLAS or WebGPU) is chosen once, here.
+// (plain TypeScript, WASM SIMD on worker threads, later a native BLAS or WebGPU) is chosen once, here:
+// by initBackend() or, without one, on the first kernel call from the environment (see select.ts).
 // Every kernel takes typed arrays plus element offsets, row-major. A backend that only handles
 // float32 arrays on the WASM heap must defer everything else to the reference backend.
 import type { GgmlType } from './quant/types.js';
-import { referenceBackend } from './reference.js';
+import { backendFromEnv, createBackend, type BackendChoice } from './select.js';
 
 export type FloatArray = Float32Array | Float64Array;
 
@@ -104,22 +105,30 @@ export interface Backend {
 }
 
 let current: Backend | null = null;
-let factory: (() => Backend) | null = null;
 
-/** The active backend: the registered default (the WASM one, once kernels/index.js is imported), else the reference. */
+/**
+ * The active backend: the one initBackend() chose or, on the first call without one, the one the
+ * environment asks for (NANOSEEK_BACKEND=reference|wasm, NANOSEEK_THREADS=N; default WASM SIMD on
+ * all cores).
+ */
 export function backend(): Backend {
-  if (current === null) {
-    current = factory === null ? referenceBackend : factory();
-  }
+  if (current === null) current = backendFromEnv();
   return current;
 }
 
-export function setBackend(b: Backend): void {
-  current = b;
+/**
+ * Chooses the backend every later kernel call uses, and returns it: a kind and a thread count (what
+ * the choice leaves out, the environment decides, as on first use), or a backend instance. Call it
+ * before the first kernel call to keep the environment's default from being built at all.
+ */
+export function initBackend(choice: BackendChoice | Backend = {}): Backend {
+  current = 'gemm' in choice ? choice : createBackend(choice);
+  return current;
 }
 
-export function registerDefaultBackend(make: () => Backend): void {
-  factory = make;
+/** Swaps in another backend (benchmarks compare two); every backend works on the same heap, so tensors stay valid. */
+export function setBackend(b: Backend): void {
+  current = b;
 }
 
 /** Fills in the optional fields of a GEMM call. */

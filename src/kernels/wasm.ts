@@ -2,7 +2,7 @@
 // threads that all instantiate the same module on the one shared memory. A call writes its arguments
 // into a job block on the heap and wakes the pool through Atomics on that block (postMessage costs
 // tens of microseconds, more than a small GEMM); every thread then claims chunks of the job until
-// none are left (see work() in asm/kernels.ts), and the caller returns once all chunks are done.
+// none are left (see work() in asm/jobs.ts), and the caller returns once all chunks are done.
 import { existsSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -28,7 +28,7 @@ interface KernelExports {
   work(job: number, gen: number, thread: number): number;
 }
 
-// Job block words (the layout plan() and work() in asm/kernels.ts read).
+// Job block words (the layout plan() and work() in asm/jobs.ts read).
 const J_KIND = 0;
 const J_THREADS = 1;
 const J_SCRATCH = 2;
@@ -52,7 +52,7 @@ const BLOCK_WORDS = 96;
 const PARALLEL_MIN_FLOPS = 1 << 22;
 // The same for row-wise kernels, in units × work per unit (about one element operation each).
 const PARALLEL_MIN_WORK = 1 << 15;
-// A job is never cut into more chunks than this per thread (CHUNKS_PER_THREAD in asm/kernels.ts).
+// A job is never cut into more chunks than this per thread (CHUNKS_PER_THREAD in asm/jobs.ts).
 const MAX_CHUNKS_PER_THREAD = 4;
 // Contiguous copies are cut into rows of this many floats.
 const CONTIGUOUS_ROW = 1024;
@@ -192,7 +192,7 @@ export class WasmBackend implements Backend {
     const scratchFloats = this.kernels.scratchBytes() / 4;
     for (let t = 0; t < threads; t++) {
       const s = allocF32(scratchFloats);
-      s.fill(0); // no job tag (see work() in asm/kernels.ts)
+      s.fill(0); // no job tag (see work() in asm/jobs.ts)
       this.scratch.push(s);
       table[t] = s.byteOffset;
     }

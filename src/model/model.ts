@@ -3,14 +3,13 @@
 import type { RopeTable, Tensor, DType, Weight } from '../tensor/index.js';
 import * as T from '../tensor/index.js';
 import { IGNORE_INDEX } from '../tensor/index.js';
-import type { OptimParam } from '../train/optim.js';
 import { KVCache, type Segment } from './cache.js';
 import { isMoeLayer, type DeepseekV3Config, type ModelConfig, type YarnRopeScaling } from './config.js';
 import { GQA, headDim } from './gqa.js';
 import { MLA } from './mla.js';
 import { SwiGLU } from './mlp.js';
 import { MoE } from './moe.js';
-import { ParamStore } from './params.js';
+import { ParamStore, type TrainableParam } from './params.js';
 import { inverseFrequencies, positionTable, yarnMscale } from './rope.js';
 import type { WeightMode, WeightSource } from './weights.js';
 
@@ -157,7 +156,7 @@ export class CausalLM {
   }
 
   /** Trainable parameters with their weight-decay flag (matrices decay; norms, biases, embeddings don't). */
-  optimParams(): OptimParam[] {
+  trainableParams(): TrainableParam[] {
     return this.params.trainable().map((t) => ({ tensor: t, decay: t.rank === 2 && t !== this.embed }));
   }
 

@@ -7,6 +7,13 @@ import type { StoredTensor, WeightMode, WeightSource } from './weights.js';
 
 export type Init = { kind: 'normal'; std: number } | { kind: 'ones' } | { kind: 'zeros' };
 
+/** A trainable parameter and whether weight decay applies to it (an optimizer takes a list of these). */
+export interface TrainableParam {
+  tensor: Tensor;
+  /** Norm weights, biases and embeddings usually skip weight decay. */
+  decay: boolean;
+}
+
 export class ParamStore {
   readonly tensors = new Map<string, Tensor>();
   /** Matrices kept in their stored encoding (weight mode 'packed' only); never trained. */

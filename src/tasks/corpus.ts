@@ -21,7 +21,7 @@
 import { Rng } from '../util/rng.js';
 import { parseArithmeticQuestion, workedArithmetic, type ArithmeticItem } from './arithmetic.js';
 import { solveCountdown, workedCountdown } from './countdown.js';
-import { writeChunksAtomic } from '../io/atomic.js';
+import { writeChunksAtomic } from '../util/atomic.js';
 import { questionText, sampleProblem, solutionOf, validateSpec, zeroPrompt } from './problems.js';
 import type { ArithOp, ArithmeticProblem, ArithmeticSpec, CountdownProblem, CountdownSpec, Problem, TaskSpec } from './types.js';
 

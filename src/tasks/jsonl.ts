@@ -5,7 +5,7 @@
 // fields are errors, so a typo like "nums" is reported rather than silently ignored. Blank lines are
 // skipped. Every error names file:line and the field.
 import { createReadStream } from 'node:fs';
-import { writeChunksAtomic } from '../io/atomic.js';
+import { writeChunksAtomic } from '../util/atomic.js';
 import { createInterface } from 'node:readline';
 import { parseInteger } from './expr.js';
 import { checkAnswer } from './grade.js';

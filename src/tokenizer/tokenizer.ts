@@ -13,7 +13,7 @@
 
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { writeFileAtomic } from '../io/atomic.js';
+import { writeFileAtomic } from '../util/atomic.js';
 import { BpeModel } from './bpe.js';
 import { tokenStringToBytes } from './bytes.js';
 import { buildNormalizer, buildPreTokenizer, type Normalizer, type PreTokenizer } from './pretokenize.js';

@@ -7,7 +7,7 @@
 // to it, for `--init` and for people.
 import { lstat, readdir, readFile, readlink, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { replaceDirAtomic } from '../io/atomic.js';
+import { replaceDirAtomic } from '../util/atomic.js';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import type { CausalLM } from '../model/model.js';
 import { saveModel } from '../io/model-file.js';

@@ -55,9 +55,10 @@ export {
   type SaveTrainingCheckpoint,
   type TrainerState,
 } from './checkpoint-state.js';
-export { expertStats, METRICS_FILE, MetricsLog, readMetrics, type MetricsRecord, type TrainRecord } from './metrics.js';
+export { expertStats, type TrainRecord } from './metrics.js';
+export { lineChart, loadHeatmap, METRICS_FILE, MetricsLog, niceTicks, readMetrics, type MetricsRecord, type Series } from '../report/index.js';
 export { formatDuration, Progress, type ProgressOptions, type ProgressStream } from './progress.js';
-export { lineChart, loadHeatmap, niceTicks, plotRun, renderReport, type Series } from './plot.js';
+export { plotRun, renderReport } from './plot.js';
 export { evaluate, resumeConfig, savedRunConfig, TOKENIZER_DIR, train, type StepInfo, type TrainOptions, type TrainResult } from './trainer.js';
 export { AdamW, cosineSchedule, defaultAdamW, type AdamWConfig, type OptimParam } from './optim.js';
 export { countTargets, trainStep, type Batch, type StepOptions, type StepStats } from './step.js';

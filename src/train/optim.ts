@@ -1,6 +1,7 @@
 // AdamW with decoupled weight decay, global-norm gradient clipping folded into the update kernel.
 import { backend } from '../kernels/backend.js';
 import { referenceBackend } from '../kernels/reference.js';
+import type { TrainableParam } from '../model/params.js';
 import { Tensor, gradOf, untracked, zeros } from '../tensor/tensor.js';
 
 export interface AdamWConfig {
@@ -15,11 +16,8 @@ export interface AdamWConfig {
 
 export const defaultAdamW: AdamWConfig = { lr: 1e-3, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, gradClip: 1.0 };
 
-export interface OptimParam {
-  tensor: Tensor;
-  /** Norm weights, biases and embeddings usually skip weight decay. */
-  decay: boolean;
-}
+/** What AdamW updates: a tensor and its weight-decay flag (a model's `trainableParams()`). */
+export type OptimParam = TrainableParam;
 
 export class AdamW {
   readonly params: OptimParam[];

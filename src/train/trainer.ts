@@ -3,10 +3,11 @@
 // computation, so a run resumed from a checkpoint continues bit for bit as if it had never stopped.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeJsonAtomic } from '../io/atomic.js';
+import { writeJsonAtomic } from '../util/atomic.js';
 import { countParameters, presetConfig } from '../model/config.js';
 import { CausalLM } from '../model/model.js';
 import { loadModel, loadModelTokenizer } from '../io/model-file.js';
+import { METRICS_FILE, MetricsLog } from '../report/index.js';
 import * as T from '../tensor/index.js';
 import { loadTokenizer, trainTokenizer, type Tokenizer } from '../tokenizer/index.js';
 import { checkTrainConfig, parseTrainConfig, RESUMABLE_FIELDS, TRAIN_CONFIG_FILE, type TrainConfig } from './config.js';
@@ -20,7 +21,7 @@ import {
   type TrainerState,
 } from './checkpoint-state.js';
 import { openTrainData, tokenizerTexts } from './data.js';
-import { expertStats, METRICS_FILE, MetricsLog, type TrainRecord } from './metrics.js';
+import { expertStats, type TrainRecord } from './metrics.js';
 import { AdamW, cosineSchedule } from './optim.js';
 import { countTargets, trainStep, type Batch, type StepStats } from './step.js';
 
@@ -215,7 +216,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
   if (tokenizer.vocabSize > model.config.vocab_size) {
     throw new Error(`${source}: tokenizer: its vocabulary (${tokenizer.vocabSize}) is larger than the model's (${model.config.vocab_size})`);
   }
-  const opt = new AdamW(model.optimParams(), { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weight_decay, gradClip: cfg.grad_clip });
+  const opt = new AdamW(model.trainableParams(), { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weight_decay, gradClip: cfg.grad_clip });
   if (latest !== null) await loadOptimizerState(join(latest.dir, OPTIMIZER_FILE), model, opt);
   const data = await openTrainData(cfg, tokenizer, state?.data);
 

@@ -6,7 +6,6 @@ import type { Command } from 'commander';
 import { Engine, promptOpensThink, ReasoningSplitter } from '../../infer/index.js';
 import { applyChatTemplate, type ChatMessage } from '../../tokenizer/index.js';
 import { loadFromFlags, ReplyPrinter, samplingFrom, withModelFlags, withSamplingFlags, type SamplingFlags } from './generate.js';
-import '../../kernels/index.js';
 
 interface ChatFlags extends SamplingFlags {
   model?: string;

@@ -3,7 +3,6 @@ import type { Command } from 'commander';
 import { convertModel } from '../../io/convert.js';
 import { FILE_TYPE_NAMES, parseFileType } from '../../io/quant-mix.js';
 import { formatBytes } from '../../model/config.js';
-import '../../kernels/index.js';
 
 export function register(program: Command): void {
   program

@@ -1,11 +1,9 @@
 // `nanoseek eval`: a model on a task's fixed held-out set (or a problem file): greedy pass@1, pass@k and
 // maj@k from n samples, format compliance and lengths; one JSON object with --json.
 import type { Command } from 'commander';
-import '../../kernels/index.js';
 import { evaluateModel, type EvalReport } from '../../eval/evaluate.js';
 import { loadForInference } from '../../infer/index.js';
-import { heldOutSet, loadProblems, TASK_NAMES, type Problem } from '../../tasks/index.js';
-import { PROMPT_TEMPLATES, type PromptTemplate } from '../../train/grpo-config.js';
+import { heldOutSet, loadProblems, PROMPT_TEMPLATES, TASK_NAMES, type Problem, type PromptTemplate } from '../../tasks/index.js';
 import { describeSpec, intFlag as int, numFlag as num, taskNameFrom, taskSpecFromFlags, withTaskSpecFlags, type TaskSpecFlags } from '../task-flags.js';
 
 interface EvalFlags extends TaskSpecFlags {

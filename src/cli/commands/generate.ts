@@ -3,7 +3,6 @@
 import type { Command } from 'commander';
 import { Engine, loadForInference, promptOpensThink, ReasoningSplitter, resolveModelDir, splitCompletion, type InferenceCheckpoint, type SamplingOptions } from '../../infer/index.js';
 import { applyChatTemplate, type ChatMessage } from '../../tokenizer/index.js';
-import '../../kernels/index.js';
 
 export function intFlag(flag: string, min = 1): (text: string) => number {
   return (text) => {

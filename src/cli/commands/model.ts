@@ -5,7 +5,6 @@ import { CausalLM } from '../../model/model.js';
 import { loadModel, openModelFile, saveModel, summarizeModelFile } from '../../io/model-file.js';
 import { backend } from '../../kernels/backend.js';
 import { noGrad, tidy } from '../../tensor/index.js';
-import '../../kernels/index.js';
 
 function parseIntFlag(name: string, value: string): number {
   const n = Number(value);

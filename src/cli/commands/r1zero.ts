@@ -2,8 +2,7 @@
 // GRPO → eval → HTML report), optionally exporting the models it trained. Ctrl-C stops at the next
 // step boundary with a checkpoint; --resume continues.
 import type { Command } from 'commander';
-import '../../kernels/index.js';
-import { parseR1ZeroConfig, runR1Zero } from '../../train/grpo-r1zero.js';
+import { parseR1ZeroConfig, runR1Zero } from '../../train/grpo/r1zero.js';
 import { readJsonConfig, withStopSignal } from '../run-control.js';
 
 interface R1ZeroFlags {

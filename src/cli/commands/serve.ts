@@ -7,7 +7,6 @@ import { PRESET_NAMES, type PresetName } from '../../model/config.js';
 import { InferenceServer } from '../../serve/server.js';
 import { benchCommand } from './bench.js';
 import { intFlag, loadFromFlags, numberFlag, withModelFlags } from './generate.js';
-import '../../kernels/index.js';
 
 interface ServeFlags {
   model?: string;

@@ -1,5 +1,5 @@
 // `nanoseek tasks …`: sample problems, write pretraining / SFT data, grade completions.
-import { writeChunksAtomic } from '../../io/atomic.js';
+import { writeChunksAtomic } from '../../util/atomic.js';
 import type { Command } from 'commander';
 import { Rng } from '../../util/rng.js';
 import {

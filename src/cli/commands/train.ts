@@ -3,7 +3,6 @@
 // checkpoint that `--resume` continues exactly; a second Ctrl-C quits at once.
 import type { Command } from 'commander';
 import { applyOverrides, parseTrainConfig, Progress, savedRunConfig, STAGES, train, type Stage } from '../../train/index.js';
-import '../../kernels/index.js';
 import { collect, flagOverrides, readJsonConfig, setOverrides, withStopSignal } from '../run-control.js';
 import { grpoTrainCommand } from './grpo.js';
 

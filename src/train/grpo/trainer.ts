@@ -10,23 +10,24 @@
 // problem stream and the rollout RNG are in every checkpoint, so a resumed run is bit-identical.
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeJsonAtomic } from '../io/atomic.js';
-import type { CausalLM } from '../model/model.js';
-import { loadModel, loadModelTokenizer } from '../io/model-file.js';
-import { grade, heldOutSet, loadProblems, sampleProblem, type Problem, type TaskSpec } from '../tasks/index.js';
-import * as T from '../tensor/index.js';
-import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
-import { Rng, type RngState } from '../util/rng.js';
-import { evaluateModel } from '../eval/evaluate.js';
-import { thinkTokens } from '../eval/metrics.js';
-import { latestCheckpoint, loadOptimizerState, OPTIMIZER_FILE, pruneCheckpoints, readTrainerState, saveTrainingCheckpoint, type TrainerState } from './checkpoint-state.js';
-import { ListStream, type Stream } from './data.js';
-import { checkGrpoConfig, GRPO_RESUMABLE_FIELDS, parseGrpoConfig, type GrpoConfig } from './grpo-config.js';
-import { groupAdvantages, grpoLoss, informativeGroups } from './grpo-loss.js';
-import { makeScorer, type ScoredCompletion } from './grpo-reward.js';
-import { microBatchLogProbs, planMicroBatches, renderPrompt, sampleCompletions, sequenceLogProbs, type Completion, type RenderedPrompt, type Sequence } from './grpo-rollout.js';
-import { METRICS_FILE, MetricsLog, type MetricsRecord } from './metrics.js';
-import { AdamW, cosineSchedule } from './optim.js';
+import { writeJsonAtomic } from '../../util/atomic.js';
+import type { CausalLM } from '../../model/model.js';
+import { loadModel, loadModelTokenizer } from '../../io/model-file.js';
+import { METRICS_FILE, MetricsLog, type MetricsRecord } from '../../report/index.js';
+import { sampleCompletions, type Completion } from '../../infer/index.js';
+import { grade, heldOutSet, loadProblems, renderPrompt, sampleProblem, type Problem, type RenderedPrompt, type TaskSpec } from '../../tasks/index.js';
+import * as T from '../../tensor/index.js';
+import { loadTokenizer, type Tokenizer } from '../../tokenizer/index.js';
+import { Rng, type RngState } from '../../util/rng.js';
+import { evaluateModel } from '../../eval/evaluate.js';
+import { thinkTokens } from '../../eval/metrics.js';
+import { latestCheckpoint, loadOptimizerState, OPTIMIZER_FILE, pruneCheckpoints, readTrainerState, saveTrainingCheckpoint, type TrainerState } from '../checkpoint-state.js';
+import { ListStream, type Stream } from '../data.js';
+import { checkGrpoConfig, GRPO_RESUMABLE_FIELDS, parseGrpoConfig, type GrpoConfig } from './config.js';
+import { groupAdvantages, grpoLoss, informativeGroups } from './loss.js';
+import { makeScorer, type ScoredCompletion } from './reward.js';
+import { microBatchLogProbs, planMicroBatches, sequenceLogProbs, type Sequence } from './logprobs.js';
+import { AdamW, cosineSchedule } from '../optim.js';
 
 export const GRPO_CONFIG_FILE = 'grpo_config.json';
 
@@ -306,7 +307,7 @@ export async function trainGrpo(config: GrpoConfig, opts: GrpoOptions): Promise<
   const eos = tokenizer.special.eos;
   if (eos === undefined) throw new Error(`${source}: the tokenizer has no EOS token; completions could never end`);
   const ref = cfg.beta > 0 ? (await loadModel(cfg.model.init, { weights: 'f32' })).model : null;
-  const opt = new AdamW(model.optimParams(), { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.adam_eps, weightDecay: cfg.weight_decay, gradClip: cfg.grad_clip });
+  const opt = new AdamW(model.trainableParams(), { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.adam_eps, weightDecay: cfg.weight_decay, gradClip: cfg.grad_clip });
   // As in the pretraining trainer: with every gradient allocated, AdamW updates the same parameters
   // in a resumed process as in the one it continues (unreached experts included).
   for (const { tensor } of opt.params) T.gradOf(tensor);

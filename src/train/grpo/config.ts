@@ -3,14 +3,10 @@
 // are refused, and each error names the field.
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { validateSpec, type TaskSpec } from '../tasks/index.js';
-import type { Aggregation } from './grpo-loss.js';
-import { getReward } from './grpo-reward.js';
-import { isRecord, JsonFields, show, type Json } from '../util/json-fields.js';
-
-/** How a problem becomes a prompt: BOS + the R1-Zero template, or the tokenizer's chat template (R1). */
-export type PromptTemplate = 'r1-zero' | 'r1';
-export const PROMPT_TEMPLATES: readonly PromptTemplate[] = ['r1-zero', 'r1'];
+import { PROMPT_TEMPLATES, validateSpec, type PromptTemplate, type TaskSpec } from '../../tasks/index.js';
+import type { Aggregation } from './loss.js';
+import { getReward } from './reward.js';
+import { isRecord, JsonFields, show, type Json } from '../../util/json-fields.js';
 
 export type GrpoData = { source: 'tasks'; tasks: TaskSpec[]; seed: number } | { source: 'jsonl'; path: string; seed: number };
 

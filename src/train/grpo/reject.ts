@@ -1,12 +1,10 @@
 // Rejection sampling (the R1 recipe's step between reasoning RL and the final SFT): sample the RL
 // model on training problems, keep the correct completions in the strict format, and write them as
 // SFT records ({prompt, completion}) that `nanoseek train sft` reads.
-import { openedThink } from '../infer/reasoning.js';
-import type { CausalLM } from '../model/model.js';
-import { grade, questionText, type Problem } from '../tasks/index.js';
-import { SPECIAL_TOKENS, type Tokenizer } from '../tokenizer/index.js';
-import type { PromptTemplate } from './grpo-config.js';
-import { renderPrompt, sampleCompletions } from './grpo-rollout.js';
+import { openedThink, sampleCompletions } from '../../infer/index.js';
+import type { CausalLM } from '../../model/model.js';
+import { grade, questionText, renderPrompt, type Problem, type PromptTemplate } from '../../tasks/index.js';
+import { SPECIAL_TOKENS, type Tokenizer } from '../../tokenizer/index.js';
 
 export interface RejectSampleOptions {
   template: PromptTemplate;

@@ -6,8 +6,8 @@
 //   KL (k3) = π_ref/π_θ − log(π_ref/π_θ) − 1,   objective = surrogate − β·KL,
 // and the loss is minus the objective aggregated over tokens in one of three ways (see Aggregation).
 
-import type { Tensor } from '../tensor/index.js';
-import { empty, gradOf, opError, record } from '../tensor/index.js';
+import type { Tensor } from '../../tensor/index.js';
+import { empty, gradOf, opError, record } from '../../tensor/index.js';
 
 /**
  * - 'sequence': mean over completions of the per-completion token mean (the paper's 1/G Σ 1/|o_i| Σ_t).

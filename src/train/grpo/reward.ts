@@ -1,7 +1,7 @@
 // GRPO rewards: named functions of one completion, summed with weights from the config. The built-in
 // ones are R1-Zero's rule-based rewards (accuracy, format) and DAPO's soft penalty for overlong
 // answers; anything else is a plain TypeScript function registered under a name the config can use.
-import { grade, type Problem } from '../tasks/index.js';
+import { grade, type Problem } from '../../tasks/index.js';
 
 export interface RewardContext {
   /** The prompt text the completion continues. */

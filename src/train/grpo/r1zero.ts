@@ -6,18 +6,18 @@
 import { cpus } from 'node:os';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic, writeJsonAtomic } from '../io/atomic.js';
-import { countParameters } from '../model/config.js';
-import { loadModel, saveModel } from '../io/model-file.js';
-import { corpusDocuments, DEFAULT_MIX, heldOutSet, writeCorpus, ZERO_TEMPLATE, type CorpusMix, type CorpusOptions, type TaskSpec } from '../tasks/index.js';
-import { loadTokenizer, SPECIAL_TOKENS, trainTokenizer, type Tokenizer } from '../tokenizer/index.js';
-import { evaluateModel, type EvalReport } from '../eval/evaluate.js';
-import { renderR1ZeroReport, type TaskComparison } from '../eval/report.js';
-import { checkTrainConfig, parseTrainConfig, type TrainConfig } from './config.js';
-import { trainGrpo, GRPO_CONFIG_FILE } from './grpo.js';
-import { parseGrpoConfig, parseTaskSpec, type GrpoConfig } from './grpo-config.js';
-import { readMetrics, METRICS_FILE } from './metrics.js';
-import { train } from './trainer.js';
+import { writeFileAtomic, writeJsonAtomic } from '../../util/atomic.js';
+import { countParameters } from '../../model/config.js';
+import { loadModel, saveModel } from '../../io/model-file.js';
+import { readMetrics, METRICS_FILE } from '../../report/index.js';
+import { corpusDocuments, DEFAULT_MIX, heldOutSet, writeCorpus, ZERO_TEMPLATE, type CorpusMix, type CorpusOptions, type TaskSpec } from '../../tasks/index.js';
+import { loadTokenizer, SPECIAL_TOKENS, trainTokenizer, type Tokenizer } from '../../tokenizer/index.js';
+import { evaluateModel, type EvalReport } from '../../eval/evaluate.js';
+import { renderR1ZeroReport, type TaskComparison } from '../../eval/report.js';
+import { checkTrainConfig, parseTrainConfig, type TrainConfig } from '../config.js';
+import { trainGrpo, GRPO_CONFIG_FILE } from './trainer.js';
+import { parseGrpoConfig, parseTaskSpec, type GrpoConfig } from './config.js';
+import { train } from '../trainer.js';
 
 export interface R1ZeroEval {
   tasks: TaskSpec[];
