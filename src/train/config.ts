@@ -326,7 +326,9 @@ export async function checkTrainConfig(cfg: TrainConfig, source = 'train config'
     tokenizerVocab = (await loadTokenizer(tok.path)).vocabSize;
   } else if ('from_init' in tok) {
     const init = (cfg.model as { init: string }).init;
-    tokenizerVocab = (await loadModelTokenizer(init).catch((err: Error) => fail('tokenizer', undefined, `model.init: ${err.message}; give tokenizer.path`))).vocabSize;
+    const isDir = await stat(init).then((s) => s.isDirectory(), () => false);
+    if (isDir && !(await exists(join(init, 'tokenizer.json')))) fail('tokenizer', undefined, `model.init ${init} holds no tokenizer.json; give tokenizer.path`);
+    tokenizerVocab = (await loadModelTokenizer(init)).vocabSize;
   } else {
     tokenizerVocab = tok.train.vocab_size;
   }
