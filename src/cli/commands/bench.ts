@@ -3,6 +3,8 @@
 import type { Command } from 'commander';
 import { benchGemm, formatGemmRows, parseGemmShapes } from '../../../bench/gemm.js';
 import { formatTrainBench, runTrainBench } from '../../../bench/train.js';
+import { formatDecodeBench, runDecodeBench } from '../../../bench/decode.js';
+import { parseFileType } from '../../io/quant-mix.js';
 import { intFlag } from './generate.js';
 
 /** The `bench` command of this program, created by whichever module asks first. */
@@ -48,5 +50,24 @@ export function register(program: Command): void {
     .action(async (o: { json?: boolean; peer?: boolean; steps: number; batch: number; seq: number; threads?: number }) => {
       const result = await runTrainBench({ peer: o.peer, steps: o.steps, batch: o.batch, seq: o.seq, threads: o.threads });
       process.stdout.write(o.json ? `${JSON.stringify(result, null, 2)}\n` : formatTrainBench(result));
+    });
+
+  benchCommand(program)
+    .command('decode')
+    .description('prompt and decode tokens/s of an open-weights model file, nanoseek and (--peer) llama.cpp on the same file and threads, alternated')
+    .option('--model <file>', 'a .gguf file (default: an R1-Distill-Qwen-1.5B-shaped random file of --type, written once into the cache)')
+    .option('--type <type>', 'type of the default model file: q4_k_m, q8_0, …', 'q4_k_m')
+    .option('--threads <n>', 'threads for both (default: 2)', intFlag('--threads'))
+    .option('--prompt <n>', 'prompt tokens, processed as one batch', intFlag('--prompt'), 512)
+    .option('--tokens <n>', 'tokens decoded one at a time', intFlag('--tokens'), 128)
+    .option('--runs <n>', 'runs of each side (medians are compared)', intFlag('--runs'), 3)
+    .option('--peer', 'also time llama.cpp (node-llama-cpp) on the same file')
+    .option('--json', 'one JSON document')
+    .action(async (o: { model?: string; type: string; threads?: number; prompt: number; tokens: number; runs: number; peer?: boolean; json?: boolean }) => {
+      const r = await runDecodeBench({
+        model: o.model, type: parseFileType(o.type), threads: o.threads, promptTokens: o.prompt, decodeTokens: o.tokens, runs: o.runs, peer: o.peer,
+        progress: (line) => process.stderr.write(`${line}\n`),
+      });
+      process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : formatDecodeBench(r));
     });
 }
