@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { benchGemm, formatGemmRows, parseGemmShapes } from '../../../bench/gemm.js';
 import { formatTrainBench, runTrainBench } from '../../../bench/train.js';
 import { formatDecodeBench, runDecodeBench } from '../../../bench/decode.js';
+import { DEFAULT_QUANT_TYPES, formatQuantizationBench, runQuantizationBench } from '../../../bench/quantization.js';
 import { parseFileType } from '../../io/quant-mix.js';
 import { intFlag } from './generate.js';
 
@@ -69,5 +70,17 @@ export function register(program: Command): void {
         progress: (line) => process.stderr.write(`${line}\n`),
       });
       process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : formatDecodeBench(r));
+    });
+
+  benchCommand(program)
+    .command('quantization')
+    .description("what each GGUF type costs the shipped models: KL and top-1 agreement against the original on held-out text, and the reasoning model's greedy pass@1")
+    .option('--types <list>', 'comma-separated file types', DEFAULT_QUANT_TYPES.join(','))
+    .option('--problems <n>', 'held-out sums of six one-digit numbers', intFlag('--problems'), 200)
+    .option('--json', 'one JSON document')
+    .action(async (o: { types: string; problems: number; json?: boolean }) => {
+      const types = o.types.split(',').map((t) => parseFileType(t.trim(), '--types'));
+      const r = await runQuantizationBench({ types, problems: o.problems, progress: (l) => process.stderr.write(`${l}\n`) });
+      process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : formatQuantizationBench(r));
     });
 }
