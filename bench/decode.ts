@@ -15,11 +15,12 @@ import type { FileType } from '../src/io/quant-mix.js';
 import type { CausalLM } from '../src/model/model.js';
 import * as T from '../src/tensor/index.js';
 import { Rng } from '../src/util/rng.js';
-import { r1DistillQwen15B, r1DistillTokenizerFiles, writeRandomGguf } from './open-weights.js';
+import { OPEN_WEIGHT_SHAPES, shapeTokenizerFiles, writeRandomGguf, type OpenWeightShape } from './open-weights.js';
 
 export interface DecodeBenchOptions {
-  /** A GGUF file; default: the R1-Distill-Qwen-1.5B shape in `type`, cached. */
+  /** A GGUF file; default: a random model of `shape` in `type`, cached. */
   model?: string;
+  shape?: OpenWeightShape;
   type?: FileType;
   threads?: number;
   promptTokens?: number;
@@ -65,14 +66,14 @@ export function benchCacheDir(): string {
   return process.env.NANOSEEK_CACHE ?? join(process.env.XDG_CACHE_HOME ?? join(os.homedir(), '.cache'), 'nanoseek');
 }
 
-/** The default model: an R1-Distill-Qwen-1.5B-shaped random GGUF of `type`, written on first use. */
-export async function defaultDecodeModel(type: FileType, progress: (line: string) => void = () => {}): Promise<string> {
+/** A random GGUF of an open model's shape and `type`, written into the cache on first use. */
+export async function defaultDecodeModel(shape: OpenWeightShape, type: FileType, progress: (line: string) => void = () => {}): Promise<string> {
   const dir = join(benchCacheDir(), 'bench');
-  const path = join(dir, `r1-distill-qwen-1.5b-shape-random-${type}.gguf`);
+  const path = join(dir, `${shape}-shape-random-${type}.gguf`);
   if (!existsSync(path)) {
     await mkdir(dir, { recursive: true });
-    progress(`writing ${path} (R1-Distill-Qwen-1.5B shape, random weights, ${type}) once`);
-    await writeRandomGguf(path, type, { config: r1DistillQwen15B(), tokenizer: await r1DistillTokenizerFiles(), seed: 1 });
+    progress(`writing ${path} (${shape} shape, random weights, ${type}) once`);
+    await writeRandomGguf(path, type, { config: OPEN_WEIGHT_SHAPES[shape](), tokenizer: await shapeTokenizerFiles(shape), seed: 1 });
   }
   return path;
 }
@@ -148,7 +149,7 @@ async function llamaPeer(path: string, threads: number, contextSize: number, bat
 export async function runDecodeBench(opts: DecodeBenchOptions = {}): Promise<DecodeBenchResult> {
   const progress = opts.progress ?? (() => {});
   const type = opts.type ?? 'q4_k_m';
-  const path = opts.model ?? (await defaultDecodeModel(type, progress));
+  const path = opts.model ?? (await defaultDecodeModel(opts.shape ?? 'r1-distill-qwen-1.5b', type, progress));
   const threads = opts.threads ?? Math.min(os.availableParallelism(), 2);
   const promptTokens = opts.promptTokens ?? 512;
   const decodeTokens = opts.decodeTokens ?? 128;

@@ -21,38 +21,46 @@ namespace ns {
 #ifdef NS_HAVE_MMAP
 namespace {
 
-void unmap(napi_env, void* data, void* hint) {
-  munmap(data, reinterpret_cast<size_t>(hint));
+struct Mapping {
+  void* base;
+  size_t size;
+};
+
+void unmap(napi_env, void*, void* hint) {
+  Mapping* m = static_cast<Mapping*>(hint);
+  munmap(m->base, m->size);
+  delete m;
 }
 
-// mmap(path) → ArrayBuffer over the whole file (null for an empty file).
-napi_value mapFile(const Args& a) {
+// mmap(path, offset, length) → ArrayBuffer over bytes [offset, offset + length) of the file. The
+// mapping starts at the page holding `offset`; the ArrayBuffer starts exactly at `offset`. One
+// mapping per range, since one JS typed array cannot exceed 4 GiB while model files do.
+napi_value mapRange(const Args& a) {
   size_t len = 0;
   napi_get_value_string_utf8(a.env, a.argv[0], nullptr, 0, &len);
   std::string path(len, '\0');
   if (napi_get_value_string_utf8(a.env, a.argv[0], path.data(), len + 1, &len) != napi_ok) a.fail(0, "not a string");
+  int64_t offset = a.i64(1), length = a.i64(2);
+  if (offset < 0 || length <= 0) a.fail(2, "the range must be non-empty and start at a non-negative offset");
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) throw std::runtime_error(path + ": " + std::strerror(errno));
   struct stat st;
-  if (fstat(fd, &st) != 0) {
-    int e = errno;
+  if (fstat(fd, &st) != 0 || offset + length > st.st_size) {
     close(fd);
-    throw std::runtime_error(path + ": " + std::strerror(e));
+    throw std::runtime_error(path + ": bytes " + std::to_string(offset) + " to " + std::to_string(offset + length) + " are not inside the file");
   }
-  size_t size = static_cast<size_t>(st.st_size);
-  if (size == 0) {
-    close(fd);
-    napi_value nul;
-    napi_get_null(a.env, &nul);
-    return nul;
-  }
-  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+  const int64_t page = sysconf(_SC_PAGESIZE);
+  const int64_t start = offset / page * page;
+  const size_t size = static_cast<size_t>(offset + length - start);
+  void* p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, start);
   int e = errno;
   close(fd);  // the mapping keeps the file
   if (p == MAP_FAILED) throw std::runtime_error(path + ": mmap failed: " + std::strerror(e));
+  Mapping* m = new Mapping{p, size};
   napi_value out;
-  if (napi_create_external_arraybuffer(a.env, p, size, unmap, reinterpret_cast<void*>(size), &out) != napi_ok) {
+  if (napi_create_external_arraybuffer(a.env, static_cast<char*>(p) + (offset - start), static_cast<size_t>(length), unmap, m, &out) != napi_ok) {
     munmap(p, size);
+    delete m;
     throw std::runtime_error("cannot wrap the mapping in an ArrayBuffer");
   }
   return out;
@@ -61,7 +69,7 @@ napi_value mapFile(const Args& a) {
 }  // namespace
 
 void registerMmap(napi_env env, napi_value exports) {
-  define(env, exports, "mmap", 1, mapFile);
+  define(env, exports, "mmap", 3, mapRange);
 }
 #else
 void registerMmap(napi_env, napi_value) {}

@@ -19,7 +19,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { open, type FileHandle } from 'node:fs/promises';
 import { writeStreamAtomic } from '../util/atomic.js';
-import { mapFile } from './mapped.js';
+import { canMap, MappedFile } from './mapped.js';
 import { GGML_TYPES, ggmlTypeById, ggmlTypeName, type GgmlType } from '../kernels/quant/types.js';
 
 /** GGUF metadata value types, by their on-disk ids. */
@@ -588,8 +588,8 @@ async function readTensorInfos(r: HeaderReader, path: string, count: number, ali
 
 class OpenGguf implements GgufFile {
   private fh: FileHandle | null;
-  /** The whole file mapped (when the native addon can): tensors are then views, not copies. */
-  private readonly mapped: Uint8Array | null;
+  /** Tensors are mapped (when the native addon can), not copied. */
+  private readonly mapped: MappedFile | null;
 
   constructor(
     fh: FileHandle,
@@ -602,7 +602,7 @@ class OpenGguf implements GgufFile {
     readonly fileSize: number,
   ) {
     this.fh = fh;
-    this.mapped = mapFile(path, fileSize);
+    this.mapped = canMap() ? new MappedFile(path, [...tensors.values()].map((t) => [t.offset, t.offset + t.byteLength] as const)) : null;
   }
 
   private info(name: string): GgufTensorInfo {
@@ -632,7 +632,7 @@ class OpenGguf implements GgufFile {
       if (size < info.offset + end) {
         fail(this.path, `truncated: the file ends at byte ${size} while reading the data of ${t} (it shrank after opening?)`);
       }
-      return this.mapped.subarray(info.offset + begin, info.offset + end);
+      return this.mapped.view(info.offset + begin, info.offset + end);
     }
     const out = Buffer.allocUnsafeSlow(n);
     const position = info.offset + begin;

@@ -37,8 +37,8 @@ export interface NativeAddon {
    * with stride ldy from yOff.
    */
   packedMatmul?(typeId: number, w: Uint8Array, rows: number, cols: number, x: Float32Array, xOff: number, m: number, y: Float32Array, yOff: number, ldy: number): void;
-  /** The whole file mapped private copy-on-write (null for an empty file); unmapped when collected. */
-  mmap?(path: string): ArrayBuffer | null;
+  /** Bytes [offset, offset + length) of a file mapped private copy-on-write; unmapped when collected. */
+  mmap?(path: string, offset: number, length: number): ArrayBuffer;
 }
 
 let addon: NativeAddon | null | undefined;
