@@ -5,15 +5,14 @@
 // 2025-02 template revision opens "<think>\n" itself, so the reply is reasoning until "</think>"
 // (which a random model never writes), while with the original revision the same reply is content.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import { r1DistillQwen15B, r1DistillTemplate, r1DistillTokenizerFiles, writeRandomGguf } from '../bench/open-weights.js';
 import { convertModel } from '../src/io/convert.js';
 import { loadTokenizer } from '../src/tokenizer/index.js';
+import { startServe } from './serve-fixture.js';
 
 let dir: string;
 let gguf: string;
@@ -35,34 +34,16 @@ after(async () => {
   if (dir) await rm(dir, { recursive: true, force: true });
 });
 
-function cli(): string[] {
-  const ts = import.meta.url.endsWith('.ts');
-  const main = fileURLToPath(new URL(`../src/cli/main.${ts ? 'ts' : 'js'}`, import.meta.url));
-  return ts ? ['--import', 'tsx', main] : [main];
-}
-
 /** Runs `nanoseek serve --model path`, hands its URL to fn, then stops it with SIGTERM. */
 async function serving<R>(path: string, fn: (url: string) => Promise<R>): Promise<R> {
-  const child = spawn(process.execPath, [...cli(), 'serve', '--model', path, '--port', '0', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const server = await startServe(path);
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /http:\/\/127\.0\.0\.1:\d+/.exec(out);
-        if (m) resolve(m[0]);
-      });
-      void exited.then((code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
-    });
-    const result = await fn(url);
-    child.kill('SIGTERM');
-    assert.equal(await exited, 0, stderr);
+    const result = await fn(server.url);
+    server.child.kill('SIGTERM');
+    assert.equal(await server.exited, 0, server.stderr());
     return result;
   } finally {
-    child.kill('SIGKILL');
+    server.child.kill('SIGKILL');
   }
 }
 
