@@ -5,14 +5,24 @@
 // median tokens/s and tokens per CPU-second, the ratio to the plain path in the same round, whether
 // every token matched the plain path, and what each device did (rows, busy time, imbalance).
 //
-//   nanoseek bench experts [--json] [--model dir] [--devices 2] [--skew 0.1] [--problems 64] [--max-tokens 96] [--repeats 5]
+// With --preset, a random-weight model of that MoE preset (with the shipped model's tokenizer) instead:
+// its answers are noise, but its experts are as wide as the preset's.
+//
+//   nanoseek bench experts [--json] [--model dir | --preset small] [--devices 2] [--skew 0.1] [--problems 64] [--max-tokens 96] [--repeats 5]
 import os from 'node:os';
-import { ExpertLoadRecorder, ExpertParallel, planFromLoad, runWorkload, skewRouting, stepImbalance, totalImbalance, trivialPlacement, workloadProblems, type DeviceStats, type Placement } from '../src/experts/index.js';
+import {
+  ExpertLoadRecorder, ExpertParallel, gpuLoads, maxOverMean, planFromLoad, runWorkload, skewRouting, stepImbalance, totalImbalance, trivialPlacement, workloadProblems,
+  type DeviceStats, type Placement,
+} from '../src/experts/index.js';
 import { loadForInference, resolveModelDir } from '../src/infer/index.js';
 import { backend } from '../src/kernels/index.js';
+import { presetConfig, type PresetName } from '../src/model/config.js';
+import { CausalLM } from '../src/model/model.js';
 
 export interface ExpertBenchOptions {
   model?: string;
+  /** A random-weight MoE preset instead of a checkpoint. */
+  preset?: PresetName;
   devices?: number;
   skew?: number;
   problems?: number;
@@ -41,6 +51,7 @@ export interface ExpertBenchResult {
   maxTokens: number;
   generatedTokens: number;
   repeats: number;
+  /** The plan's slots, and per MoE layer the device max ÷ mean the calibration recording predicts for each placement. */
   plan: { replicas: number; predicted: { trivial: number[]; planned: number[] } };
   rows: ExpertBenchRow[];
   machine: { cpus: number; backend: string; threads: number; loadavgBefore: number[]; loadavgAfter: number[]; node: string; date: string };
@@ -60,6 +71,10 @@ export async function runExpertBench(o: ExpertBenchOptions = {}): Promise<Expert
   const repeats = o.repeats ?? 5;
   const loadavgBefore = os.loadavg();
   const ck = await loadForInference(await resolveModelDir(o.model));
+  if (o.preset !== undefined) {
+    ck.model = new CausalLM(presetConfig(o.preset, { vocabSize: ck.model.config.vocab_size }), { seed: 1 });
+    ck.name = `${o.preset} (random weights)`;
+  }
   const model = ck.model;
   const moe = model.moeLayers();
   if (moe.length === 0) throw new Error(`${ck.name}: not a MoE model`);
@@ -73,6 +88,7 @@ export async function runExpertBench(o: ExpertBenchOptions = {}): Promise<Expert
   const plan = planFromLoad(rec, { replicas: E + 2 * devices, groups: rec.groups, nodes: 1, gpus: devices }, 'calibration');
   const placements: Record<'trivial' | 'planned', Placement> = { trivial: trivialPlacement(moe.length, E, devices), planned: { devices, phy2log: plan.phy2log } };
 
+  const predict = (p: Placement): number[] => gpuLoads(rec.load, p.phy2log, devices).map(maxOverMean);
   const fresh = workloadProblems(n, n);
   const runs = ['plain', 'trivial', 'planned'] as const;
   const speed: Record<string, number[]> = { plain: [], trivial: [], planned: [] };
@@ -112,7 +128,7 @@ export async function runExpertBench(o: ExpertBenchOptions = {}): Promise<Expert
   });
   return {
     model: ck.name, devices, skew, problems: n, maxTokens, generatedTokens: generated, repeats,
-    plan: { replicas: plan.replicas, predicted: plan.balance }, rows,
+    plan: { replicas: plan.replicas, predicted: { trivial: predict(placements.trivial), planned: predict(placements.planned) } }, rows,
     machine: { cpus: os.availableParallelism(), backend: backend().name, threads: backend().threads, loadavgBefore, loadavgAfter: os.loadavg(), node: process.version, date: new Date().toISOString().slice(0, 10) },
   };
 }

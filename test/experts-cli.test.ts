@@ -4,22 +4,16 @@
 // expert-parallel runs that answer exactly as the plain ones.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { packageRoot } from '../src/infer/index.js';
+import { cli, startServe } from './cli-process.js';
 
 const run = promisify(execFile);
-
-function cli(): string[] {
-  const ts = import.meta.url.endsWith('.ts');
-  const main = fileURLToPath(new URL(`../src/cli/main.${ts ? 'ts' : 'js'}`, import.meta.url));
-  return ts ? ['--import', 'tsx', main] : [main];
-}
 
 async function nanoseek(...args: string[]): Promise<{ stdout: string; stderr: string }> {
   return run(process.execPath, [...cli(), ...args], { maxBuffer: 1 << 24 });
@@ -50,27 +44,16 @@ test('experts: record while evaluating and serving, stats, plan → SGLang → -
     assert.ok(first.steps > 0 && first.tokens > 12 * 20);
 
     // Serving records into the same file, continuing it; SIGTERM writes it.
-    const child = spawn(process.execPath, [...cli(), 'serve', '--model', model, '--port', '0', '--quiet', '--record-experts', load, '--expert-parallel', '2'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const serve = await startServe(['--model', model, '--port', '0', '--quiet', '--record-experts', load, '--expert-parallel', '2']);
     try {
-      const url = await new Promise<string>((resolve, reject) => {
-        let out = '';
-        child.stdout.on('data', (d: Buffer) => {
-          out += d.toString();
-          const m = /http:\/\/127\.0\.0\.1:\d+/.exec(out);
-          if (m) resolve(m[0]);
-        });
-        void exited.then((code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
-      });
-      const res = await fetch(`${url}/v1/chat/completions`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'What is 2 + 3?' }], max_tokens: 12 }) });
+      const res = await fetch(`${serve.url}/v1/chat/completions`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'What is 2 + 3?' }], max_tokens: 12 }) });
       assert.equal(res.status, 200);
-      child.kill('SIGTERM');
-      assert.equal(await exited, 0, stderr);
+      serve.child.kill('SIGTERM');
+      assert.equal(await serve.exited, 0, serve.stderr());
     } finally {
-      child.kill('SIGKILL');
+      serve.child.kill('SIGKILL');
     }
+    const stderr = serve.stderr();
     assert.match(stderr, /--record-experts: continuing .*load\.json \(\d+ steps/);
     assert.match(stderr, /expert parallelism on 2 devices/);
     const second = JSON.parse(await readFile(load, 'utf8')) as { steps: number; tokens: number };
@@ -88,7 +71,7 @@ test('experts: record while evaluating and serving, stats, plan → SGLang → -
     // Plan → our plan file and SGLang's JSON; both run here as placements, answering as the plain path.
     const plan = await nanoseek('experts', 'plan', '--load', load, '--replicas', '20', '--gpus', '2', '--out', join(dir, 'plan.json'), '--sglang', join(dir, 'sglang.json'));
     assert.match(plan.stdout, /EPLB, hierarchical policy: 16 experts → 20 slots on 2 GPUs \(1 node, 10 slots each\)/);
-    assert.match(plan.stdout, /layer 1: max\/mean per GPU [\d.]+ \(trivial\) → [\d.]+; replicated: e\d+×2/);
+    assert.match(plan.stdout, /layer 1: max\/mean per GPU [\d.]+ \(trivial, same slots\) → [\d.]+; replicated: e\d+×2/);
     assert.match(plan.stdout, /--ep-num-redundant-experts 4/);
     const sg = JSON.parse(await readFile(join(dir, 'sglang.json'), 'utf8')) as { physical_to_logical_map: number[][] };
     assert.deepEqual([sg.physical_to_logical_map.length, sg.physical_to_logical_map[0].length], [4, 20]);

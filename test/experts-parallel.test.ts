@@ -109,7 +109,7 @@ describe('expert parallelism on a trained model', () => {
     }
   });
 
-  it('splits a replicated expert\'s rows to even out the devices (the router\'s choice among replicas)', async () => {
+  it('splits a replicated expert\'s rows to even out the devices (the router\'s choice among replicas), or evenly', async () => {
     const { model } = await loadForInference(join(await packageRoot(), 'models', 'nano-r1zero'));
     // Expert 0 has a slot on each device, the other experts one slot each.
     const row = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0, 10, 11, 12, 13, 14, 15, 1];
@@ -122,6 +122,9 @@ describe('expert parallelism on a trained model', () => {
     assert.equal(take[0] + take[10], 40);
     assert.equal(held[0] + held[1], 40 + 8 * 6 + 7 * 2);
     assert.ok(Math.abs(held[0] - held[1]) <= 1, `devices hold ${held}`);
+    // Even dispatch: equal shares whatever the devices hold (what EPLB assumes when it plans).
+    const even = new ExpertParallel(model, { devices: 2, phy2log: [row, row, row] }, { dispatch: 'even' }).split(0, Int32Array.from(counts, (c, e) => (e === 1 ? 7 : c)));
+    assert.deepEqual([even[0], even[10], even[1], even[17]], [20, 20, 4, 3]);
     assert.throws(() => new ExpertParallel(model, { devices: 2, phy2log: [row.map((e) => (e === 15 ? 14 : e)), row, row] }), /layer 0 of the placement has no slot for expert 15/);
     assert.throws(() => new ExpertParallel(model, { devices: 4, phy2log: [row, row, row] }), /18 slots do not split evenly over 4 devices/);
   });

@@ -2,17 +2,9 @@
 // connections, lets the running stream finish and exits 0.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { request } from 'node:http';
-import { fileURLToPath } from 'node:url';
+import { startServe, type ServeProcess } from './cli-process.js';
 import { fixtureTokenizer, randomModel, saveFixture } from './serve-fixture.js';
-
-/** node arguments that run the CLI: the compiled one next to compiled tests, the sources under tsx. */
-function cli(): string[] {
-  const ts = import.meta.url.endsWith('.ts');
-  const main = fileURLToPath(new URL(`../src/cli/main.${ts ? 'ts' : 'js'}`, import.meta.url));
-  return ts ? ['--import', 'tsx', main] : [main];
-}
 
 /** A connection attempt on a fresh socket: 'refused' once the server has stopped listening. */
 function probe(port: number): Promise<string> {
@@ -29,20 +21,10 @@ function probe(port: number): Promise<string> {
 test('SIGTERM: the server stops accepting, finishes the running stream and exits 0', async () => {
   const tok = await fixtureTokenizer();
   const fixture = await saveFixture(randomModel(tok, 11), tok);
-  const child = spawn(process.execPath, [...cli(), 'serve', '--model', fixture.dir, '--port', '0', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  let serve: ServeProcess | undefined;
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /http:\/\/127\.0\.0\.1:\d+/.exec(out);
-        if (m) resolve(m[0]);
-      });
-      void exited.then((code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
-    });
+    serve = await startServe(['--model', fixture.dir, '--port', '0', '--quiet']);
+    const { child, url, exited } = serve;
     const port = Number(new URL(url).port);
     assert.equal(await probe(port), '200');
 
@@ -71,10 +53,10 @@ test('SIGTERM: the server stops accepting, finishes the running stream and exits
     assert.match(text, /"finish_reason":"length"/, 'the in-flight stream ran to its end');
     assert.match(text, /"completion_tokens":300/);
     assert.match(text, /data: \[DONE\]\n\n$/);
-    assert.equal(await exited, 0, stderr);
-    assert.match(stderr, /SIGTERM: no new requests; finishing 1 in flight/);
+    assert.equal(await exited, 0, serve.stderr());
+    assert.match(serve.stderr(), /SIGTERM: no new requests; finishing 1 in flight/);
   } finally {
-    child.kill('SIGKILL');
+    serve?.child.kill('SIGKILL');
     await fixture.remove();
   }
 });

@@ -8,7 +8,7 @@ export {
   gpuLoads, maxOverMean, parsePlacement, PLAN_FORMAT, planFromLoad, readPlacement, sglangLogicalCount, sglangPlacement, trivialPlacement, writePlan,
   type Placement, type PlacementShape, type PlanFile,
 } from './placement.js';
-export { ExpertParallel, stepImbalance, totalImbalance, type DeviceStats } from './parallel.js';
+export { ExpertParallel, stepImbalance, totalImbalance, type DeviceStats, type Dispatch } from './parallel.js';
 export { CLUSTERS, DEEPSEEK_V3, H800_FP8_PEAK, parseSkew, popularity, simulate, type ClusterShape, type ModelShape, type Popularity, type SimOptions, type SimResult } from './simulate.js';
 export { formatStats, loadStats, overviewHeatmap, statsPage, type LayerStats, type LoadStats } from './stats.js';
 export { buildExpertReport, summarize, type ExpertReport, type ReportOptions, type RunFigures, type SimSummary } from './report.js';

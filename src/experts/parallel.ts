@@ -7,7 +7,9 @@
 //
 // An expert with several replicas has its rows split among them so as to even out the devices: the
 // rows of single-copy experts are fixed; then, heaviest replicated expert first, each row goes to the
-// replica whose device holds the fewest rows so far. That is the router's choice among replicas.
+// replica whose device holds the fewest rows so far. That is the router's choice among replicas
+// ('balanced' dispatch). 'even' dispatch splits every expert's rows equally among its replicas
+// instead, as EPLB assumes when it plans (and as a static choice of replica per sender amounts to).
 //
 // On one machine every thread reads the same weights, so a replica is a second device that may run an
 // expert, not a second copy of its memory. The shared expert and everything outside the routed
@@ -60,17 +62,26 @@ interface LayerPlan {
   shared: number[];
 }
 
+/** How a replicated expert's rows are shared among its replicas (see above). */
+export type Dispatch = 'balanced' | 'even';
+
 export class ExpertParallel implements ExpertRunner {
   private readonly index = new Map<MoE, number>();
   private readonly layers: LayerPlan[];
   private readonly perDevice: number;
+  private readonly kernels: Backend;
+  readonly dispatch: Dispatch;
   private statsNow: DeviceStats;
 
   /**
    * @param placement one row of slots per MoE layer of the model (see placement.ts)
-   * @param kernels the backend whose threads are the devices (default: the active one)
+   * @param opts.backend the backend whose threads are the devices (default: the active one)
+   * @param opts.dispatch how replicas share their expert's rows (default 'balanced')
    */
-  constructor(private readonly model: CausalLM, readonly placement: Placement, private readonly kernels: Backend = backend()) {
+  constructor(private readonly model: CausalLM, readonly placement: Placement, opts: { backend?: Backend; dispatch?: Dispatch } = {}) {
+    this.kernels = opts.backend ?? backend();
+    this.dispatch = opts.dispatch ?? 'balanced';
+    if (this.dispatch !== 'balanced' && this.dispatch !== 'even') throw new Error(`expert parallelism: dispatch must be 'balanced' or 'even', got '${this.dispatch as string}'`);
     const moes = model.moeLayers();
     if (moes.length === 0) throw new Error('expert parallelism: the model has no MoE layers');
     if (placement.phy2log.length !== moes.length) throw new Error(`expert parallelism: the placement has ${placement.phy2log.length} layers, the model ${moes.length} MoE layers`);
@@ -144,6 +155,13 @@ export class ExpertParallel implements ExpertRunner {
         held[device(slots[0])] += counts[e];
       }
     });
+    if (this.dispatch === 'even') {
+      for (const e of p.shared) {
+        const slots = p.replicas[e];
+        slots.forEach((s, r) => (take[s] = Math.floor(counts[e] / slots.length) + (r < counts[e] % slots.length ? 1 : 0)));
+      }
+      return take;
+    }
     const order = [...p.shared].sort((a, b) => counts[b] - counts[a] || a - b);
     for (const e of order) {
       const slots = p.replicas[e];

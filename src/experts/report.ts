@@ -13,8 +13,8 @@ import { escapeHtml, htmlPage } from '../report/index.js';
 import type { Tokenizer } from '../tokenizer/index.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { ExpertLoadRecorder, compactJson, writeLoad, type ExpertLoad } from './load.js';
-import { ExpertParallel, stepImbalance, totalImbalance, type DeviceStats } from './parallel.js';
-import { planFromLoad, sglangLogicalCount, sglangPlacement, trivialPlacement, writePlan, type PlanFile } from './placement.js';
+import { ExpertParallel, stepImbalance, totalImbalance, type DeviceStats, type Dispatch } from './parallel.js';
+import { gpuLoads, maxOverMean, planFromLoad, sglangLogicalCount, sglangPlacement, trivialPlacement, writePlan, type Placement, type PlanFile } from './placement.js';
 import { CLUSTERS, DEEPSEEK_V3, simulate, type Popularity, type SimResult } from './simulate.js';
 import { loadStats, overviewHeatmap, PAGE_STYLE, statsPage, table } from './stats.js';
 import { runWorkload, skewRouting, workloadProblems, type WorkloadResult } from './workload.js';
@@ -39,10 +39,11 @@ export interface ReportOptions {
 }
 
 export interface RunFigures {
-  placement: 'plain' | 'trivial' | 'planned';
-  seconds: number;
+  /** trivial: slot s holds expert s, no redundancy; trivial-redundant: SGLang's trivial with the plan's slots (s mod E). */
+  placement: 'plain' | 'trivial' | 'trivial-redundant' | 'planned';
+  /** How replicas shared their expert's rows (runs with replicas). */
+  dispatch?: Dispatch;
   generated: number;
-  tokensPerSecond: number;
   accuracy: number;
   /** Same tokens as the plain path, every completion. */
   identical: boolean;
@@ -68,7 +69,9 @@ export interface ExpertReport {
   skew: { experts: number[]; delta: number };
   problems: number;
   maxTokens: number;
-  calibration: { tokens: number; steps: number; accuracy: number; trivialPrediction: number[] };
+  calibration: { tokens: number; steps: number; accuracy: number };
+  /** Per MoE layer, per-device max ÷ mean predicted from the recording for each EP placement. */
+  predicted: { trivial: number[]; trivialRedundant: number[]; planned: number[] };
   plan: Pick<PlanFile, 'replicas' | 'groups' | 'nodes' | 'gpus' | 'policy' | 'balance' | 'logcnt'>;
   runs: RunFigures[];
   simulations: SimSummary[];
@@ -130,8 +133,14 @@ export async function buildExpertReport(o: ReportOptions): Promise<ExpertReport>
     const fresh = workloadProblems(n, n);
     const runs: RunFigures[] = [];
     let plainTokens: number[][] = [];
-    const measure = async (placement: RunFigures['placement']): Promise<void> => {
-      const ep = placement === 'plain' ? null : new ExpertParallel(model, placement === 'trivial' ? trivialPlacement(moe.length, E, devices) : { devices, phy2log: plan.phy2log }).attach();
+    const placements: Record<Exclude<RunFigures['placement'], 'plain'>, Placement> = {
+      trivial: trivialPlacement(moe.length, E, devices),
+      'trivial-redundant': trivialPlacement(moe.length, E, devices, plan.replicas),
+      planned: { devices, phy2log: plan.phy2log },
+    };
+    const predict = (p: Placement): number[] => gpuLoads(rec.load, p.phy2log, devices).map(maxOverMean);
+    const measure = async (placement: RunFigures['placement'], dispatch?: Dispatch): Promise<void> => {
+      const ep = placement === 'plain' ? null : new ExpertParallel(model, placements[placement], { dispatch }).attach();
       let w: WorkloadResult;
       try {
         w = await runWorkload(model, o.tokenizer, fresh, { maxTokens });
@@ -140,13 +149,15 @@ export async function buildExpertReport(o: ReportOptions): Promise<ExpertReport>
       }
       if (placement === 'plain') plainTokens = w.tokens;
       const r: RunFigures = {
-        placement, seconds: w.seconds, generated: w.generated, tokensPerSecond: w.generated / w.seconds, accuracy: w.accuracy, identical: same(w.tokens, plainTokens),
+        placement, ...(dispatch === undefined ? {} : { dispatch }), generated: w.generated, accuracy: w.accuracy, identical: same(w.tokens, plainTokens),
         ...(ep === null ? {} : { devices: deviceFigures(ep.stats()) }),
       };
       runs.push(r);
-      log(`${placement}: ${r.tokensPerSecond.toFixed(0)} tokens/s, accuracy ${r.accuracy.toFixed(3)}${r.devices ? `, device max/mean per step ${r.devices.stepImbalance.toFixed(3)}, over the run ${r.devices.totalImbalance.map((x) => x.toFixed(3)).join(' ')}` : ''}${placement !== 'plain' ? `, tokens ${r.identical ? 'identical to' : 'DIFFERENT from'} the plain path` : ''}`);
+      log(`${placement}${dispatch ? ` (${dispatch})` : ''}: ${r.generated} tokens, accuracy ${r.accuracy.toFixed(3)}${r.devices ? `, device max/mean per step ${r.devices.stepImbalance.toFixed(3)}, over the run ${r.devices.totalImbalance.map((x) => x.toFixed(3)).join(' ')}` : ''}${placement !== 'plain' ? `, tokens ${r.identical ? 'identical to' : 'DIFFERENT from'} the plain path` : ''}`);
     };
-    for (const p of ['plain', 'trivial', 'planned'] as const) await measure(p);
+    await measure('plain');
+    await measure('trivial');
+    for (const p of ['trivial-redundant', 'planned'] as const) for (const d of ['balanced', 'even'] as const) await measure(p, d);
 
     // The paper-scale plan from our recording, with synthetic skews for comparison.
     const sims: SimResult[] = [];
@@ -162,7 +173,8 @@ export async function buildExpertReport(o: ReportOptions): Promise<ExpertReport>
     const report: ExpertReport = {
       model: o.modelLabel, date: new Date().toISOString().slice(0, 10), backend: { name: backend().name, threads: backend().threads }, devices,
       skew: { experts: hot, delta }, problems: n, maxTokens,
-      calibration: { tokens: calib.generated, steps: rec.steps, accuracy: calib.accuracy, trivialPrediction: plan.balance.trivial },
+      calibration: { tokens: calib.generated, steps: rec.steps, accuracy: calib.accuracy },
+      predicted: { trivial: predict(placements.trivial), trivialRedundant: predict(placements['trivial-redundant']), planned: predict(placements.planned) },
       plan: { replicas: plan.replicas, groups: plan.groups, nodes: plan.nodes, gpus: plan.gpus, policy: plan.policy, balance: plan.balance, logcnt: plan.logcnt },
       runs, simulations: sims.map(summarize),
     };
@@ -173,7 +185,7 @@ export async function buildExpertReport(o: ReportOptions): Promise<ExpertReport>
     await writeFileAtomic(join(o.out, 'sglang-logical-count.json'), compactJson(sglangLogicalCount(rec)));
     await writeFileAtomic(join(o.out, 'deepseek-v3-ep32-placement.json'), compactJson(v3(sims[0])));
     await writeFileAtomic(join(o.out, 'deepseek-v3-ep144-placement.json'), compactJson(v3(sims[sources.length])));
-    await writeFileAtomic(join(o.out, 'report.json'), `${JSON.stringify(report, null, 1)}\n`);
+    await writeFileAtomic(join(o.out, 'report.json'), compactJson(report));
     await writeFileAtomic(join(o.out, 'stats.html'), statsPage(rec, loadStats(rec, devices)));
     await writeFileAtomic(join(o.out, 'index.html'), reportPage(report, rec));
     await writeFileAtomic(join(o.out, 'deploy.html'), deployPage(report, rec));
@@ -201,28 +213,28 @@ function reportPage(r: ExpertReport, rec: ExpertLoad): string {
   const ep = r.runs.filter((x) => x.devices !== undefined);
   const plain = r.runs.find((x) => x.placement === 'plain')!;
   const body = [
-    `<p>${escapeHtml(`${r.model} (3 DeepSeekMoE layers, ${rec.experts} routed experts, top-${rec.topk} of ${rec.groups} groups) with its routing skewed on purpose: the router's correction bias of experts ${r.skew.experts.join(', ')} — all of device 0's under SGLang's trivial placement on ${r.devices} devices — raised by ${r.skew.delta}. ${r.backend.name} backend, ${r.backend.threads} threads; ${r.date}.`)}</p>`,
+    `<p>${escapeHtml(`${r.model} (${rec.layers.length} DeepSeekMoE layers, ${rec.experts} routed experts, top-${rec.topk} of ${rec.groups} groups) with its routing skewed on purpose: the router's correction bias of experts ${r.skew.experts.join(', ')} — all of device 0's under SGLang's trivial placement on ${r.devices} devices — raised by ${r.skew.delta}. ${r.backend.name} backend, ${r.backend.threads} threads; ${r.date}.`)}</p>`,
     '<p>Regenerate with <code>nanoseek experts report --out docs/experts</code>. Files: <a href="stats.html">the recording\'s heatmaps</a>, <a href="deploy.html">moving the checkpoint to SGLang / vLLM with EP + EPLB</a>, <a href="load.json">load.json</a>, <a href="plan.json">plan.json</a>, <a href="sglang-placement.json">sglang-placement.json</a>, <a href="sglang-logical-count.json">sglang-logical-count.json</a>, <a href="report.json">report.json</a>.</p>',
     '<h2>1. The recording</h2>',
-    `<p>${escapeHtml(`A calibration workload — ${r.problems} held-out sums of six one-digit numbers, R1-Zero prompt, greedy, up to ${r.maxTokens} tokens, all in one continuous batch — was recorded as \`serve --record-experts\` records: ${r.calibration.tokens} tokens generated, ${r.calibration.steps} engine steps. Greedy accuracy under the skew: ${r.calibration.accuracy.toFixed(3)}.`)}</p>`,
+    `<p>${escapeHtml(`A calibration workload — ${r.problems} held-out sums of six one-digit numbers, R1-Zero prompt, greedy, up to ${r.maxTokens} tokens, all in one continuous batch — was recorded as serve --record-experts records: ${r.calibration.tokens} tokens generated, ${r.calibration.steps} engine steps. Greedy accuracy under the skew: ${r.calibration.accuracy.toFixed(3)}.`)}</p>`,
     overviewHeatmap(rec, 'Recorded expert load ÷ fair share (skewed routing)'),
     '<h2>2. The plan</h2>',
     `<p>${escapeHtml(`EPLB (${r.plan.policy} policy) with ${r.plan.replicas} slots per layer (${r.plan.replicas - rec.experts} redundant) on ${r.plan.gpus} devices, from the recording. Replicas per expert:`)}</p>`,
     table(['layer', ...Array.from({ length: rec.experts }, (_, e) => `e${e}`)], r.plan.logcnt.map((row, l) => [rec.layers[l], ...row])),
-    `<p>Predicted per-device max ÷ mean on the recording (each expert's load shared evenly by its replicas):</p>`,
-    table(['layer', 'trivial placement', 'plan'], rec.layers.map((layer, l) => [layer, f3(r.plan.balance.trivial[l]), f3(r.plan.balance.planned[l])])),
+    `<p>${escapeHtml(`Per-device max ÷ mean predicted from the recording (each expert's load shared evenly by its replicas), for the trivial placement (slot s holds expert s: ${rec.experts} slots), SGLang's trivial placement with the plan's ${r.plan.replicas} slots (slot s holds expert s mod ${rec.experts}: redundancy without a plan), and the plan:`)}</p>`,
+    table(['layer', `trivial, ${rec.experts} slots`, `trivial, ${r.plan.replicas} slots`, 'plan'], rec.layers.map((layer, l) => [layer, f3(r.predicted.trivial[l]), f3(r.predicted.trivialRedundant[l]), f3(r.predicted.planned[l])])),
     '<h2>3. Expert parallelism, measured</h2>',
-    `<p>${escapeHtml(`A fresh workload (${r.problems} other held-out problems, which the plan has not seen) decoded three ways on this machine: the plain path, then expert parallelism over ${r.devices} devices (worker threads, each owning its slots' experts) with the trivial placement and with the plan. "Per step" is Σ over forward passes and layers of the busiest device's rows ÷ Σ of the mean device's: how much longer the expert phase takes than with perfect balance when time follows rows. Throughput is one pass each, on a shared 2-core machine: see BENCHMARKS.md for repeated measurements.`)}</p>`,
+    `<p>${escapeHtml(`A fresh workload (${r.problems} other held-out problems, which the plan has not seen) decoded on this machine by the plain path, then through expert parallelism over ${r.devices} devices (worker threads, each owning its slots' experts) with each placement above. A replicated expert's rows go to its replicas either by load (balanced dispatch: the runtime's default, each row to the replica whose device holds fewest rows so far) or in equal shares (even dispatch: what EPLB's plan assumes, and what a fixed replica per sender amounts to). "Per step" is Σ over forward passes and layers of the busiest device's rows ÷ Σ of the mean device's: how much longer the expert phase takes than with perfect balance when time follows rows. Throughput is measured by nanoseek bench experts (BENCHMARKS.md), in repeated alternating rounds.`)}</p>`,
     table(
-      ['run', 'tokens identical to plain', 'accuracy', 'tokens/s', 'device max ÷ mean per step', 'device max ÷ mean over the run, per layer', 'rows per device (layer by layer)', 'busy seconds per device'],
+      ['run', 'tokens identical to plain', 'accuracy', 'device max ÷ mean per step', 'device max ÷ mean over the run, per layer', 'rows per device (layer by layer)', 'busy seconds per device'],
       r.runs.map((x) => [
-        x.placement === 'plain' ? 'plain path' : `EP ${r.devices}, ${x.placement} placement`, x.placement === 'plain' ? '—' : x.identical ? 'yes' : 'NO', x.accuracy.toFixed(3), x.tokensPerSecond.toFixed(0),
+        x.placement === 'plain' ? 'plain path' : `EP ${r.devices}, ${x.placement === 'trivial-redundant' ? `trivial placement, ${r.plan.replicas} slots` : x.placement === 'trivial' ? `trivial placement, ${rec.experts} slots` : 'plan'}${x.dispatch ? `, ${x.dispatch} dispatch` : ''}`, x.placement === 'plain' ? '—' : x.identical ? 'yes' : 'NO', x.accuracy.toFixed(3),
         x.devices ? f3(x.devices.stepImbalance) : '—', x.devices ? x.devices.totalImbalance.map(f3).join(', ') : '—',
         x.devices ? x.devices.rows.map((row) => row.join(' / ')).join('; ') : '—', x.devices ? x.devices.busySeconds.map((s) => s.toFixed(3)).join(' / ') : '—',
       ]),
       'runs',
     ),
-    `<p id="verdict">${escapeHtml(verdict(r, ep, plain))}</p>`,
+    `<p id="verdict">${escapeHtml(verdict(r, rec.experts, ep, plain))}</p>`,
     '<h2>4. At DeepSeek-V3 scale (simulated)</h2>',
     `<p>${escapeHtml(`The recording resampled to ${DEEPSEEK_V3.layers} MoE layers × ${DEEPSEEK_V3.experts} experts (top-${DEEPSEEK_V3.topk}), beside two synthetic skews, on DeepSeek's published units: prefill EP32 (4 nodes × 8 GPUs) and decode EP144 (18 nodes × 8 GPUs), 32 redundant experts each. EPLB plans on 32 simulated steps and is measured on 32 fresh ones against SGLang's trivial placement with the same slots. The bound is tokens/s per 8-GPU node if the routed and shared experts' GEMMs ran at the H800's FP8 peak (1979 TFLOP/s) and nothing else took time: an upper bound to compare placements by, far above what a real node reaches (DeepSeek report about 73.7k prefill or 14.8k decode tokens/s per node), because attention, communication and memory traffic are left out.`)}</p>`,
     simTable(r.simulations),
@@ -231,12 +243,15 @@ function reportPage(r: ExpertReport, rec: ExpertLoad): string {
   return htmlPage(`Expert parallelism and EPLB: ${r.model}`, PAGE_STYLE, body);
 }
 
-function verdict(r: ExpertReport, ep: readonly RunFigures[], plain: RunFigures): string {
-  const t = ep.find((x) => x.placement === 'trivial')!;
-  const p = ep.find((x) => x.placement === 'planned')!;
-  const worst = (x: RunFigures): number => Math.max(...x.devices!.totalImbalance);
-  return `On ${r.devices} devices the plan takes the measured device max ÷ mean from ${f3(t.devices!.stepImbalance)} per step (${f3(worst(t))} over the run, worst layer) to ${f3(p.devices!.stepImbalance)} (${f3(worst(p))}); ` +
-    `both parallel runs gave ${t.identical && p.identical ? 'exactly the plain path\'s tokens' : 'tokens that DIFFER from the plain path'} (${plain.generated} tokens).`;
+function verdict(r: ExpertReport, experts: number, ep: readonly RunFigures[], plain: RunFigures): string {
+  const find = (k: RunFigures['placement'], d?: Dispatch): RunFigures => ep.find((x) => x.placement === k && x.dispatch === d)!;
+  const fig = (x: RunFigures): string => `${f3(x.devices!.stepImbalance)} per step (${f3(Math.max(...x.devices!.totalImbalance))} over the run, worst layer)`;
+  const spare = r.plan.replicas - experts;
+  return `On ${r.devices} devices the measured device max ÷ mean is ${fig(find('trivial'))} with the trivial placement and ${fig(find('planned', 'balanced'))} with the plan ` +
+    `(${fig(find('planned', 'even'))} when replicas split their rows evenly, as EPLB assumes). ` +
+    `Redundant slots without a plan give ${fig(find('trivial-redundant', 'balanced'))} with balanced dispatch, but ${fig(find('trivial-redundant', 'even'))} with even dispatch: ` +
+    `SGLang's trivial map puts second copies of experts 0–${spare - 1} on device ${r.devices - 1}, some of the hot ones, and only choosing among replicas by load makes use of them; the plan does not depend on that choice. ` +
+    `${ep.every((x) => x.identical) ? 'Every parallel run gave exactly the plain path\'s tokens' : 'Some parallel run gave tokens that DIFFER from the plain path'} (${plain.generated} tokens each).`;
 }
 
 function deployPage(r: ExpertReport, rec: ExpertLoad): string {

@@ -6,6 +6,7 @@ import {
   buildExpertReport, CLUSTERS, compactJson, DEEPSEEK_V3, formatStats, loadStats, parseSkew, planFromLoad, readLoad, sglangLogicalCount, sglangPlacement, simulate,
   statsPage, summarize, writePlan, type ClusterShape, type Policy, type Popularity,
 } from '../../experts/index.js';
+import type { PresetName } from '../../model/config.js';
 import { writeFileAtomic } from '../../util/atomic.js';
 import { benchCommand } from './bench.js';
 import { intFlag, loadFromFlags, numberFlag, withModelFlags } from './generate.js';
@@ -99,7 +100,7 @@ export function register(program: Command): void {
       const per = plan.replicas / plan.gpus;
       const lines = [`EPLB, ${plan.policy} policy: ${rec.experts} experts → ${plan.replicas} slots on ${plan.gpus} GPUs (${plan.nodes} node${plan.nodes > 1 ? 's' : ''}, ${per} slots each)`];
       plan.phy2log.forEach((row, l) => {
-        lines.push(`layer ${rec.layers[l]}: max/mean per GPU ${plan.balance.trivial[l].toFixed(3)} (trivial) → ${plan.balance.planned[l].toFixed(3)}; replicated: ${plan.logcnt[l].flatMap((c, e) => (c > 1 ? [`e${e}×${c}`] : [])).join(' ') || 'none'}`);
+        lines.push(`layer ${rec.layers[l]}: max/mean per GPU ${plan.balance.trivial[l].toFixed(3)} (trivial, same slots) → ${plan.balance.planned[l].toFixed(3)}; replicated: ${plan.logcnt[l].flatMap((c, e) => (c > 1 ? [`e${e}×${c}`] : [])).join(' ') || 'none'}`);
         lines.push(`  ${Array.from({ length: plan.gpus }, (_, g) => `gpu${g} [${row.slice(g * per, (g + 1) * per).join(' ')}]`).join('  ')}`);
       });
       if (o.out !== undefined) lines.push(`plan written to ${o.out}`);
@@ -181,14 +182,16 @@ export function register(program: Command): void {
     .command('experts')
     .description('expert-parallel decoding against the plain path on a trained MoE model with skewed routing: tokens/s, per-device load and time, with and without the plan')
     .option('--model <dir>', 'MoE checkpoint (default: models/nano-r1zero)')
+    .option('--preset <name>', 'a random-weight MoE preset instead (nano, micro, small), with the checkpoint\'s tokenizer')
     .option('--devices <n>', 'devices of expert parallelism', intFlag('--devices'), 2)
     .option('--skew <delta>', 'router bias added to the experts the trivial placement puts on device 0', numberFlag('--skew', 0, 10), 0.1)
     .option('--problems <n>', 'sequences decoded together', intFlag('--problems'), 64)
     .option('--max-tokens <n>', 'tokens per completion', intFlag('--max-tokens'), 96)
     .option('--repeats <n>', 'rounds of plain / trivial / planned, alternating', intFlag('--repeats'), 5)
     .option('--json', 'one JSON document')
-    .action(async (o: { model?: string; devices: number; skew: number; problems: number; maxTokens: number; repeats: number; json?: boolean }) => {
-      const r = await runExpertBench({ ...o, progress: o.json ? undefined : (line) => process.stderr.write(`${line}\n`) });
+    .action(async (o: { model?: string; preset?: string; devices: number; skew: number; problems: number; maxTokens: number; repeats: number; json?: boolean }) => {
+      if (o.preset !== undefined && !['nano', 'micro', 'small'].includes(o.preset)) throw new Error(`--preset must be nano, micro or small, got '${o.preset}'`);
+      const r = await runExpertBench({ ...o, preset: o.preset as PresetName | undefined, progress: o.json ? undefined : (line) => process.stderr.write(`${line}\n`) });
       process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatExpertBench(r)}\n`);
     });
 }
