@@ -9,7 +9,7 @@ export {
   type Placement, type PlacementShape, type PlanFile,
 } from './placement.js';
 export { ExpertParallel, stepImbalance, totalImbalance, type DeviceStats, type Dispatch } from './parallel.js';
-export { CLUSTERS, DEEPSEEK_V3, H800_FP8_PEAK, parseSkew, popularity, simulate, type ClusterShape, type ModelShape, type Popularity, type SimOptions, type SimResult } from './simulate.js';
+export { CLUSTERS, DEEPSEEK_V3, H800_FP8_PEAK, parseSkew, popularity, simulate, simulatedSglangPlacement, type ClusterShape, type ModelShape, type Popularity, type SimOptions, type SimResult } from './simulate.js';
 export { formatStats, loadStats, overviewHeatmap, statsPage, type LayerStats, type LoadStats } from './stats.js';
 export { buildExpertReport, summarize, type ExpertReport, type ReportOptions, type RunFigures, type SimSummary } from './report.js';
 export { runWorkload, skewRouting, workloadProblems, type WorkloadResult } from './workload.js';

@@ -15,7 +15,7 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { ExpertLoadRecorder, compactJson, writeLoad, type ExpertLoad } from './load.js';
 import { ExpertParallel, stepImbalance, totalImbalance, type DeviceStats, type Dispatch } from './parallel.js';
 import { gpuLoads, maxOverMean, planFromLoad, sglangLogicalCount, sglangPlacement, trivialPlacement, writePlan, type Placement, type PlanFile } from './placement.js';
-import { CLUSTERS, DEEPSEEK_V3, simulate, type Popularity, type SimResult } from './simulate.js';
+import { CLUSTERS, DEEPSEEK_V3, simulate, simulatedSglangPlacement, type Popularity, type SimResult } from './simulate.js';
 import { loadStats, overviewHeatmap, PAGE_STYLE, statsPage, table } from './stats.js';
 import { runWorkload, skewRouting, workloadProblems, type WorkloadResult } from './workload.js';
 
@@ -178,13 +178,12 @@ export async function buildExpertReport(o: ReportOptions): Promise<ExpertReport>
       plan: { replicas: plan.replicas, groups: plan.groups, nodes: plan.nodes, gpus: plan.gpus, policy: plan.policy, balance: plan.balance, logcnt: plan.logcnt },
       runs, simulations: sims.map(summarize),
     };
-    const v3 = (r: SimResult) => sglangPlacement({ num_hidden_layers: DEEPSEEK_V3.numHiddenLayers, layers: Array.from({ length: DEEPSEEK_V3.layers }, (_, l) => DEEPSEEK_V3.numHiddenLayers - DEEPSEEK_V3.layers + l), experts: DEEPSEEK_V3.experts, phy2log: r.phy2log });
     await writeLoad(join(o.out, 'load.json'), rec);
     await writePlan(join(o.out, 'plan.json'), plan);
     await writeFileAtomic(join(o.out, 'sglang-placement.json'), compactJson(sglangPlacement(plan)));
     await writeFileAtomic(join(o.out, 'sglang-logical-count.json'), compactJson(sglangLogicalCount(rec)));
-    await writeFileAtomic(join(o.out, 'deepseek-v3-ep32-placement.json'), compactJson(v3(sims[0])));
-    await writeFileAtomic(join(o.out, 'deepseek-v3-ep144-placement.json'), compactJson(v3(sims[sources.length])));
+    await writeFileAtomic(join(o.out, 'deepseek-v3-ep32-placement.json'), compactJson(simulatedSglangPlacement(sims[0])));
+    await writeFileAtomic(join(o.out, 'deepseek-v3-ep144-placement.json'), compactJson(simulatedSglangPlacement(sims[sources.length])));
     await writeFileAtomic(join(o.out, 'report.json'), compactJson(report));
     await writeFileAtomic(join(o.out, 'stats.html'), statsPage(rec, loadStats(rec, devices)));
     await writeFileAtomic(join(o.out, 'index.html'), reportPage(report, rec));

@@ -18,7 +18,7 @@
 import { Rng } from '../util/rng.js';
 import { rebalanceExperts, type Policy } from './eplb.js';
 import type { ExpertLoad } from './load.js';
-import { trivialPlacement } from './placement.js';
+import { sglangPlacement, trivialPlacement } from './placement.js';
 
 export interface ModelShape {
   name: string;
@@ -209,4 +209,11 @@ export function simulate(o: SimOptions): SimResult {
     source: o.popularity.kind === 'recorded' ? `resampled from ${o.popularity.load.model} (${o.popularity.load.layers.length} layers × ${o.popularity.load.experts} experts)` : o.popularity.kind === 'zipf' ? `Zipf, exponent ${o.popularity.s}` : `log-normal, σ ${o.popularity.sigma}`,
     trivial: figures('trivial'), planned: figures('planned'), idealBoundPerNode: bound(acc.planned.mean), phy2log: plan.phy2log,
   };
+}
+
+/** A simulated plan as SGLang's --init-expert-location JSON: a row per decoder layer, the first (dense) ones trivial. */
+export function simulatedSglangPlacement(r: SimResult): { physical_to_logical_map: number[][] } {
+  const m = r.model;
+  const layers = Array.from({ length: m.layers }, (_, l) => m.numHiddenLayers - m.layers + l);
+  return sglangPlacement({ num_hidden_layers: m.numHiddenLayers, layers, experts: m.experts, phy2log: r.phy2log });
 }

@@ -3,8 +3,8 @@
 import type { Command } from 'commander';
 import { formatExpertBench, runExpertBench } from '../../../bench/experts.js';
 import {
-  buildExpertReport, CLUSTERS, compactJson, DEEPSEEK_V3, formatStats, loadStats, parseSkew, planFromLoad, readLoad, sglangLogicalCount, sglangPlacement, simulate,
-  statsPage, summarize, writePlan, type ClusterShape, type Policy, type Popularity,
+  buildExpertReport, CLUSTERS, compactJson, formatStats, loadStats, parseSkew, planFromLoad, readLoad, sglangLogicalCount, sglangPlacement, simulate,
+  simulatedSglangPlacement, statsPage, summarize, writePlan, type ClusterShape, type Policy, type Popularity,
 } from '../../experts/index.js';
 import type { PresetName } from '../../model/config.js';
 import { writeFileAtomic } from '../../util/atomic.js';
@@ -66,12 +66,13 @@ export function register(program: Command): void {
     .description('imbalance per MoE layer of a recording (serve/eval --record-experts, or a training run\'s metrics.jsonl), and its heatmaps as HTML')
     .argument('<file>', 'expert-load recording (.json) or metrics.jsonl')
     .option('--devices <n>', 'also show max/mean per device with the trivial placement on n devices', intFlag('--devices'))
-    .option('--html <file>', 'where to write the heatmap page (default: the recording\'s name with .html)')
+    .option('--html <file>', 'where to write the heatmap page (default: load.json → load.html, metrics.jsonl → metrics-experts.html)')
     .option('--json', 'print the statistics as one JSON object')
     .action(async (file: string, o: { devices?: number; html?: string; json?: boolean }) => {
       const rec = await readLoad(file);
       const s = loadStats(rec, o.devices);
-      const html = o.html ?? `${file.replace(/\.jsonl?$/, '')}.html`;
+      // A training log's page goes beside `nanoseek plot`'s metrics.html, not over it.
+      const html = o.html ?? (file.endsWith('.jsonl') ? `${file.slice(0, -'.jsonl'.length)}-experts.html` : `${file.replace(/\.json$/, '')}.html`);
       await writeFileAtomic(html, statsPage(rec, s));
       process.stdout.write(o.json ? `${JSON.stringify({ ...s, html })}\n` : `${formatStats(s)}\nheatmaps: ${html}\n`);
     });
@@ -138,11 +139,7 @@ export function register(program: Command): void {
       if ((o.load === undefined) === (o.synthetic === undefined)) throw new Error('give exactly one of --load <file> and --synthetic <skew>');
       const popularity: Popularity = o.load !== undefined ? { kind: 'recorded', load: await readLoad(o.load) } : parseSkew(o.synthetic!);
       const results = clustersFrom(o).map((cluster) => simulate({ cluster, popularity, steps: o.steps, historySteps: o.steps, seed: o.seed }));
-      if (o.sglang !== undefined) {
-        const m = DEEPSEEK_V3;
-        const layers = Array.from({ length: m.layers }, (_, l) => m.numHiddenLayers - m.layers + l);
-        await writeFileAtomic(o.sglang, compactJson(sglangPlacement({ num_hidden_layers: m.numHiddenLayers, layers, experts: m.experts, phy2log: results[0].phy2log })));
-      }
+      if (o.sglang !== undefined) await writeFileAtomic(o.sglang, compactJson(simulatedSglangPlacement(results[0])));
       if (o.json) {
         process.stdout.write(`${JSON.stringify(results.map(summarize), null, 1)}\n`);
         return;
