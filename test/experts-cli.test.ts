@@ -1,7 +1,7 @@
 // The expert commands end to end, as a user runs them on the shipped MoE model: record while
 // evaluating and serving (--record-experts, continued across runs), stats with its heatmap page, an
-// EPLB plan exported for SGLang and used back here as --placement, the raw counts, the simulator, and
-// expert-parallel runs that answer exactly as the plain ones.
+// EPLB plan exported for SGLang and used back here as --placement, the raw counts, the simulator, the
+// committed report's command, and expert-parallel runs that answer exactly as the plain ones.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -90,6 +90,18 @@ test('experts: record while evaluating and serving, stats, plan → SGLang → -
     assert.equal(sim[0].slotsPerGpu, 2);
     const ep144 = JSON.parse(await readFile(join(dir, 'ep144.json'), 'utf8')) as { physical_to_logical_map: number[][] };
     assert.deepEqual([ep144.physical_to_logical_map.length, ep144.physical_to_logical_map[0].length], [61, 288]);
+
+    // The committed report's one command, on a small workload.
+    const out = join(dir, 'report');
+    await nanoseek('experts', 'report', '--out', out, '--problems', '6', '--max-tokens', '24');
+    const report = JSON.parse(await readFile(join(out, 'report.json'), 'utf8')) as { runs: { placement: string; identical: boolean }[]; simulations: { cluster: string }[] };
+    assert.deepEqual(report.runs.map((r) => r.placement), ['plain', 'trivial', 'trivial-redundant', 'trivial-redundant', 'planned', 'planned']);
+    assert.ok(report.runs.every((r) => r.identical));
+    assert.deepEqual([...new Set(report.simulations.map((x) => x.cluster))], ['prefill EP32', 'decode EP144']);
+    for (const f of ['index.html', 'stats.html', 'deploy.html', 'load.json', 'plan.json', 'sglang-placement.json', 'sglang-logical-count.json', 'deepseek-v3-ep32-placement.json', 'deepseek-v3-ep144-placement.json']) {
+      assert.ok(existsSync(join(out, f)), f);
+    }
+    assert.match(await readFile(join(out, 'index.html'), 'utf8'), /<p id="verdict">On 2 devices the measured device max ÷ mean is [\d.]+ per step/);
 
     // Mistakes are named.
     await fails(['experts', 'plan', '--load', load, '--replicas', '21', '--gpus', '2'], /replicas \(21\) must be a multiple of gpus \(2\)/);
