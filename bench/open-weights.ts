@@ -28,6 +28,43 @@ const ROOT = fileURLToPath(new URL(import.meta.url.includes('/dist/bench/') ? '.
 
 type Json = Record<string, unknown>;
 
+/** A Qwen2 config of R1-Distill-Qwen's family (untied head, q/k/v biases, R1's special tokens). */
+function r1DistillQwen(name: string, hidden: number, layers: number, heads: number, kvHeads: number, ffn: number, vocab: number): ModelConfig {
+  return parseModelConfig({
+    architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', hidden_size: hidden, intermediate_size: ffn, num_hidden_layers: layers,
+    num_attention_heads: heads, num_key_value_heads: kvHeads, vocab_size: vocab, max_position_embeddings: 131072, rope_theta: 10000,
+    rms_norm_eps: 1e-6, tie_word_embeddings: false, bos_token_id: 151646, eos_token_id: 151643, use_sliding_window: false,
+    sliding_window: 4096, max_window_layers: layers, torch_dtype: 'bfloat16', hidden_act: 'silu', initializer_range: 0.02,
+  }, `${name} config`);
+}
+
+/**
+ * The open models users run, by name, as configurations (from their model cards; weights cannot be
+ * had offline): the R1 distills from 1.5B to 14B. Llama's has Llama 3.1's rope scaling.
+ */
+export const OPEN_WEIGHT_SHAPES = {
+  'r1-distill-qwen-1.5b': () => r1DistillQwen15B(),
+  'r1-distill-qwen-7b': () => r1DistillQwen('R1-Distill-Qwen-7B', 3584, 28, 28, 4, 18944, 152064),
+  'r1-distill-qwen-14b': () => r1DistillQwen('R1-Distill-Qwen-14B', 5120, 48, 40, 8, 13824, 152064),
+  'r1-distill-llama-8b': () =>
+    parseModelConfig({
+      architectures: ['LlamaForCausalLM'], model_type: 'llama', hidden_size: 4096, intermediate_size: 14336, num_hidden_layers: 32,
+      num_attention_heads: 32, num_key_value_heads: 8, head_dim: 128, vocab_size: 128256, max_position_embeddings: 131072, rope_theta: 500000,
+      rope_scaling: { rope_type: 'llama3', factor: 8, low_freq_factor: 1, high_freq_factor: 4, original_max_position_embeddings: 8192 },
+      rms_norm_eps: 1e-5, tie_word_embeddings: false, bos_token_id: 128000, eos_token_id: 128001, torch_dtype: 'bfloat16',
+    }, 'R1-Distill-Llama-8B config'),
+} as const;
+export type OpenWeightShape = keyof typeof OPEN_WEIGHT_SHAPES;
+
+/** The tokenizer files a shape's stand-in carries: the R1-Distill-Qwen rebuild, or Llama 3.1's own. */
+export async function shapeTokenizerFiles(shape: OpenWeightShape): Promise<{ json: Json; config: Json }> {
+  if (shape !== 'r1-distill-llama-8b') return r1DistillTokenizerFiles();
+  const dir = join(ROOT, 'node_modules', '@lenml', 'tokenizer-llama3_1', 'models');
+  const json = JSON.parse(await readFile(join(dir, 'tokenizer.json'), 'utf8')) as Json;
+  const config = JSON.parse(await readFile(join(dir, 'tokenizer_config.json'), 'utf8')) as Json;
+  return { json, config: { ...config, chat_template: await r1DistillTemplate('2025-02') } };
+}
+
 /** deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B's config.json (model card values), `layers` optionally fewer. */
 export function r1DistillQwen15B(layers = 28): ModelConfig {
   return parseModelConfig({
@@ -197,11 +234,15 @@ export async function writeRandomGguf(path: string, type: FileType, opts: Random
   await writeGgufModel(path, {
     config: cfg,
     fileType: type,
-    name: 'random R1-Distill-Qwen-1.5B shape',
-    tokenizer: tokenizerToGguf(tokenizer, { vocabSize: cfg.vocab_size, configIds: { bos: 151646, eos: 151643 } }),
+    name: `random ${cfg.architectures[0]} ${cfg.hidden_size}×${cfg.num_hidden_layers}`,
+    tokenizer: tokenizerToGguf(tokenizer, { vocabSize: cfg.vocab_size, configIds: { bos: idOf(cfg.bos_token_id), eos: idOf(cfg.eos_token_id) } }),
     extra: ggufSamplingMetadata(defaultGenerationConfig(cfg)),
     read: async (hf) => randomStored(hf, shapes.get(hf)!, typeOf.get(hf) ?? 'F32', rng),
   });
+}
+
+function idOf(v: number | number[] | null): number | undefined {
+  return typeof v === 'number' ? v : Array.isArray(v) ? v[0] : undefined;
 }
 
 /** Converts with nanoseek convert (re-exported for scripts that build a file from a directory). */

@@ -11,12 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { packageRoot } from '../src/infer/index.js';
-import { cli, startServe } from './cli-process.js';
+import { cliArgs, startServe } from './serve-fixture.js';
 
 const run = promisify(execFile);
 
 async function nanoseek(...args: string[]): Promise<{ stdout: string; stderr: string }> {
-  return run(process.execPath, [...cli(), ...args], { maxBuffer: 1 << 24 });
+  return run(process.execPath, [...cliArgs(), ...args], { maxBuffer: 1 << 24 });
 }
 
 async function fails(args: string[], message: RegExp): Promise<void> {
@@ -44,7 +44,7 @@ test('experts: record while evaluating and serving, stats, plan → SGLang → -
     assert.ok(first.steps > 0 && first.tokens > 12 * 20);
 
     // Serving records into the same file, continuing it; SIGTERM writes it.
-    const serve = await startServe(['--model', model, '--port', '0', '--quiet', '--record-experts', load, '--expert-parallel', '2']);
+    const serve = await startServe(model, ['--record-experts', load, '--expert-parallel', '2']);
     try {
       const res = await fetch(`${serve.url}/v1/chat/completions`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'What is 2 + 3?' }], max_tokens: 12 }) });
       assert.equal(res.status, 200);

@@ -282,3 +282,76 @@ describe('refusing inconsistent GGUF files', () => {
     });
   }
 });
+
+describe('GGUF files as starting points and through the CLI', () => {
+  test('fine-tuning starts from a quantized GGUF: weights dequantized to float32, tokenizer from the file', async () => {
+    const { parseTrainConfig, train } = await import('../src/train/index.js');
+    const path = join(dir, 'init-q8_0.gguf');
+    await convertModel(join(root, 'models', 'nano-r1zero'), path, { type: 'q8_0' });
+    const cfg = parseTrainConfig({
+      stage: 'sft',
+      model: { init: path },
+      data: { source: 'tasks', seed: 3, format: 'r1', tasks: [{ task: 'arithmetic', digits: [1, 1, 1], ops: ['+'] }] },
+      seq_len: 128, batch_size: 2, steps: 2, lr: 1e-4, warmup: 0, eval_every: 2, eval_batches: 1, log_every: 1, save_every: 2,
+    });
+    const out = join(dir, 'sft-from-gguf');
+    const result = await train(cfg, { out });
+    assert.equal(result.step, 2);
+    assert.ok(Number.isFinite(result.valLoss!));
+    const { model } = await loadModel(join(out, 'latest'));
+    assert.equal(model.params.packed.size, 0);
+    assert.equal(model.config.num_hidden_layers, 4);
+  });
+
+  test('info, logits and generate take a .gguf: the same answers as the checkpoint it came from', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { fileURLToPath } = await import('node:url');
+    const main = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+    const run = (...args: string[]) => execFileSync(process.execPath, [main, ...args], { encoding: 'utf8' });
+    const src = join(root, 'models', 'nano-r1zero');
+    const path = join(dir, 'cli.gguf');
+    run('convert', src, '--out', path, '--type', 'bf16', '--quiet');
+    const info = JSON.parse(run('info', path, '--json'));
+    assert.equal(info.format, 'gguf');
+    assert.equal(info.architecture, 'DeepseekV3ForCausalLM');
+    assert.deepEqual(info.tensor_types, { BF16: 43, F32: 19 });
+    const a = JSON.parse(run('logits', '--model', path, '--tokens', '1,50,60,70', '--json')).logits as number[][];
+    const b = JSON.parse(run('logits', '--model', src, '--tokens', '1,50,60,70', '--json')).logits as number[][];
+    assert.ok(maxAbsDiff(a.flat(), b.flat()) < 1e-5);
+    const q = 'What is 7 + 7 + 3 + 9 + 4 + 9?';
+    const fromGguf = JSON.parse(run('generate', '--model', path, '--prompt', q, '--max-tokens', '96', '--temperature', '0', '--json'));
+    const fromDir = JSON.parse(run('generate', '--model', src, '--prompt', q, '--max-tokens', '96', '--temperature', '0', '--json'));
+    assert.equal(fromGguf.content, fromDir.content);
+    assert.equal(fromGguf.content, '39');
+  });
+
+  test('random byte flips and cuts in a GGUF header are refused with an error naming the file, never a crash', async () => {
+    const path = await shippedGguf();
+    const bytes = await readFile(path);
+    const file = await openGguf(path);
+    const headerEnd = file.dataStart;
+    await file.close();
+    let seed = 12345;
+    const rand = (n: number) => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) % n);
+    const bad = join(dir, 'fuzz.gguf');
+    let refused = 0, loaded = 0;
+    for (let i = 0; i < 120; i++) {
+      const copy = Buffer.from(bytes);
+      if (i % 4 === 0) {
+        await writeFile(bad, copy.subarray(0, rand(headerEnd)));
+      } else {
+        for (let k = 0; k <= i % 3; k++) copy[rand(headerEnd)] ^= 1 << rand(8);
+        await writeFile(bad, copy);
+      }
+      try {
+        await loadModel(bad);
+        loaded++;
+      } catch (err) {
+        assert.ok(err instanceof Error && !(err instanceof TypeError) && !(err instanceof RangeError), `flip ${i}: ${(err as Error).stack}`);
+        assert.ok(err.message.startsWith(bad), `flip ${i}: the message names the file: ${err.message}`);
+        refused++;
+      }
+    }
+    assert.ok(refused > 60, `${refused} refused, ${loaded} loaded`);
+  });
+});

@@ -173,8 +173,9 @@ describe('gguf round trip', () => {
           assert.equal(info.byteLength, ggufTensorByteLength(t.type, t.ne));
           const back = await f.readTensor(t.name);
           assert.deepEqual(new Uint8Array(back), t.bytes, t.name);
-          assert.equal(back.byteOffset, 0);
-          assert.equal(back.buffer.byteLength, t.bytes.length);
+          // A view on the mapped file or a fresh buffer; aligned for float32 views when the file is.
+          if (alignment % 4 === 0) assert.equal(back.byteOffset % 4, 0);
+          assert.equal(back.length, t.bytes.length);
           expectedOffset += Math.ceil(t.bytes.length / alignment) * alignment;
         }
         assert.equal(f.fileSize, expectedOffset, 'each tensor, the last included, is padded to the alignment');

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import {
   type AdamWArgs, adamwReference, allocF32, allocI32, backend, backendFromEnv, createBackend, createWasmBackend, type FloatArray, type GemmArgs,
-  freeF32, freeI32, gemmArgs, gemmReference, initBackend, onHeap, referenceBackend, relaxedSimdSupported, type RowMask, type WasmBackend,
+  freeF32, freeI32, gemmArgs, gemmReference, initBackend, loadNativeAddon, onHeap, referenceBackend, relaxedSimdSupported, type RowMask, type WasmBackend,
 } from '../src/kernels/index.js';
 
 function rng(seed: number): () => number {
@@ -443,7 +443,7 @@ describe('wasm backend', () => {
     assert.equal(two.name, 'wasm');
     assert.equal(two.threads, 2);
     await two.dispose();
-    assert.throws(() => backendFromEnv({ NANOSEEK_BACKEND: 'gpu' }), /NANOSEEK_BACKEND must be 'reference' or 'wasm', got 'gpu'/);
+    assert.throws(() => backendFromEnv({ NANOSEEK_BACKEND: 'gpu' }), /NANOSEEK_BACKEND must be 'native', 'wasm' or 'reference', got 'gpu'/);
     assert.throws(() => backendFromEnv({ NANOSEEK_THREADS: '0' }), /NANOSEEK_THREADS must be a positive integer, got '0'/);
   });
 
@@ -458,7 +458,7 @@ describe('wasm backend', () => {
       await one.dispose();
       assert.equal(createBackend({}, { NANOSEEK_BACKEND: 'reference' }), referenceBackend);
       assert.equal(createBackend({ kind: 'reference' }, { NANOSEEK_BACKEND: 'gpu' }), referenceBackend);
-      assert.throws(() => createBackend({ kind: 'gpu' as 'wasm' }), /backend kind must be 'reference' or 'wasm', got 'gpu'/);
+      assert.throws(() => createBackend({ kind: 'gpu' as 'wasm' }), /backend kind must be 'native', 'wasm' or 'reference', got 'gpu'/);
       assert.equal(initBackend(previous), previous);
       assert.equal(backend(), previous);
     } finally {
@@ -480,7 +480,9 @@ describe('wasm backend', () => {
       const { NANOSEEK_BACKEND: _, NANOSEEK_THREADS: __, ...rest } = process.env;
       return execFileSync(process.execPath, [script], { env: { ...rest, ...env }, encoding: 'utf8' }).trim();
     };
-    assert.equal(run({}), 'wasm 7,10,15,22');
+    // The default: the native backend where its addon was built, else WASM.
+    assert.equal(run({}), `${loadNativeAddon() !== null ? 'native' : 'wasm'} 7,10,15,22`);
+    assert.equal(run({ NANOSEEK_BACKEND: 'wasm' }), 'wasm 7,10,15,22');
     assert.equal(run({ NANOSEEK_BACKEND: 'reference' }), 'reference 7,10,15,22');
     rmSync(dir, { recursive: true, force: true });
   });

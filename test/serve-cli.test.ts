@@ -3,8 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { startServe, type ServeProcess } from './cli-process.js';
-import { fixtureTokenizer, randomModel, saveFixture } from './serve-fixture.js';
+import { fixtureTokenizer, randomModel, saveFixture, startServe } from './serve-fixture.js';
 
 /** A connection attempt on a fresh socket: 'refused' once the server has stopped listening. */
 function probe(port: number): Promise<string> {
@@ -21,10 +20,8 @@ function probe(port: number): Promise<string> {
 test('SIGTERM: the server stops accepting, finishes the running stream and exits 0', async () => {
   const tok = await fixtureTokenizer();
   const fixture = await saveFixture(randomModel(tok, 11), tok);
-  let serve: ServeProcess | undefined;
+  const { child, url, exited, stderr } = await startServe(fixture.dir);
   try {
-    serve = await startServe(['--model', fixture.dir, '--port', '0', '--quiet']);
-    const { child, url, exited } = serve;
     const port = Number(new URL(url).port);
     assert.equal(await probe(port), '200');
 
@@ -53,10 +50,10 @@ test('SIGTERM: the server stops accepting, finishes the running stream and exits
     assert.match(text, /"finish_reason":"length"/, 'the in-flight stream ran to its end');
     assert.match(text, /"completion_tokens":300/);
     assert.match(text, /data: \[DONE\]\n\n$/);
-    assert.equal(await exited, 0, serve.stderr());
-    assert.match(serve.stderr(), /SIGTERM: no new requests; finishing 1 in flight/);
+    assert.equal(await exited, 0, stderr());
+    assert.match(stderr(), /SIGTERM: no new requests; finishing 1 in flight/);
   } finally {
-    serve?.child.kill('SIGKILL');
+    child.kill('SIGKILL');
     await fixture.remove();
   }
 });

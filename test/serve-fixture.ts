@@ -2,9 +2,11 @@
 // tokenizer trained on a few lines of text, a randomly initialised nano DeepSeek-V3 model, and a
 // "scripted" one whose weights make it answer every chat prompt with a fixed reasoning-then-answer
 // completion, so tests can check exact reasoning and answer text.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { presetConfig } from '../src/model/config.js';
 import { CausalLM } from '../src/model/model.js';
 import { saveModel } from '../src/io/model-file.js';
@@ -75,4 +77,37 @@ export async function saveFixture(model: CausalLM, tok: Tokenizer): Promise<{ di
   await saveModel(model, dir);
   await tok.save(dir);
   return { dir, remove: () => rm(root, { recursive: true, force: true }) };
+}
+
+/** node arguments that run the CLI: the compiled one next to compiled tests, the sources under tsx. */
+export function cliArgs(): string[] {
+  const ts = import.meta.url.endsWith('.ts');
+  const main = fileURLToPath(new URL(`../src/cli/main.${ts ? 'ts' : 'js'}`, import.meta.url));
+  return ts ? ['--import', 'tsx', main] : [main];
+}
+
+export interface ServeProcess {
+  child: ChildProcess;
+  /** http://127.0.0.1:<port> */
+  url: string;
+  exited: Promise<number | null>;
+  stderr(): string;
+}
+
+/** `nanoseek serve --model <model> --port 0 --quiet [extra…]` as a child process, once it prints where it listens. */
+export async function startServe(model: string, extra: readonly string[] = []): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [...cliArgs(), 'serve', '--model', model, '--port', '0', '--quiet', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      const m = /http:\/\/127\.0\.0\.1:\d+/.exec(out);
+      if (m) resolve(m[0]);
+    });
+    void exited.then((code) => reject(new Error(`serve exited with ${code}: ${stderr}`)));
+  });
+  return { child, url, exited, stderr: () => stderr };
 }

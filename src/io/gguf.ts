@@ -19,6 +19,7 @@
 import { constants as bufferConstants } from 'node:buffer';
 import { open, type FileHandle } from 'node:fs/promises';
 import { writeStreamAtomic } from '../util/atomic.js';
+import { canMap, MappedFile } from './mapped.js';
 import { GGML_TYPES, ggmlTypeById, ggmlTypeName, type GgmlType } from '../kernels/quant/types.js';
 
 /** GGUF metadata value types, by their on-disk ids. */
@@ -78,8 +79,9 @@ export interface GgufFile {
   dataStart: number;
   fileSize: number;
   /**
-   * The tensor's bytes, read from disk on demand: a fresh buffer of exactly byteLength bytes with
-   * its own ArrayBuffer at byteOffset 0 (so typed-array views of it work).
+   * The tensor's bytes: a view on the file mapped into memory where the native addon can map it,
+   * else read from disk into a fresh buffer. Either way its byte offset is a multiple of 4 when the
+   * file's alignment is (32 by default), so float32 views of it work. Treat it as read-only.
    */
   readTensor(name: string): Promise<Uint8Array>;
   /**
@@ -586,6 +588,8 @@ async function readTensorInfos(r: HeaderReader, path: string, count: number, ali
 
 class OpenGguf implements GgufFile {
   private fh: FileHandle | null;
+  /** Tensors are mapped (when the native addon can), not copied. */
+  private readonly mapped: MappedFile | null;
 
   constructor(
     fh: FileHandle,
@@ -598,6 +602,7 @@ class OpenGguf implements GgufFile {
     readonly fileSize: number,
   ) {
     this.fh = fh;
+    this.mapped = canMap() ? new MappedFile(path, [...tensors.values()].map((t) => [t.offset, t.offset + t.byteLength] as const)) : null;
   }
 
   private info(name: string): GgufTensorInfo {
@@ -621,6 +626,14 @@ class OpenGguf implements GgufFile {
     if (n > bufferConstants.MAX_LENGTH) fail(this.path, `${t}: ${n} bytes are more than one buffer can hold; read it in ranges`);
     const fh = this.fh;
     if (fh === null) fail(this.path, `cannot read ${t}: the file is closed`);
+    if (this.mapped !== null) {
+      // A file cut short under a mapping would fault on access (SIGBUS): check it still holds the range.
+      const size = (await fh.stat()).size;
+      if (size < info.offset + end) {
+        fail(this.path, `truncated: the file ends at byte ${size} while reading the data of ${t} (it shrank after opening?)`);
+      }
+      return this.mapped.view(info.offset + begin, info.offset + end);
+    }
     const out = Buffer.allocUnsafeSlow(n);
     const position = info.offset + begin;
     let done = 0;

@@ -6,6 +6,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join } from 'node:path';
 import { writeStreamAtomic } from '../util/atomic.js';
+import { canMap, MappedFile } from './mapped.js';
 import { decodeHalf, encodeHalf } from '../kernels/quant/half.js';
 
 export type SafetensorsDtype = 'F32' | 'F16' | 'BF16' | 'I32' | 'I64' | 'U8' | 'I8';
@@ -249,14 +250,22 @@ export async function openSafetensors(path: string): Promise<SafetensorsFile> {
     await fh.close();
     throw err;
   }
+  // Mapped where the native addon can: tensors are then views on the page cache, not copies.
+  const mapped = canMap() ? new MappedFile(path, [...header.tensors.values()].map((t) => [header.dataStart + t.begin, header.dataStart + t.end] as const)) : null;
   return {
     path,
     header,
     async readBytes(name: string): Promise<Uint8Array> {
       const info = header.tensors.get(name);
       if (info === undefined) fail(path, `no tensor "${name}"`);
-      const bytes = new Uint8Array(info.end - info.begin);
-      await readFully(fh, path, bytes, header.dataStart + info.begin);
+      const begin = header.dataStart + info.begin, end = header.dataStart + info.end;
+      if (mapped !== null) {
+        // A file cut short under a mapping would fault on access: check it still holds the range.
+        if ((await fh.stat()).size < end) fail(path, `unexpected end of file at byte ${end} (file shrank while being read?)`);
+        return mapped.view(begin, end);
+      }
+      const bytes = new Uint8Array(end - begin);
+      await readFully(fh, path, bytes, begin);
       return bytes;
     },
     close: () => fh.close(),

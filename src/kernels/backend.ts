@@ -142,6 +142,14 @@ export interface Backend {
 
   /** Decodes dst.length values stored as `type` (exactly rowBytes(type, dst.length) bytes of src) into float32. */
   dequantize(type: GgmlType, src: Uint8Array, dst: Float32Array): void;
+
+  /**
+   * Optional: y[i, r] = Σ_c x[i, c] · W[r, c] for i < m, r < rows, with W `rows` rows of `cols` values
+   * stored as `type` (row-major blocks) and read in place; x is m rows from xOff, y has row stride
+   * ldy from yOff. Returns false when this backend has no such kernel (the caller then decodes W in
+   * bands and uses gemm).
+   */
+  packedMatmul?(type: GgmlType, w: Uint8Array, rows: number, cols: number, x: Float32Array, xOff: number, m: number, y: Float32Array, yOff: number, ldy: number): boolean;
 }
 
 let current: Backend | null = null;

@@ -7,3 +7,4 @@ export { adamwReference, gemmReference, referenceBackend } from './reference.js'
 export { checkAdamW, checkGemm } from './validate.js';
 export { backendFromEnv, createBackend, type BackendChoice, type BackendKind } from './select.js';
 export { createWasmBackend, relaxedSimdSupported, type SimdVariant, WasmBackend, type WasmBackendOptions } from './wasm.js';
+export { loadNativeAddon, NativeBackend, nativeUnavailableReason, type NativeAddon } from './native.js';

@@ -22,7 +22,7 @@ import { Rng } from '../util/rng.js';
 import { parseArithmeticQuestion, workedArithmetic, type ArithmeticItem } from './arithmetic.js';
 import { solveCountdown, workedCountdown } from './countdown.js';
 import { writeChunksAtomic } from '../util/atomic.js';
-import { questionText, sampleProblem, solutionOf, validateSpec, zeroPrompt } from './problems.js';
+import { EVAL_SEED, questionText, sampleProblem, solutionOf, validateSpec, zeroPrompt } from './problems.js';
 import type { ArithOp, ArithmeticProblem, ArithmeticSpec, CountdownProblem, CountdownSpec, Problem, TaskSpec } from './types.js';
 
 /** Relative weights of the document kinds (they need not sum to 1). */
@@ -355,4 +355,19 @@ export function* sftRecords(spec: TaskSpec, opts: { seed?: number; zero?: boolea
     const completion = `${opts.zero ? ' ' : ''}<think>\n${steps.join('\n')}\n</think>\n<answer>${answer}</answer>`;
     yield { prompt: opts.zero ? zeroPrompt(problem) : questionText(problem), completion, problem };
   }
+}
+
+/**
+ * At least `chars` characters of corpus documents from the stream validation uses by default
+ * (EVAL_SEED, which training streams never draw): held-out text for perplexity measurements.
+ */
+export function heldOutText(chars: number, opts: Omit<CorpusOptions, 'seed'> = {}): string {
+  const parts: string[] = [];
+  let n = 0;
+  for (const d of corpusDocuments({ ...opts, seed: EVAL_SEED })) {
+    parts.push(d.text);
+    n += d.text.length + 2;
+    if (n >= chars) break;
+  }
+  return parts.join('\n\n');
 }

@@ -22,4 +22,4 @@ export { DEFAULT_LIMITS, evaluate, literals, parseExpr, parseInteger, type Expr,
 export { solveCountdown, type CountdownSolution, type CountdownStep } from './countdown.js';
 export { loadProblems, problemToJson, readJsonl, toProblem, writeProblems } from './jsonl.js';
 export { PROMPT_TEMPLATES, renderPrompt, type PromptTemplate, type RenderedPrompt } from './prompt.js';
-export { corpusDocuments, DEFAULT_COUNTDOWN, DEFAULT_MIX, sftRecords, workedSolution, writeCorpus, type CorpusDocument, type CorpusMix, type CorpusOptions, type SftRecord } from './corpus.js';
+export { corpusDocuments, DEFAULT_COUNTDOWN, DEFAULT_MIX, heldOutText, sftRecords, workedSolution, writeCorpus, type CorpusDocument, type CorpusMix, type CorpusOptions, type SftRecord } from './corpus.js';

@@ -3,6 +3,10 @@
 import type { Command } from 'commander';
 import { benchGemm, formatGemmRows, parseGemmShapes } from '../../../bench/gemm.js';
 import { formatTrainBench, runTrainBench } from '../../../bench/train.js';
+import { formatDecodeBench, runDecodeBench } from '../../../bench/decode.js';
+import { OPEN_WEIGHT_SHAPES, type OpenWeightShape } from '../../../bench/open-weights.js';
+import { DEFAULT_QUANT_TYPES, formatQuantizationBench, runQuantizationBench } from '../../../bench/quantization.js';
+import { parseFileType } from '../../io/quant-mix.js';
 import { intFlag } from './generate.js';
 
 /** The `bench` command of this program, created by whichever module asks first. */
@@ -48,5 +52,38 @@ export function register(program: Command): void {
     .action(async (o: { json?: boolean; peer?: boolean; steps: number; batch: number; seq: number; threads?: number }) => {
       const result = await runTrainBench({ peer: o.peer, steps: o.steps, batch: o.batch, seq: o.seq, threads: o.threads });
       process.stdout.write(o.json ? `${JSON.stringify(result, null, 2)}\n` : formatTrainBench(result));
+    });
+
+  benchCommand(program)
+    .command('decode')
+    .description('prompt and decode tokens/s of an open-weights model file, nanoseek and (--peer) llama.cpp on the same file and threads, alternated')
+    .option('--model <file>', 'a .gguf file (default: a random model of --shape and --type, written once into ~/.cache/nanoseek)')
+    .option('--shape <name>', `the default model's shape: ${Object.keys(OPEN_WEIGHT_SHAPES).join(', ')}`, 'r1-distill-qwen-1.5b')
+    .option('--type <type>', 'type of the default model file: q4_k_m, q8_0, …', 'q4_k_m')
+    .option('--threads <n>', 'threads for both (default: 2)', intFlag('--threads'))
+    .option('--prompt <n>', 'prompt tokens, processed as one batch', intFlag('--prompt'), 512)
+    .option('--tokens <n>', 'tokens decoded one at a time', intFlag('--tokens'), 128)
+    .option('--runs <n>', 'runs of each side (medians are compared)', intFlag('--runs'), 3)
+    .option('--peer', 'also time llama.cpp (node-llama-cpp) on the same file')
+    .option('--json', 'one JSON document')
+    .action(async (o: { model?: string; shape: string; type: string; threads?: number; prompt: number; tokens: number; runs: number; peer?: boolean; json?: boolean }) => {
+      if (!(o.shape in OPEN_WEIGHT_SHAPES)) throw new Error(`--shape must be one of ${Object.keys(OPEN_WEIGHT_SHAPES).join(', ')}, got '${o.shape}'`);
+      const r = await runDecodeBench({
+        model: o.model, shape: o.shape as OpenWeightShape, type: parseFileType(o.type), threads: o.threads, promptTokens: o.prompt, decodeTokens: o.tokens, runs: o.runs, peer: o.peer,
+        progress: (line) => process.stderr.write(`${line}\n`),
+      });
+      process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : formatDecodeBench(r));
+    });
+
+  benchCommand(program)
+    .command('quantization')
+    .description("what each GGUF type costs the shipped models: KL and top-1 agreement against the original on held-out text, and the reasoning model's greedy pass@1")
+    .option('--types <list>', 'comma-separated file types', DEFAULT_QUANT_TYPES.join(','))
+    .option('--problems <n>', 'held-out sums of six one-digit numbers', intFlag('--problems'), 200)
+    .option('--json', 'one JSON document')
+    .action(async (o: { types: string; problems: number; json?: boolean }) => {
+      const types = o.types.split(',').map((t) => parseFileType(t.trim(), '--types'));
+      const r = await runQuantizationBench({ types, problems: o.problems, progress: (l) => process.stderr.write(`${l}\n`) });
+      process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : formatQuantizationBench(r));
     });
 }

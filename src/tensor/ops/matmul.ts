@@ -94,9 +94,10 @@ function packedLinear(x: Tensor, w: PackedMatrix): Tensor {
   }
   const M = x.size / K;
   const out = empty([...x.shape.slice(0, -1), N], 'f32');
+  const be = kernels(x);
+  if (be.packedMatmul?.(w.type, w.bytes, N, K, x.data as Float32Array, 0, M, out.data as Float32Array, 0, N)) return out;
   const band = Math.max(1, Math.min(N, Math.floor(PACKED_CHUNK_FLOATS / K)));
   const scratch = allocF32(band * K);
-  const be = kernels(x);
   try {
     for (let r0 = 0; r0 < N; r0 += band) {
       const rows = Math.min(band, N - r0);
