@@ -13,9 +13,9 @@
 //
 // On one machine every thread reads the same weights, so a replica is a second device that may run an
 // expert, not a second copy of its memory. The shared expert and everything outside the routed
-// experts run as usual on all threads. The results are those of the plain path: the same products on
-// the same rows (bitwise so when an expert's rows are not split and its products are too small for
-// the plain path to cut across threads).
+// experts run as usual on all threads. Expert weights must be float32 tensors (not packed). The
+// results are those of the plain path: the same products on the same rows (bitwise where an expert's
+// rows are not split and both paths multiply in the same order).
 import { backend, type Backend, type ExpertTask } from '../kernels/index.js';
 import type { CausalLM } from '../model/model.js';
 import type { ExpertRunner, MoE } from '../model/moe.js';
@@ -92,7 +92,7 @@ export class ExpertParallel implements ExpertRunner {
       this.index.set(m, i);
       m.experts.forEach((x, e) => {
         for (const w of [x.gate, x.up, x.down]) {
-          if (!(w instanceof Tensor)) throw new Error(`expert parallelism needs the routed experts' weights in float (layer ${model.moeLayerIds()[i]}, expert ${e} is packed ${w.type}): load the model without packed weights`);
+          if (!(w instanceof Tensor)) throw new Error(`expert parallelism needs the routed experts' weights as float32 tensors, but this model keeps them packed (layer ${model.moeLayerIds()[i]}, expert ${e}: ${w.type}), as models whose float32 weights would exceed 1 GiB do`);
         }
       });
     });
