@@ -94,9 +94,9 @@ export interface ServeProcess {
   stderr(): string;
 }
 
-/** `nanoseek serve --model <model> --port 0 --quiet` as a child process, once it prints where it listens. */
-export async function startServe(model: string): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [...cliArgs(), 'serve', '--model', model, '--port', '0', '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** `nanoseek serve --model <model> --port 0 --quiet [extra…]` as a child process, once it prints where it listens. */
+export async function startServe(model: string, extra: readonly string[] = []): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [...cliArgs(), 'serve', '--model', model, '--port', '0', '--quiet', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

@@ -60,6 +60,40 @@ export interface RowMask {
   offset: number;
 }
 
+/**
+ * One routed expert's share of a batch on one device: rows [row, row + rows) of the dispatched input x
+ * go through that expert's SwiGLU feed-forward, out[r] = down(silu(x[r]·gateᵀ) ⊙ (x[r]·upᵀ)), written
+ * to the same rows of out. Weights are row-major [hidden, dim] (gate, up) and [dim, hidden] (down).
+ */
+export interface ExpertTask {
+  gate: FloatArray;
+  up: FloatArray;
+  down: FloatArray;
+  row: number;
+  rows: number;
+}
+
+/**
+ * The routed experts of one MoE layer for one batch, spread over devices (expert parallelism): device
+ * d runs devices[d], its tasks in order, on its own thread, while the others run theirs. x and out are
+ * [rows, dim]; no two tasks write the same rows.
+ */
+export interface ExpertBatch {
+  x: FloatArray;
+  out: FloatArray;
+  dim: number;
+  hidden: number;
+  devices: readonly (readonly ExpertTask[])[];
+}
+
+/** What each device of an ExpertBatch took, in seconds from the call. */
+export interface DeviceTimes {
+  /** When it started its first task. */
+  start: Float64Array;
+  /** When it finished its last one. */
+  end: Float64Array;
+}
+
 export interface Backend {
   readonly name: string;
   /** Threads a single kernel call may use. */
@@ -99,6 +133,12 @@ export interface Backend {
   rowDots(a: FloatArray, aRows: number, index: Int32Array, b: FloatArray, out: FloatArray, rows: number, width: number): void;
   /** Softmax backward in place: d[r] = p[r] ⊙ (d[r] − p[r]·d[r]) (0 where masked). */
   softmaxBackwardRows(p: FloatArray, d: FloatArray, rows: number, n: number, mask: RowMask | null): void;
+
+  /**
+   * Runs each device's expert tasks on a device of its own (a thread of this backend; a backend with
+   * fewer threads than devices runs several devices one after another on one thread).
+   */
+  experts(batch: ExpertBatch): DeviceTimes;
 
   /** Decodes dst.length values stored as `type` (exactly rowBytes(type, dst.length) bytes of src) into float32. */
   dequantize(type: GgmlType, src: Uint8Array, dst: Float32Array): void;

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { AdamWArgs, Backend, FloatArray, GemmArgs, RowMask } from './backend.js';
+import type { AdamWArgs, Backend, DeviceTimes, ExpertBatch, FloatArray, GemmArgs, RowMask } from './backend.js';
 import { GGML_TYPES, type GgmlType } from './quant/types.js';
 
 /** What the addon exports. Kernel families are optional while the addon grows: missing ones run on the fallback backend. */
@@ -182,6 +182,15 @@ export class NativeBackend implements Backend {
   rowDots(a: FloatArray, aRows: number, index: Int32Array, b: FloatArray, out: FloatArray, rows: number, width: number): void {
     if (this.lib.rowDots && f32(a) && f32(b) && f32(out)) this.lib.rowDots(a, aRows, index, b, out, rows, width);
     else this.fallback.rowDots(a, aRows, index, b, out, rows, width);
+  }
+
+  /**
+   * Expert parallelism's devices are threads that each run their own task list. The addon's pool hands
+   * out shares of one kernel instead, so until it has an expert job of its own the devices are the
+   * fallback's (WASM) threads; the native pool sits idle meanwhile.
+   */
+  experts(batch: ExpertBatch): DeviceTimes {
+    return this.fallback.experts(batch);
   }
 
   dequantize(type: GgmlType, src: Uint8Array, dst: Float32Array): void {

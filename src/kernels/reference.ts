@@ -1,7 +1,8 @@
 // Plain TypeScript kernels: the definition every faster backend is tested against, and the path
 // float64 tensors (used by gradient checks) always take.
-import type { AdamWArgs, Backend, FloatArray, GemmArgs, RowMask } from './backend.js';
+import type { AdamWArgs, Backend, DeviceTimes, ExpertBatch, FloatArray, GemmArgs, RowMask } from './backend.js';
 import { dequantize } from './quant/index.js';
+import { checkExperts } from './validate.js';
 
 export function gemmReference(g: GemmArgs): void {
   const { m, n, k, a, b, c, lda, ldb, ldc, transA, transB, alpha, beta } = g;
@@ -204,6 +205,34 @@ export function rowDotsReference(a: FloatArray, _aRows: number, index: Int32Arra
   }
 }
 
+/** One expert task's feed-forward on the calling thread. */
+function expertTaskReference(b: ExpertBatch, t: ExpertBatch['devices'][number][number]): void {
+  const { dim, hidden } = b;
+  const n = t.rows;
+  if (n === 0) return;
+  const Buf = b.x instanceof Float64Array ? Float64Array : Float32Array;
+  const g = new Buf(n * hidden), u = new Buf(n * hidden);
+  const common = { n: hidden, k: dim, a: b.x, aOff: t.row * dim, lda: dim, transA: false, ldb: dim, transB: true, cOff: 0, ldc: hidden, alpha: 1, beta: 0, batch: 1, strideA: 0, strideB: 0, strideC: 0 };
+  gemmReference({ ...common, m: n, b: t.gate, bOff: 0, c: g });
+  gemmReference({ ...common, m: n, b: t.up, bOff: 0, c: u });
+  swigluReference(g, u, g, n * hidden);
+  gemmReference({ m: n, n: dim, k: hidden, a: g, aOff: 0, lda: hidden, transA: false, b: t.down, bOff: 0, ldb: hidden, transB: true, c: b.out, cOff: t.row * dim, ldc: dim, alpha: 1, beta: 0, batch: 1, strideA: 0, strideB: 0, strideC: 0 });
+}
+
+/** Every device's tasks, one device after another on the calling thread, each timed. */
+export function expertsReference(b: ExpertBatch): DeviceTimes {
+  checkExperts(b);
+  const D = b.devices.length;
+  const times = { start: new Float64Array(D), end: new Float64Array(D) };
+  const t0 = performance.now();
+  b.devices.forEach((tasks, d) => {
+    times.start[d] = (performance.now() - t0) / 1000;
+    for (const t of tasks) expertTaskReference(b, t);
+    times.end[d] = (performance.now() - t0) / 1000;
+  });
+  return times;
+}
+
 export const referenceBackend: Backend = {
   name: 'reference',
   threads: 1,
@@ -222,5 +251,6 @@ export const referenceBackend: Backend = {
   gatherRows: gatherRowsReference,
   scatterAddRows: scatterAddRowsReference,
   rowDots: rowDotsReference,
+  experts: expertsReference,
   dequantize,
 };

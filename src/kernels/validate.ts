@@ -1,6 +1,6 @@
 // Argument checks shared by every backend. The WASM kernels trust their pointers completely, so a
 // shape that does not fit its array must be refused here, with a message that names the call.
-import type { AdamWArgs, FloatArray, GemmArgs } from './backend.js';
+import type { AdamWArgs, ExpertBatch, FloatArray, GemmArgs } from './backend.js';
 
 function isCount(x: unknown): x is number {
   return typeof x === 'number' && Number.isInteger(x) && x >= 0;
@@ -62,4 +62,26 @@ export function checkAdamW(o: AdamWArgs, kernel = 'adamw'): void {
     }
     if (arr.length < o.n) throw new Error(`${kernel}: ${key} has ${arr.length} elements, needs ${o.n} ${at}`);
   }
+}
+
+/** Checks an expert batch: sizes, every task's rows inside x and out, weights of the right size, no row written twice. */
+export function checkExperts(b: ExpertBatch): void {
+  const k = 'experts';
+  if (!isCount(b.dim) || !isCount(b.hidden) || b.dim === 0 || b.hidden === 0) throw new Error(`${k}: dim and hidden must be positive integers, got ${b.dim}, ${b.hidden}`);
+  if (b.x.length % b.dim !== 0 || b.out.length < b.x.length) throw new Error(`${k}: x (${b.x.length}) and out (${b.out.length}) must hold whole rows of ${b.dim}, out at least as many as x`);
+  const rows = b.x.length / b.dim;
+  const written = new Uint8Array(rows);
+  b.devices.forEach((tasks, d) => {
+    tasks.forEach((t, i) => {
+      const at = `${k}: device ${d}, task ${i}`;
+      if (!isCount(t.row) || !isCount(t.rows) || t.row + t.rows > rows) throw new Error(`${at}: rows [${t.row}, ${t.row + t.rows}) are outside the ${rows} rows of x`);
+      for (const [name, w] of [['gate', t.gate], ['up', t.up], ['down', t.down]] as const) {
+        if (w.length !== b.dim * b.hidden) throw new Error(`${at}: ${name} has ${w.length} values, needs ${b.dim} × ${b.hidden}`);
+      }
+      for (let r = t.row; r < t.row + t.rows; r++) {
+        if (written[r]) throw new Error(`${at}: row ${r} is written by another task too`);
+        written[r] = 1;
+      }
+    });
+  });
 }

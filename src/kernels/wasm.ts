@@ -8,15 +8,15 @@ import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import v8 from 'node:v8';
 import { Worker } from 'node:worker_threads';
-import type { AdamWArgs, Backend, FloatArray, GemmArgs, RowMask } from './backend.js';
+import type { AdamWArgs, Backend, DeviceTimes, ExpertBatch, FloatArray, GemmArgs, RowMask } from './backend.js';
 import { allocF32, allocI32, freeF32, freeI32, memory, onHeap } from './memory.js';
 import {
-  adamwReference, copyRowsReference, gatherRowsReference, gemmReference, logSumExpRowsReference, rmsnormBackwardReference,
+  adamwReference, copyRowsReference, expertsReference, gatherRowsReference, gemmReference, logSumExpRowsReference, rmsnormBackwardReference,
   rmsnormReference, rowDotsReference, scatterAddRowsReference, softmaxBackwardRowsReference, softmaxRowsReference,
   softmaxXentBackwardReference, sumSquaresReference, swigluBackwardReference, swigluReference,
 } from './reference.js';
 import { dequantize, type GgmlType } from './quant/index.js';
-import { checkAdamW, checkGemm } from './validate.js';
+import { checkAdamW, checkExperts, checkGemm } from './validate.js';
 
 export type SimdVariant = 'relaxed' | 'simd';
 
@@ -35,11 +35,13 @@ const J_SCRATCH = 2;
 const KIND_GEMM = 1;
 const KIND_ADAMW = 2;
 const KIND_ROWS = 3;
+const KIND_EXPERTS = 4;
 const G = { m: 3, n: 4, k: 5, a: 6, lda: 7, transA: 8, b: 9, ldb: 10, transB: 11, c: 12, ldc: 13, alpha: 14, beta: 15, batch: 16, strideA: 17, strideB: 18, strideC: 19 };
 const W = { n: 3, param: 4, grad: 5, m: 6, v: 7, gradScale: 8, beta1: 9, beta2: 10, eps: 11, decay: 12, stepSize: 13, invBc2: 14 };
 // Row-wise kernels: op, units to split, work per unit, chunk alignment, then 5 pointers, 3 integers, 1 real.
 const R = { op: 3, units: 4, cost: 5, align: 6, p0: 7, i0: 12, x0: 15 };
 const OP = { swiglu: 1, swigluBackward: 2, rmsnorm: 3, rmsnormBackwardX: 4, rmsnormBackwardW: 5, logSumExp: 6, xentBackward: 7, softmax: 8, softmaxBackward: 9, copyRows: 10, sumSquares: 11, gatherRows: 12, scatterRows: 13, rowDots: 14 };
+const X = { dim: 3, hidden: 4, x: 5, out: 6, tasks: 7, starts: 8, devices: 9, buffers: 10, times: 11 };
 const P_TOTAL = 20;
 // Control words, each on its own cache line (S_NEXT = 48 and S_DONE = 64 belong to the kernels).
 const C_GEN = 32;
@@ -96,12 +98,18 @@ export function relaxedSimdSupported(): boolean {
   return relaxed;
 }
 
+/** Milliseconds on one clock for every thread (each thread's performance.now() has its own origin). */
+function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
 // Runs in each worker: instantiate, report ready, then loop forever on the control block. The module
 // arrives compiled, so workers share the caller's machine code and its SIMD variant.
 const WORKER_SOURCE = `
 const { workerData } = require('node:worker_threads');
 const { module, memory, block, index } = workerData;
-const { work } = new WebAssembly.Instance(module, { env: { memory } }).exports;
+const now = () => performance.timeOrigin + performance.now();
+const { work } = new WebAssembly.Instance(module, { env: { memory, now } }).exports;
 const ctrl = new Int32Array(memory.buffer, block, ${BLOCK_WORDS});
 Atomics.add(ctrl, ${C_READY}, 1);
 Atomics.notify(ctrl, ${C_READY});
@@ -174,7 +182,7 @@ export class WasmBackend implements Backend {
     this.simd = opts.simd ?? (relaxedSimdSupported() ? 'relaxed' : 'simd');
     if (this.simd === 'relaxed' && !relaxedSimdSupported()) throw new Error('wasm backend: this engine has no relaxed SIMD');
     const mod = compile(this.simd);
-    this.kernels = new WebAssembly.Instance(mod, { env: { memory } }).exports as unknown as KernelExports;
+    this.kernels = new WebAssembly.Instance(mod, { env: { memory, now } }).exports as unknown as KernelExports;
     const most = this.kernels.maxThreads();
     if (!Number.isInteger(threads) || threads < 1 || threads > most) {
       throw new Error(`wasm backend: threads must be an integer from 1 to ${most}, got ${threads}`);
@@ -425,6 +433,63 @@ export class WasmBackend implements Backend {
     this.rows(OP.rowDots, rows, width, 1, [a, index, b, out], [width]);
   }
 
+  experts(b: ExpertBatch): DeviceTimes {
+    checkExperts(b);
+    const tasks = b.devices.flat();
+    const D = b.devices.length;
+    if (D === 0) return { start: new Float64Array(0), end: new Float64Array(0) };
+    if (![b.x, b.out, ...tasks.flatMap((t) => [t.gate, t.up, t.down])].every(heapF32)) return expertsReference(b);
+    // The task table, each device's first task, its hidden-activation buffer (gate and up outputs of
+    // its largest task) and its two times, all on the heap where the threads read them.
+    const table = allocI32(Math.max(1, 5 * tasks.length));
+    const starts = allocI32(D + 1);
+    const buffers = allocI32(D);
+    const times = allocF32(4 * D);
+    const owned: Float32Array[] = [];
+    try {
+      let i = 0;
+      b.devices.forEach((list, d) => {
+        starts[d] = i;
+        let most = 0;
+        for (const t of list) {
+          table.set([t.gate.byteOffset, t.up.byteOffset, t.down.byteOffset, t.row, t.rows], 5 * i++);
+          most = Math.max(most, t.rows);
+        }
+        const h = allocF32(Math.max(1, 2 * most * b.hidden));
+        owned.push(h);
+        buffers[d] = h.byteOffset;
+      });
+      starts[D] = i;
+      this.kernels.close(this.block.byteOffset);
+      const w = this.words;
+      w[J_KIND] = KIND_EXPERTS;
+      w[X.dim] = b.dim;
+      w[X.hidden] = b.hidden;
+      w[X.x] = b.x.byteOffset;
+      w[X.out] = b.out.byteOffset;
+      w[X.tasks] = table.byteOffset;
+      w[X.starts] = starts.byteOffset;
+      w[X.devices] = D;
+      w[X.buffers] = buffers.byteOffset;
+      w[X.times] = times.byteOffset;
+      const t0 = now();
+      this.dispatch(D > 1, Math.min(this.threads, D));
+      const ms = new Float64Array(times.buffer, times.byteOffset, 2 * D);
+      const start = new Float64Array(D), end = new Float64Array(D);
+      for (let d = 0; d < D; d++) {
+        start[d] = Math.max(0, ms[2 * d] - t0) / 1000;
+        end[d] = Math.max(0, ms[2 * d + 1] - t0) / 1000;
+      }
+      return { start, end };
+    } finally {
+      for (const h of owned) freeF32(h);
+      freeI32(table);
+      freeI32(starts);
+      freeI32(buffers);
+      freeF32(times);
+    }
+  }
+
   /** Runs row-wise kernel `op` over `units` rows (elements, columns), each about `cost` operations. */
   private rows(
     op: number, units: number, cost: number, align: number, ptrs: (FloatArray | Int32Array | null)[], ints: number[] = [], real = 0,
@@ -457,10 +522,10 @@ export class WasmBackend implements Backend {
     freeF32(this.block);
   }
 
-  private dispatch(parallel: boolean): void {
+  private dispatch(parallel: boolean, threads = this.threads): void {
     const w = this.words;
     const job = this.block.byteOffset;
-    const parts = parallel ? this.threads : 1;
+    const parts = parallel ? threads : 1;
     w[J_THREADS] = parts;
     // Generations tag claims and split-k partial sums in scratch space, which starts zeroed: wrapping
     // around is harmless as long as 0 is skipped.

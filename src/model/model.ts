@@ -155,6 +155,13 @@ export class CausalLM {
     return blocks.map((l) => l.mlp).filter((m): m is MoE => m instanceof MoE);
   }
 
+  /** The decoder-layer index of each of moeLayers() (the MTP block counts as layer num_hidden_layers). */
+  moeLayerIds(): number[] {
+    const ids = this.layers.flatMap((l, i) => (l.mlp instanceof MoE ? [i] : []));
+    if (this.mtp !== null && this.mtp.block.mlp instanceof MoE) ids.push(this.config.num_hidden_layers);
+    return ids;
+  }
+
   /** Trainable parameters with their weight-decay flag (matrices decay; norms, biases, embeddings don't). */
   trainableParams(): TrainableParam[] {
     return this.params.trainable().map((t) => ({ tensor: t, decay: t.rank === 2 && t !== this.embed }));

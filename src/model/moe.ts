@@ -21,6 +21,21 @@ export interface MoEForward {
   weights: Tensor;
 }
 
+/**
+ * Runs a layer's routed experts somewhere other than in place: expert parallelism (src/experts) spreads
+ * them over devices. Called only while gradients are off (inference).
+ */
+export interface ExpertRunner {
+  /**
+   * x [M, D]: the batch's routed rows grouped by expert (counts[e] rows for expert e, experts in index
+   * order, each token's rows in token order). Returns the experts' outputs [M, D], row for row.
+   */
+  run(moe: MoE, x: Tensor, counts: Int32Array): Tensor;
+}
+
+/** Told of every routing decision: counts[e] rows went to expert e, from `tokens` tokens. */
+export type RouteObserver = (moe: MoE, counts: Int32Array, tokens: number) => void;
+
 export class MoE {
   readonly E: number;
   readonly K: number;
@@ -33,6 +48,10 @@ export class MoE {
   readonly pendingLoad: Float64Array;
   /** Tokens routed to each expert in the most recent forward. */
   readonly lastLoad: Float64Array;
+  /** Where the routed experts run when gradients are off (null: here, expert by expert). */
+  runner: ExpertRunner | null = null;
+  /** Sees every forward's routing (load recording). */
+  observer: RouteObserver | null = null;
 
   constructor(p: ParamStore, prefix: string, private readonly cfg: DeepseekV3Config, std: number) {
     const D = cfg.hidden_size;
@@ -110,12 +129,18 @@ export class MoE {
     }
     this.lastLoad.set(counts);
     if (T.isGradEnabled()) for (let e = 0; e < E; e++) this.pendingLoad[e] += counts[e];
+    this.observer?.(this, counts, N);
 
     const routedIn = T.gatherRows(x, tokenOf);
-    const active = [...counts.keys()].filter((e) => counts[e] > 0);
-    const pieces = T.split(routedIn, active.map((e) => counts[e]), 0);
-    const expertOut = active.map((e, j) => this.experts[e].forward(pieces[j]));
-    const stacked = expertOut.length === 1 ? expertOut[0] : T.concat(expertOut, 0);
+    let stacked: Tensor;
+    if (this.runner !== null && !T.isGradEnabled()) {
+      stacked = this.runner.run(this, routedIn, counts);
+    } else {
+      const active = [...counts.keys()].filter((e) => counts[e] > 0);
+      const pieces = T.split(routedIn, active.map((e) => counts[e]), 0);
+      const expertOut = active.map((e, j) => this.experts[e].forward(pieces[j]));
+      stacked = expertOut.length === 1 ? expertOut[0] : T.concat(expertOut, 0);
+    }
     const w = T.reshape(T.gatherRows(T.reshape(weights, [N * K, 1]), slotOf), [N * K]);
     let out = T.scatterAddRows(stacked, tokenOf, N, w);
     if (this.shared !== null) out = T.add(out, this.shared.forward(x));

@@ -126,6 +126,35 @@ export function loadHeatmap(title: string, steps: readonly number[], shares: rea
   return parts.join('');
 }
 
+/**
+ * A grid of values relative to a fair share (1 = fair) as a heatmap: rows × columns cells colored like
+ * loadHeatmap, each cell's value printed in it when it fits and in its tooltip always.
+ */
+export function ratioHeatmap(title: string, rowLabels: readonly string[], colLabels: readonly string[], ratios: readonly (readonly number[])[], describe: (row: number, col: number) => string = (r, c) => `${rowLabels[r]}, ${colLabels[c]}`): string {
+  const left = 72;
+  const cw = Math.max(6, Math.min(40, Math.floor((WIDTH - left - MARGIN.right) / Math.max(1, colLabels.length))));
+  const ch = Math.max(10, Math.min(28, Math.floor(360 / Math.max(1, rowLabels.length))));
+  const width = Math.max(WIDTH, left + cw * colLabels.length + MARGIN.right);
+  const height = MARGIN.top + ch * rowLabels.length + 40;
+  const parts = [`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${escapeHtml(title)}">`];
+  parts.push(`<text x="${left}" y="18" font-size="14" font-weight="bold">${escapeHtml(title)}</text>`);
+  const labelEvery = Math.max(1, Math.ceil(24 / cw));
+  ratios.forEach((row, r) => {
+    parts.push(`<text x="${left - 6}" y="${MARGIN.top + (r + 0.5) * ch}" font-size="11" text-anchor="end" dominant-baseline="middle">${escapeHtml(rowLabels[r])}</text>`);
+    row.forEach((v, c) => {
+      const x = left + c * cw, y = MARGIN.top + r * ch;
+      parts.push(`<rect class="cell" data-row="${r}" data-col="${c}" data-value="${v.toFixed(4)}" x="${x}" y="${y}" width="${cw}" height="${ch}" fill="${loadColor(v)}" stroke="#fff" stroke-width="0.5"><title>${escapeHtml(`${describe(r, c)}: ${v.toFixed(2)}× fair share`)}</title></rect>`);
+      if (cw >= 30 && ch >= 14) parts.push(`<text x="${x + cw / 2}" y="${y + ch / 2}" font-size="10" text-anchor="middle" dominant-baseline="middle" pointer-events="none">${v.toFixed(1)}</text>`);
+    });
+  });
+  colLabels.forEach((label, c) => {
+    if (c % labelEvery === 0) parts.push(`<text x="${left + (c + 0.5) * cw}" y="${MARGIN.top + ch * rowLabels.length + 14}" font-size="10" text-anchor="middle">${escapeHtml(label)}</text>`);
+  });
+  parts.push(`<text x="${left + cw * colLabels.length}" y="${height - 6}" font-size="10" text-anchor="end" fill="#555">blue: under-used, white: fair share, red: 2× or more</text>`);
+  parts.push('</svg>');
+  return parts.join('');
+}
+
 /** A whole HTML page: the title as <title> and <h1>, the page's CSS, then `body` (HTML), one line each. */
 export function htmlPage(title: string, style: string, body: readonly string[]): string {
   return ['<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">', `<title>${escapeHtml(title)}</title>`, `<style>${style}</style>`, '</head><body>', `<h1>${escapeHtml(title)}</h1>`, ...body, '</body></html>', ''].join('\n');

@@ -4,9 +4,10 @@ import type { Command } from 'commander';
 import { evaluateModel, type EvalReport } from '../../eval/evaluate.js';
 import { loadForInference } from '../../infer/index.js';
 import { heldOutSet, loadProblems, PROMPT_TEMPLATES, TASK_NAMES, type Problem, type PromptTemplate } from '../../tasks/index.js';
+import { startExperts, withExpertFlags, type ExpertFlags } from '../expert-flags.js';
 import { describeSpec, intFlag as int, numFlag as num, taskNameFrom, taskSpecFromFlags, withTaskSpecFlags, type TaskSpecFlags } from '../task-flags.js';
 
-interface EvalFlags extends TaskSpecFlags {
+interface EvalFlags extends TaskSpecFlags, ExpertFlags {
   model: string;
   tokenizer?: string;
   task?: string;
@@ -37,7 +38,7 @@ export function register(program: Command): void {
     .option('--tokenizer <path>', 'tokenizer.json or directory (default: the checkpoint\'s)')
     .option('--task <task>', `${TASK_NAMES.join(' or ')}: its fixed held-out set`)
     .option('--data <jsonl>', 'problems from a JSONL file instead');
-  withTaskSpecFlags(cmd)
+  withExpertFlags(withTaskSpecFlags(cmd))
     .option('--problems <n>', 'held-out problems (with --task)', '200')
     .option('--n <k>', 'sampled completions per problem for pass@k and maj@k (0: greedy only)', '8')
     .option('--k <k>', 'k of pass@k and maj@k (default n)')
@@ -80,9 +81,13 @@ export function register(program: Command): void {
         examples: int('--examples', o.examples, 0, 1000),
         prefill: o.prefill?.replace(/\\n/g, '\n').replace(/\\t/g, '\t'),
       };
+      const experts = await startExperts(ck.model, o, ck.dir, 'eval');
       const started = performance.now();
       const r: EvalReport = await evaluateModel(ck.model, ck.tokenizer, problems, settings);
       const seconds = (performance.now() - started) / 1000;
+      await experts.stop();
+      const summary = experts.summary();
+      if (summary !== null) process.stderr.write(`${summary}\n`);
       const { examples, ...metrics } = r;
       if (o.json) {
         const out = {

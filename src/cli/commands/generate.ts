@@ -3,6 +3,7 @@
 import type { Command } from 'commander';
 import { Engine, loadForInference, promptOpensThink, ReasoningSplitter, resolveModelDir, splitCompletion, type InferenceCheckpoint, type SamplingOptions } from '../../infer/index.js';
 import { applyChatTemplate, type ChatMessage } from '../../tokenizer/index.js';
+import { startExperts, withExpertFlags, type ExpertFlags } from '../expert-flags.js';
 
 export function intFlag(flag: string, min = 1): (text: string) => number {
   return (text) => {
@@ -107,7 +108,7 @@ export class ReplyPrinter {
   }
 }
 
-interface GenerateFlags extends SamplingFlags {
+interface GenerateFlags extends SamplingFlags, ExpertFlags {
   model?: string;
   tokenizer?: string;
   prompt: string;
@@ -121,7 +122,7 @@ export function register(program: Command): void {
   const cmd = program
     .command('generate')
     .description('complete one prompt (as a chat message, or --raw text) and print the reasoning and the answer');
-  withSamplingFlags(withModelFlags(cmd), 256)
+  withExpertFlags(withSamplingFlags(withModelFlags(cmd), 256))
     .requiredOption('--prompt <text>', 'the user message (with --raw: the exact text to continue)')
     .option('--system <text>', 'a system message')
     .option('--raw', 'plain text completion: no chat template')
@@ -130,6 +131,7 @@ export function register(program: Command): void {
     .action(async (o: GenerateFlags) => {
       const ckpt = await loadFromFlags(o);
       const { model, tokenizer } = ckpt;
+      const experts = await startExperts(model, o, ckpt.dir, 'generate');
       let text: string;
       let ids: number[];
       if (o.raw) {
@@ -162,6 +164,9 @@ export function register(program: Command): void {
       }
       const r = await gen.result;
       const seconds = (performance.now() - started) / 1000;
+      await experts.stop();
+      const summary = experts.summary();
+      if (summary !== null) process.stderr.write(`${summary}\n`);
       if (o.json) {
         const split = o.raw ? { reasoning: null, content: r.text } : splitCompletion(r.text, opened);
         process.stdout.write(

@@ -4,6 +4,7 @@ import { register as bench } from './bench.js';
 import { register as chat } from './chat.js';
 import { register as convert } from './convert.js';
 import { register as evaluate } from './eval.js';
+import { register as experts } from './experts.js';
 import { register as generate } from './generate.js';
 import { register as grpo } from './grpo.js';
 import { register as model } from './model.js';
@@ -17,4 +18,4 @@ import { register as train } from './train.js';
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [bench, chat, convert, evaluate, generate, grpo, model, perplexity, plot, r1zero, serve, tasks, tokenize, train];
+export const commands: Register[] = [bench, chat, convert, evaluate, experts, generate, grpo, model, perplexity, plot, r1zero, serve, tasks, tokenize, train];

@@ -4,11 +4,12 @@
 import type { Command } from 'commander';
 import { formatServeBench, runServeBench } from '../../../bench/serve.js';
 import { PRESET_NAMES, type PresetName } from '../../model/config.js';
+import { startExperts, withExpertFlags, type ExpertFlags } from '../expert-flags.js';
 import { InferenceServer } from '../../serve/server.js';
 import { benchCommand } from './bench.js';
 import { intFlag, loadFromFlags, numberFlag, withModelFlags } from './generate.js';
 
-interface ServeFlags {
+interface ServeFlags extends ExpertFlags {
   model?: string;
   tokenizer?: string;
   host: string;
@@ -33,7 +34,7 @@ interface BenchFlags {
 }
 
 export function register(program: Command): void {
-  withModelFlags(program.command('serve').description('serve a checkpoint over an OpenAI-compatible HTTP API, with a chat page at /'))
+  withExpertFlags(withModelFlags(program.command('serve').description('serve a checkpoint over an OpenAI-compatible HTTP API, with a chat page at /')))
     .option('--host <host>', 'interface to bind (anything but loopback requires an API key)', '127.0.0.1')
     .option('--port <n>', 'TCP port (0: any free port)', intFlag('--port', 0), 8080)
     .option('--api-key <key>', 'require "Authorization: Bearer <key>" on /v1 (default: $NANOSEEK_API_KEY)')
@@ -47,6 +48,7 @@ export function register(program: Command): void {
     .action(async (o: ServeFlags) => {
       const apiKey = o.apiKey ?? (process.env.NANOSEEK_API_KEY || undefined);
       const ckpt = await loadFromFlags(o);
+      const experts = await startExperts(ckpt.model, o, ckpt.dir, 'serve', 30);
       const log = o.quiet ? undefined : (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
       const server = new InferenceServer({
         model: ckpt.model,
@@ -79,6 +81,10 @@ export function register(program: Command): void {
         process.on('SIGTERM', stop);
         process.on('SIGINT', stop);
       });
+      await experts.stop();
+      const summary = experts.summary();
+      if (summary !== null) process.stderr.write(`${summary}\n`);
+      if (o.recordExperts !== undefined) process.stderr.write(`expert load written to ${o.recordExperts}\n`);
       process.stderr.write('server stopped\n');
       process.exit(0);
     });

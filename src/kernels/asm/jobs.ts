@@ -11,6 +11,10 @@
 // closes NEXT (close()) before it writes the next job's arguments, so a thread that wakes late and
 // reads a half-written job can never claim anything from it. DONE counts finished chunks; the job is
 // over when it reaches the total.
+//
+// Expert jobs are the exception: their chunks are devices of expert parallelism, each pinned to a
+// thread (device d runs on thread d mod threads), so nothing is claimed; a thread runs its devices
+// and counts each one done.
 import { adamw } from './adamw';
 import { axpyAccum, MC, MR, sgemm, SMALL_M, STAG, storeVec, SY, VEC_MAX, YS, YV } from './gemm';
 import {
@@ -18,6 +22,10 @@ import {
   scatterRowsRange, softmaxBackwardRange, softmaxRange, softmaxXentBackwardRange, sumSquaresRange, swigluBackwardRange, swigluRange,
 } from './rows';
 import { at } from './simd';
+
+/** Milliseconds on a clock all threads share (the JavaScript side passes it in). */
+@external("env", "now")
+declare function now(): f64;
 
 // Job block layout, in 32-bit words (the JavaScript side writes the arguments, see wasm.ts).
 const J_KIND = 0;
@@ -33,6 +41,10 @@ const W_DECAY = 12, W_STEP = 13, W_INVBC2 = 14;
 // unit (to size chunks), the multiple chunk boundaries keep, then pointers, integers and a real.
 const R_OP = 3, R_UNITS = 4, R_COST = 5, R_ALIGN = 6;
 const R_P0 = 7, R_P1 = 8, R_P2 = 9, R_P3 = 10, R_P4 = 11, R_I0 = 12, R_I1 = 13, R_I2 = 14, R_X0 = 15;
+// experts: sizes, the dispatched rows and their outputs, the task table (5 words a task: gate, up and
+// down weight pointers, first row, rows), each device's first task (devices + 1 words), the device
+// count, each device's hidden-activation buffer, and where each device writes its start and end times.
+const X_DIM = 3, X_HIDDEN = 4, X_X = 5, X_OUT = 6, X_TASKS = 7, X_STARTS = 8, X_DEVICES = 9, X_BUFFERS = 10, X_TIMES = 11;
 // plan (written by plan())
 const P_TOTAL = 20, P_COLS = 21, P_BANDS = 22, P_BAND = 23, P_GROUP = 24, P_SPLITK = 25;
 // synchronisation, each on its own cache line (S_PART shares S_DONE's: both change once per chunk)
@@ -43,6 +55,7 @@ const S_PART = 72;
 const KIND_GEMM = 1;
 const KIND_ADAMW = 2;
 const KIND_ROWS = 3;
+const KIND_EXPERTS = 4;
 // row-wise kernels (R_OP)
 const OP_SWIGLU = 1, OP_SWIGLU_BACKWARD = 2, OP_RMSNORM = 3, OP_RMSNORM_BACKWARD_X = 4, OP_RMSNORM_BACKWARD_W = 5;
 const OP_LOGSUMEXP = 6, OP_XENT_BACKWARD = 7, OP_SOFTMAX = 8, OP_SOFTMAX_BACKWARD = 9, OP_COPY_ROWS = 10;
@@ -95,7 +108,9 @@ export function plan(job: usize, gen: i32): void {
   const parts = word(job, J_THREADS);
   const most = parts * CHUNKS_PER_THREAD;
   let total = 1;
-  if (word(job, J_KIND) == KIND_ROWS) {
+  if (word(job, J_KIND) == KIND_EXPERTS) {
+    total = word(job, X_DEVICES);
+  } else if (word(job, J_KIND) == KIND_ROWS) {
     const units = max(1, word(job, R_UNITS)), align = word(job, R_ALIGN);
     let size = units;
     if (parts > 1) {
@@ -274,6 +289,33 @@ function rowsChunk(job: usize, chunk: i32): void {
 }
 
 /**
+ * Device d of an expert job: each of its tasks is one expert's SwiGLU feed-forward over a run of the
+ * dispatched rows, the three products one after another on this thread, the hidden activations in the
+ * device's own buffer.
+ */
+function expertDevice(job: usize, d: i32, scratch: usize): void {
+  const dim = word(job, X_DIM), hidden = word(job, X_HIDDEN);
+  const x = <usize>word(job, X_X), out = <usize>word(job, X_OUT);
+  const tasks = <usize>word(job, X_TASKS), starts = <usize>word(job, X_STARTS);
+  const times = <usize>word(job, X_TIMES) + (<usize>d << 4);
+  const g = <usize>load<u32>(<usize>word(job, X_BUFFERS) + (<usize>d << 2));
+  store<f64>(times, now());
+  const t1 = load<i32>(starts + (<usize>(d + 1) << 2));
+  for (let t = load<i32>(starts + (<usize>d << 2)); t < t1; t++) {
+    const task = tasks + <usize>t * 20;
+    const rows = load<i32>(task, 16);
+    if (rows == 0) continue;
+    const xr = at(x, <usize>load<i32>(task, 12) * <usize>dim);
+    const u = at(g, <usize>rows * <usize>hidden);
+    sgemm(rows, hidden, dim, xr, dim, false, <usize>load<u32>(task), dim, true, g, hidden, 1, 0, scratch);
+    sgemm(rows, hidden, dim, xr, dim, false, <usize>load<u32>(task, 4), dim, true, u, hidden, 1, 0, scratch);
+    swigluRange(g, u, g, 0, rows * hidden);
+    sgemm(rows, dim, hidden, g, hidden, false, <usize>load<u32>(task, 8), hidden, true, at(out, <usize>load<i32>(task, 12) * <usize>dim), dim, 1, 0, scratch);
+  }
+  store<f64>(times, now(), 8);
+}
+
+/**
  * Claims and runs chunks of generation gen as thread t until none are left. Returns true when this
  * thread finished the job's last chunk (the caller then wakes whoever waits for the job).
  */
@@ -284,6 +326,19 @@ export function work(job: usize, gen: i32, t: i32): bool {
   const total = word(job, P_TOTAL);
   const scratch = <usize>load<u32>(<usize>word(job, J_SCRATCH) + (<usize>t << 2));
   let last = false;
+  if (kind == KIND_EXPERTS) {
+    // A thread that reads the block late may have read the words of a job the caller is writing (after
+    // close()) or has since posted. Nothing claims from an expert job, so NEXT keeps exactly the value
+    // plan() gave it while the job is open: only then were the words read this job's. And no expert
+    // job can end without the devices pinned to this thread, so once true this stays true.
+    if (atomic.load<i32>(next) != tag) return false;
+    const parts = word(job, J_THREADS);
+    for (let d = t; d < total; d += parts) {
+      expertDevice(job, d, scratch);
+      last = atomic.add<i32>(wordAt(job, S_DONE), 1) == total - 1;
+    }
+    return last;
+  }
   for (;;) {
     const cur = atomic.load<i32>(next);
     if ((cur & ~INDEX_MASK) != tag) break;
