@@ -1,15 +1,18 @@
 // Throughput of the reference quantization codecs (src/kernels/quant): values per second of
-// dequantize and quantize for every type, on random Gaussian data, best of a few runs. Timed by the
+// dequantize and quantize for every type, and of firstNonFinite (the finite check loading runs on
+// every stored tensor, compared with decoding it), on random Gaussian data, best of a few runs. Timed by the
 // process's CPU time (user + system), which on a shared machine does not count the time other
 // jobs hold the core; the codecs are single-threaded, so that is their own time. (Wall-clock
 // figures on a loaded machine are lower by the load factor.)
 //   node dist/bench/quant.js [--n 16777216] [--reps 3] [--types Q4_K,Q8_0]
-import { dequantize, GGML_TYPE_NAMES, type GgmlType, quantize } from '../src/kernels/quant/index.js';
+import { dequantize, firstNonFinite, GGML_TYPE_NAMES, type GgmlType, quantize } from '../src/kernels/quant/index.js';
 
 export interface QuantBenchRow {
   type: GgmlType;
   dequantizePerSec: number;
   quantizePerSec: number;
+  /** firstNonFinite over the stored bytes. */
+  finiteCheckPerSec: number;
 }
 
 function gaussian(n: number, seed: number): Float32Array {
@@ -43,7 +46,9 @@ export function benchQuant(n: number, reps: number, types: readonly GgmlType[] =
     const tq = best(reps, () => quantize(type, x, q));
     dequantize(type, q, y);
     const td = best(reps, () => dequantize(type, q, y));
-    rows.push({ type, dequantizePerSec: n / td, quantizePerSec: n / tq });
+    if (firstNonFinite(type, q) !== -1) throw new Error(`${type}: random data read as non-finite`);
+    const tc = best(reps, () => firstNonFinite(type, q));
+    rows.push({ type, dequantizePerSec: n / td, quantizePerSec: n / tq, finiteCheckPerSec: n / tc });
   }
   return rows;
 }
@@ -58,9 +63,9 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const reps = Number(arg('reps') ?? 3);
   const types = (arg('types')?.split(',') ?? GGML_TYPE_NAMES) as GgmlType[];
   console.log(`${n} values, best of ${reps} by CPU time; values/s`);
-  console.log('type   dequantize   quantize');
+  console.log('type   dequantize   quantize  finite check');
   for (const r of benchQuant(n, reps, types)) {
     const m = (v: number): string => `${(v / 1e6).toFixed(1)} M`.padStart(10);
-    console.log(`${r.type.padEnd(5)} ${m(r.dequantizePerSec)} ${m(r.quantizePerSec)}`);
+    console.log(`${r.type.padEnd(5)} ${m(r.dequantizePerSec)} ${m(r.quantizePerSec)} ${m(r.finiteCheckPerSec)}`);
   }
 }

@@ -5,6 +5,8 @@ set -euo pipefail
 need=()
 /usr/bin/python3 -c 'import torch, numpy' 2>/dev/null || need+=(python3-torch python3-numpy libopenblas0-pthread)
 [ -x /usr/bin/chromium ] || need+=(chromium)
+# The README's tour asks the server with curl; test/tour.test.ts runs it as written.
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "install-system-deps: need root to install ${need[*]}" >&2; exit 1; fi
   apt-get update -qq

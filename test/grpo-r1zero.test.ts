@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { loadForInference, promptOpensThink } from '../src/infer/index.js';
 import { heldOutSet, questionText, renderPrompt } from '../src/tasks/index.js';
 import { applyChatTemplate, loadTokenizer } from '../src/tokenizer/index.js';
-import { parseR1ZeroConfig, r1ZeroChatTemplate, runR1Zero, setChatTemplate } from '../src/train/grpo/r1zero.js';
+import { parseR1ZeroConfig, runR1Zero } from '../src/train/grpo/r1zero.js';
+import { r1ZeroChatTemplate, setChatTemplate } from '../src/tokenizer/index.js';
 import { fixtureTokenizer, randomModel, saveFixture } from './serve-fixture.js';
 
 const SPEC = { task: 'arithmetic', digits: [1, 1], ops: ['+'] };
@@ -68,6 +69,19 @@ test('a miniature reproduction from a given base writes the report, docs and exp
     assert.equal(JSON.parse(readFileSync(join(root, 'models', 'nano-r1zero', 'config.json'), 'utf8')).torch_dtype, 'bfloat16');
     assert.equal(shipped.samplingDefaults.temperature, 0);
     assert.ok(existsSync(join(root, 'models', 'nano-base', 'tokenizer.json')));
+    // Each export says what it is and how to prompt it; every example it offers, greedy got right.
+    for (const role of ['base', 'r1zero']) {
+      const card = JSON.parse(readFileSync(join(root, 'models', `nano-${role}`, 'model_card.json'), 'utf8'));
+      assert.match(card.description, /held-out sums of two one-digit numbers: greedy pass@1 \d\.\d{3}/);
+      assert.deepEqual(card.prompt, { template: 'r1-zero', open_think: true });
+      assert.deepEqual(card.task, SPEC);
+      assert.ok(Array.isArray(card.examples ?? []));
+    }
+    assert.deepEqual(shipped.card?.prompt, { template: 'r1-zero', open_think: true });
+    // GRPO checkpoints trained from the R1-Zero prompt are served with it, and say so.
+    const grpoCk = join(root, 'run', 'grpo', 'latest');
+    assert.equal(JSON.parse(readFileSync(join(grpoCk, 'tokenizer_config.json'), 'utf8')).chat_template, r1ZeroChatTemplate(true));
+    assert.deepEqual(JSON.parse(readFileSync(join(grpoCk, 'model_card.json'), 'utf8')).prompt, { template: 'r1-zero', open_think: true });
     await assert.rejects(runR1Zero(cfg, 'mini', { out: join(root, 'run'), base: dir }), /already holds an r1zero run/);
   } finally {
     await remove();

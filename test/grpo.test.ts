@@ -196,7 +196,7 @@ test('config errors name the field; rewards resolve by name', async () => {
   assert.deepEqual(score({ ...ctx, completion: `<think>x</think> <answer>${p.answer}</answer>`, tokens: new Array(5).fill(0) }), { reward: 1, parts: { accuracy: 1, format: 1, overlong: 0 } });
   assert.equal(score({ ...ctx, completion: 'no', tokens: new Array(40).fill(0) }).reward, -1);
   assert.equal(score({ ...ctx, completion: 'no', tokens: new Array(32).fill(0) }).parts.overlong, -0.5);
-  await assert.rejects(trainGrpo(config('/nonexistent'), { out: outDir() }), /model.init = "\/nonexistent": not a checkpoint directory/);
+  await assert.rejects(trainGrpo(config('/nonexistent'), { out: outDir() }), /model.init = "\/nonexistent": no such file or directory/);
 });
 
 test('rejection sampling keeps only correct, strictly formatted completions, with the opened <think> restored', async () => {
@@ -210,7 +210,7 @@ test('rejection sampling keeps only correct, strictly formatted completions, wit
   assert.equal(r.solved, 1);
   assert.deepEqual(r.records, [{ prompt: 'What is 2 + 2?', completion: '<think>\nTwo and two make four.</think> <answer>4</answer>' }]);
   // A model exported with the R1-Zero prompt as its chat template opens " <think>" with nothing after it.
-  const { r1ZeroChatTemplate } = await import('../src/train/grpo/r1zero.js');
+  const { r1ZeroChatTemplate } = await import('../src/tokenizer/index.js');
   const zeroTok: typeof tok = Object.create(tok, { chatTemplate: { value: r1ZeroChatTemplate(true) } });
   const zeroModel = scriptedModel(zeroTok, 'Two and two make four.</think> <answer>4</answer>');
   const z = await rejectSample(zeroModel, zeroTok, [p], { template: 'r1', samples: 1, keepPerProblem: 1, maxNewTokens: 24, temperature: 1, seed: 1 });

@@ -4,7 +4,7 @@
 // (Bit-exactness against llama.cpp itself is test/quant-oracle.test.ts.)
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { dequantize, GGML_TYPES, type GgmlType, quantize, rowBytes } from '../src/kernels/quant/index.js';
+import { dequantize, firstNonFinite, GGML_TYPES, type GgmlType, quantize, rowBytes } from '../src/kernels/quant/index.js';
 import { setKSearchGate } from '../src/kernels/quant/k-scales.js';
 
 const QUANTIZED: GgmlType[] = ['Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q4_K', 'Q5_K', 'Q6_K'];
@@ -499,6 +499,55 @@ describe('bad input', () => {
     for (const type of ALL) {
       assert.equal(quantize(type, new Float32Array(0)).length, 0);
       dequantize(type, new Uint8Array(0), new Float32Array(0));
+    }
+  });
+});
+
+describe('firstNonFinite: the finite check loading runs on stored bytes', () => {
+  test('float types: the index of the first NaN or ±Inf, aligned or not, and none in finite data', () => {
+    const n = 1000;
+    for (const type of ['F32', 'F16', 'BF16'] as const) {
+      for (const [bad, at] of [[NaN, 0], [Infinity, 517], [-Infinity, 999]] as const) {
+        const x = gaussian(n, 3);
+        x[at] = bad;
+        const bytes = quantize(type, x);
+        assert.equal(firstNonFinite(type, bytes), at, `${type} ${bad} at ${at}`);
+        // The same bytes at an odd offset of a file buffer.
+        const shifted = new Uint8Array(bytes.length + 1);
+        shifted.set(bytes, 1);
+        assert.equal(firstNonFinite(type, shifted.subarray(1)), at, `${type} unaligned`);
+      }
+      assert.equal(firstNonFinite(type, quantize(type, gaussian(n, 4, 1e4))), -1, type);
+    }
+    // The largest finite values are finite.
+    assert.equal(firstNonFinite('F32', quantize('F32', Float32Array.of(3.4e38, -3.4e38))), -1);
+    assert.equal(firstNonFinite('F16', quantize('F16', Float32Array.of(65504, -65504))), -1);
+  });
+
+  test('block types: the first value of the first block whose f16 scale is not finite (and that block decodes non-finite)', () => {
+    const n = 4 * 256;
+    for (const type of QUANTIZED) {
+      const { blockSize, typeSize } = GGML_TYPES[type];
+      const bytes = quantize(type, gaussian(n, 5));
+      assert.equal(firstNonFinite(type, bytes), -1, `${type}: finite data`);
+      // Every byte pair that firstNonFinite reads as a scale: set it to +Inf in block 2, and the check
+      // finds block 2 while decoding gives non-finite values there (so the offsets are the real scales).
+      const block = 2;
+      let found = 0;
+      for (let o = 0; o + 1 < typeSize; o++) {
+        const damaged = bytes.slice();
+        damaged[block * typeSize + o] = 0x00;
+        damaged[block * typeSize + o + 1] = 0x7c;
+        const at = firstNonFinite(type, damaged);
+        if (at < 0) continue;
+        found++;
+        assert.equal(at, block * blockSize, `${type} scale at byte ${o}`);
+        const decoded = new Float32Array(n);
+        dequantize(type, damaged, decoded);
+        assert.ok(decoded.subarray(at, at + blockSize).some((v) => !Number.isFinite(v)), `${type}: byte ${o} is a scale`);
+      }
+      // d (and the min's scale m or dmin, where the type has one): every f16 field of the block.
+      assert.equal(found, ['Q4_1', 'Q5_1', 'Q4_K', 'Q5_K'].includes(type) ? 2 : 1, `${type}: scale fields found`);
     }
   });
 });

@@ -18,7 +18,7 @@ test('bad input names the op and the shapes', () => {
   assert.throws(() => T.embedding(a, [0, 2]), /embedding: index 2 at position 1 is outside \[0, 2\)/);
   assert.throws(() => T.embedding(a, [0.5]), /embedding: index 0.5/);
   assert.throws(() => T.crossEntropy(a, [0, 7]), /crossEntropy: target 7 at row 1 is outside \[0, 3\)/);
-  assert.throws(() => T.crossEntropy(T.fromArray([0, NaN, 1, 2], [2, 2]), [0, 1]), /crossEntropy: non-finite value NaN/);
+  assert.throws(() => T.crossEntropy(T.fromArray([0, NaN, 1, 2], [2, 2]), [0, 1]), /crossEntropy: \[2, 2\] holds NaN at flat index 1/);
   assert.throws(() => T.topk([1, NaN, 3], 1, 3, 2), /topk: NaN at row 0, column 1/);
   assert.throws(() => T.reshape(a, [4, 2]), /reshape: cannot reshape to \[4, 2\].*\[2, 3\]/);
   assert.throws(() => T.split(a, [1, 1], -1), /split: sizes \[1, 1\] do not add up to 3/);
@@ -132,4 +132,18 @@ test('a tiny transformer language model learns a toy corpus', () => {
   const final = T.noGrad(() => lossAt(1000));
   assert.ok(initial > 2.0, `initial loss ${initial}`);
   assert.ok(final < 0.5, `loss fell from ${initial.toFixed(3)} only to ${final.toFixed(3)}`);
+});
+
+test('NANOSEEK_CHECK_FINITE names the op whose output went non-finite, and its inputs', () => {
+  const w = T.fromArray([1, 2, Infinity, 4], [2, 2]);
+  w.name = 'model.layers.0.mlp.down_proj.weight';
+  const x = T.fromArray([1, 0, 0, 1], [2, 2]);
+  T.setAnomalyMode(true);
+  try {
+    assert.throws(() => T.noGrad(() => T.matmul(x, w)), /^Error: matmul: its output \[2, 2\] holds (Infinity|NaN) at flat index \d; inputs \[2, 2\], model\.layers\.0\.mlp\.down_proj\.weight \[2, 2\]: input 1 \(model\.layers\.0\.mlp\.down_proj\.weight \[2, 2\]\) already held NaN or Infinity$/);
+    const big = T.fromArray([3e38, 3e38], [2]);
+    assert.throws(() => T.noGrad(() => T.add(big, big)), /^Error: add: its output \[2\] holds Infinity at flat index 0; inputs \[2\], \[2\]: every input is finite, so the op itself overflowed$/);
+  } finally {
+    T.setAnomalyMode(false);
+  }
 });

@@ -10,6 +10,9 @@ import { saveModel } from '../src/io/model-file.js';
 import { applyOverrides, checkTrainConfig, parseTrainConfig, resumeConfig, train } from '../src/train/index.js';
 import { parseGrpoConfig } from '../src/train/grpo/config.js';
 import { parseR1ZeroConfig } from '../src/train/grpo/r1zero.js';
+import { fitWarmup, Overrides } from '../src/cli/run-control.js';
+import { resolvePathFields } from '../src/util/json-fields.js';
+import { runCli } from './helpers.js';
 
 const base = {
   stage: 'pretrain',
@@ -97,4 +100,60 @@ test('a resumed run may change only its length and cadence', () => {
   assert.equal(resumeConfig(saved, parse({ steps: 20, log_every: 5 }), 'cfg.json').steps, 20);
   assert.throws(() => resumeConfig(saved, parse({ lr: 0.002 }), 'cfg.json'), /cannot resume with lr = 0\.002: the run was started with 0\.001/);
   assert.throws(() => resumeConfig(saved, parse({ 'data.seed': 5 }), 'cfg.json'), /cannot resume with data\.seed = 5: the run was started with 0/);
+});
+
+test('flag overrides: a shorter --steps scales the warmup with a notice; errors name the flag that set the field', async () => {
+  const raw = shippedConfig('pretrain-nano.json') as Record<string, unknown>;
+  const notices: string[] = [];
+  const short = new Overrides().fromFlags({ steps: '30' }, { steps: 'steps' });
+  fitWarmup(raw, short, 'configs/pretrain-nano.json', null, (l) => notices.push(l));
+  const cfg = parseTrainConfig(applyOverrides(raw, short.values), 'configs/pretrain-nano.json');
+  assert.equal(cfg.warmup, 3);
+  assert.deepEqual(notices, ['--steps 30: warmup 3 (configs/pretrain-nano.json warms up for 30 of 300 steps; --warmup sets it)']);
+  // GRPO's 5 warmup steps of 60 cannot fit a 4-step run: they scale to none.
+  const grpo = new Overrides().fromFlags({ steps: '4' }, { steps: 'steps' });
+  fitWarmup(shippedConfig('r1-grpo.json'), grpo, 'configs/r1-grpo.json', null, () => {});
+  assert.equal(parseGrpoConfig(applyOverrides(shippedConfig('r1-grpo.json'), grpo.values), 'configs/r1-grpo.json').warmup, 0);
+  // A resumed run keeps the warmup it started with; a longer run keeps the config's; --warmup wins.
+  const resumed = new Overrides().fromFlags({ steps: '40' }, { steps: 'steps' });
+  fitWarmup(raw, resumed, 'cfg', { warmup: 3 }, () => {});
+  assert.equal(resumed.values.warmup, 3);
+  const longer = new Overrides().fromFlags({ steps: '900' }, { steps: 'steps' });
+  fitWarmup(raw, longer, 'cfg', null, () => {});
+  assert.equal(longer.values.warmup, undefined);
+
+  const both = new Overrides().fromFlags({ steps: '4', warmup: '5' }, { steps: 'steps', warmup: 'warmup' });
+  fitWarmup(raw, both, 'cfg', null, () => {});
+  await assert.rejects(both.naming(() => parseTrainConfig(applyOverrides(raw, both.values), 'configs/pretrain-nano.json')), /^Error: --warmup 5: warmup = 5: must be in \[0, 4\]$/);
+  const lr = new Overrides().fromFlags({ lr: '-1' }, { lr: 'lr' });
+  await assert.rejects(lr.naming(() => parseTrainConfig(applyOverrides(raw, lr.values), 'configs/pretrain-nano.json')), /^Error: --lr -1: lr = -1: must be > 0$/);
+  const set = new Overrides().fromSet(['data.val_seed=1'], 'data.seed=3');
+  await assert.rejects(set.naming(() => parseTrainConfig(applyOverrides(raw, set.values), 'configs/pretrain-nano.json')), /^Error: --set data\.val_seed=1: data\.val_seed = 1: must differ from data\.seed/);
+  // A field no flag set is still blamed on the file.
+  await assert.rejects(new Overrides().naming(() => parseTrainConfig({ ...raw, lr: -1 }, 'configs/x.json')), /^Error: configs\/x\.json: lr = -1/);
+});
+
+test('paths in a config are relative to the config file; command-line paths to the current directory', () => {
+  const json = { model: { init: '../models/nano-base' }, tokenizer: { path: '/abs/tok' }, data: { path: 'corpus.txt', val_path: null } };
+  const out = resolvePathFields(json, ['model.init', 'tokenizer.path', 'data.path', 'data.val_path', 'missing.field'], '/repo/configs') as typeof json;
+  assert.deepEqual(out, { model: { init: '/repo/models/nano-base' }, tokenizer: { path: '/abs/tok' }, data: { path: '/repo/configs/corpus.txt', val_path: null } });
+  assert.equal(json.model.init, '../models/nano-base', 'the input is not changed');
+});
+
+test('the shipped SFT config runs from any directory (its paths and --config resolve to the package), and its checkpoints say how to evaluate them', { timeout: 120_000 }, async () => {
+  const cwd = mkdtempSync(join(tmpdir(), 'nanoseek-elsewhere-'));
+  const r = await runCli(['train', 'sft', '--config', 'configs/r1-sft.json', '--out', 'sft', '--steps', '2', '--set', 'eval_batches=1'], { cwd });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /--config configs\/r1-sft\.json: not in the current directory; using the package's .*configs\/r1-sft\.json/);
+  assert.match(r.stderr, /--steps 2: warmup 0 \(configs\/r1-sft\.json warms up for 15 of 150 steps/);
+  const card = JSON.parse(readFileSync(join(cwd, 'sft', 'latest', 'model_card.json'), 'utf8'));
+  assert.deepEqual(card.prompt, { template: 'r1', open_think: false });
+  assert.deepEqual(card.task, { task: 'arithmetic', digits: [1, 1, 1, 1, 1], ops: ['+'] });
+  // eval needs no --template or --task: the checkpoint's card gives both.
+  const e = await runCli(['eval', '--model', join(cwd, 'sft', 'latest'), '--problems', '4', '--n', '0', '--json'], { cwd });
+  assert.equal(e.code, 0, e.stderr);
+  const report = JSON.parse(e.stdout);
+  assert.equal(report.template, 'r1');
+  assert.equal(report.task, 'arithmetic 1x1x1x1x1 +');
+  assert.ok(report.format_rate > 0.5, `format ${report.format_rate}`);
 });

@@ -55,7 +55,7 @@ test('SFT, R1 format: loss only on the reply after the template\'s <think>, and 
 
 test('SFT, R1 format under a chat template that ends in " <think>" (a model exported with the R1-Zero prompt): the reply continues the open think block', async () => {
   const tok = await tokenizerPromise;
-  const { r1ZeroChatTemplate } = await import('../src/train/grpo/r1zero.js');
+  const { r1ZeroChatTemplate } = await import('../src/tokenizer/index.js');
   const zeroTok: Tokenizer = Object.create(tok, { chatTemplate: { value: r1ZeroChatTemplate(true) } });
   const e = encodeSftExample(zeroTok, { prompt: 'What is 12 + 30?', completion: reply }, 'r1');
   assert.ok(tok.decode(e.tokens.slice(0, e.promptLength)).endsWith(`Assistant: ${SPECIAL_TOKENS.think}`));

@@ -5,6 +5,7 @@ import { appendFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MetricsLog, plotRun, Progress, readMetrics, renderReport, type TrainRecord } from '../src/train/index.js';
+import { logInterval } from '../src/train/metrics.js';
 
 function record(step: number, withVal: boolean): TrainRecord {
   const r: TrainRecord = {
@@ -70,13 +71,13 @@ test('plot: one HTML file, inline SVG charts for loss, lr, validation loss and e
   assert.match(renderReport([], { title: 'empty' }), /no data/);
 });
 
-test('progress: a redrawn status line on a terminal, plain lines elsewhere', () => {
+test('progress: a redrawn status line on a terminal (its loss labelled as one step\'s), plain lines elsewhere', () => {
   let tty = '';
   const bar = new Progress({ total: 10, stream: { write: (s: string) => (tty += s), isTTY: true, columns: 100 } });
   bar.update(5, { loss: 1.5, tokensPerS: 1234 });
   bar.log('step 5');
   bar.done();
-  assert.match(tty, /\r\x1b\[2K\[#+\.+\]  5\/10  loss 1\.5000  1234 tok\/s  eta /);
+  assert.match(tty, /\r\x1b\[2K\[#+\.+\]  5\/10  step loss 1\.5000  1234 tok\/s  eta /);
   assert.match(tty, /step 5\n/);
   let plain = '';
   const lines = new Progress({ total: 10, stream: { write: (s: string) => (plain += s) } });
@@ -84,4 +85,20 @@ test('progress: a redrawn status line on a terminal, plain lines elsewhere', () 
   lines.log('step 5');
   lines.done();
   assert.equal(plain, 'step 5\n');
+});
+
+test('plot refuses, in one line naming the path, a missing directory, a directory that is no run, a run with nothing logged', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nanoseek-plot-'));
+  await assert.rejects(plotRun(join(dir, 'nope')), /^Error: .*nope: no such directory \(give the run directory, the --out of nanoseek train\)$/);
+  await assert.rejects(plotRun(dir), new RegExp(`^Error: ${dir} has no metrics.jsonl: not a training run directory`));
+  writeFileSync(join(dir, 'metrics.jsonl'), '');
+  await assert.rejects(plotRun(dir), /metrics\.jsonl holds no records yet: the run has not logged a step/);
+});
+
+test('short runs log often enough to plot: at least 20 points, never more often than every step', () => {
+  assert.equal(logInterval(20, 17), 1);
+  assert.equal(logInterval(10, 30), 1);
+  assert.equal(logInterval(10, 60), 3);
+  assert.equal(logInterval(10, 500), 10);
+  assert.equal(logInterval(100, 3600), 100);
 });

@@ -31,7 +31,8 @@ test('nano pretrains on the task corpus to a validation loss below 3.3 nats', { 
     log_every: 5,
   });
   const records: TrainRecord[] = [];
-  const result = await train(cfg, { out, onRecord: (r) => records.push(r) });
+  const lines: string[] = [];
+  const result = await train(cfg, { out, onRecord: (r) => records.push(r), log: (l) => lines.push(l) });
   assert.equal(result.step, 60);
   assert.equal(result.stopped, false);
 
@@ -52,6 +53,11 @@ test('nano pretrains on the task corpus to a validation loss below 3.3 nats', { 
   let unigram = 0;
   for (const c of counts.values()) unigram -= (c / n) * Math.log(c / n);
   assert.ok(THRESHOLD < unigram - 0.5, `unigram entropy ${unigram} leaves no room under the threshold`);
+
+  // The log line says which loss is which: a mean of training steps, the validation loss; a run of
+  // 60 steps logs every 3 (not log_every 5), so its plot has 20 points.
+  assert.equal(records.length, 20);
+  assert.ok(lines.some((l) => /^step 30\/60  train loss \d+\.\d{4} \(mean of 3 steps\)  ce \d+\.\d{4}  .*  val loss \d+\.\d{4}$/.test(l)), lines.join('\n'));
 
   // What was logged is what the library reported, and the checkpoint is a loadable HF directory.
   assert.deepEqual((await readMetrics(join(out, 'metrics.jsonl'))).map((r) => r.step), records.map((r) => r.step));

@@ -1,8 +1,9 @@
 // The flags that choose a task and its difficulty (`eval`, `grpo reject-sample`, `tasks sample|sft|
-// corpus`), and the integer and number flag parsers the commands share. A flag of the other task is
+// corpus`) and the prompt format, with a model card's as defaults, and the integer and number flag parsers the commands share. A flag of the other task is
 // an error, not silently ignored.
 import type { Command } from 'commander';
-import { TASK_NAMES, validateSpec, type ArithOp, type CountdownSpec, type TaskName, type TaskSpec } from '../tasks/index.js';
+import type { ModelCard } from '../io/model-card.js';
+import { PROMPT_TEMPLATES, TASK_NAMES, validateSpec, type ArithOp, type CountdownSpec, type PromptTemplate, type TaskName, type TaskSpec } from '../tasks/index.js';
 
 export interface TaskSpecFlags {
   digits?: string;
@@ -53,10 +54,15 @@ export function countdownSpecFrom(f: TaskSpecFlags): CountdownSpec {
   };
 }
 
-/** The spec the flags describe; `defaultOps` is what arithmetic uses without --ops. */
-export function taskSpecFromFlags(task: TaskName, f: TaskSpecFlags, defaultOps = '+'): TaskSpec {
+/**
+ * The spec the flags describe; `defaultOps` is what arithmetic uses without --ops. `fallback` (a
+ * model's own task, from its card) is the spec when it is of this task and no spec flag is given.
+ */
+export function taskSpecFromFlags(task: TaskName, f: TaskSpecFlags, defaultOps = '+', fallback: TaskSpec | null = null): TaskSpec {
   const foreign = task === 'arithmetic' ? (['count', 'numberMax', 'targetMax'] as const) : (['digits', 'ops'] as const);
   for (const k of foreign) if (f[k] !== undefined) throw new Error(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} does not apply to ${task}`);
+  const own = task === 'arithmetic' ? (['digits', 'ops'] as const) : (['count', 'numberMax', 'targetMax'] as const);
+  if (fallback !== null && fallback.task === task && own.every((k) => f[k] === undefined)) return fallback;
   let spec: TaskSpec;
   if (task === 'arithmetic') {
     const digits = intList('--digits', f.digits ?? '3,3', 1, 40);
@@ -69,6 +75,47 @@ export function taskSpecFromFlags(task: TaskName, f: TaskSpecFlags, defaultOps =
   return spec;
 }
 
+/** The task a model card names, checked as a task spec (null when the card names none). */
+export function cardTaskSpec(card: ModelCard | null, where: string): TaskSpec | null {
+  if (card?.task == null) return null;
+  const spec = structuredClone(card.task) as unknown as TaskSpec;
+  try {
+    validateSpec(spec);
+  } catch (err) {
+    throw new Error(`${where}: task: ${(err as Error).message}`);
+  }
+  return spec;
+}
+
+/** The flags that give a spec: --digits 1,1,1 --ops + (to tell people what a default was). */
+export function specFlags(spec: TaskSpec): string {
+  return spec.task === 'arithmetic'
+    ? `--digits ${spec.digits.join(',')} --ops ${spec.ops.join(',')}`
+    : `--count ${spec.count.join(',')} --number-max ${spec.numberMax} --target-max ${spec.targetMax}`;
+}
+
+/** How problems are put to the model: the flags, else the model card's prompt, else r1-zero. */
+export function promptFrom(o: { template?: string; openThink?: boolean }, card: ModelCard | null): { template: PromptTemplate; openThink: boolean; from: string } {
+  if (o.template !== undefined && !(PROMPT_TEMPLATES as readonly string[]).includes(o.template)) {
+    throw new Error(`--template: expected one of ${PROMPT_TEMPLATES.join(', ')}, got ${JSON.stringify(o.template)}`);
+  }
+  const own = card?.prompt ?? null;
+  const template = (o.template ?? own?.template ?? 'r1-zero') as PromptTemplate;
+  const sameAsCard = own !== null && own.template === template;
+  const openThink = o.openThink ?? (sameAsCard ? own.open_think : false);
+  if (openThink && template !== 'r1-zero') throw new Error('--open-think applies to the r1-zero template only');
+  const from = o.template !== undefined || o.openThink !== undefined ? 'flags' : own !== null ? 'the model card' : 'the default: no model card';
+  return { template, openThink, from };
+}
+
+/** What to try when no completion had the think/answer format: the flag that most likely fixes it. */
+export function formatHint(template: PromptTemplate, openThink: boolean): string {
+  if (template === 'r1') return 'if the model was trained on the R1-Zero prompt, try --template r1-zero --open-think';
+  return openThink
+    ? 'if the model was fine-tuned in its chat format (SFT with format r1), try --template r1'
+    : 'models trained with open_think (the shipped ones, configs/r1zero.json) need --open-think; SFT models in the chat format need --template r1';
+}
+
 /** A task spec as a short name: arithmetic 3x3 +-, countdown 3-4 numbers ≤25 target ≤100. */
 export function describeSpec(spec: TaskSpec): string {
   return spec.task === 'arithmetic'
@@ -78,7 +125,7 @@ export function describeSpec(spec: TaskSpec): string {
 
 export function withTaskSpecFlags(cmd: Command, defaultOps = '+'): Command {
   return cmd
-    .option('--digits <a,b,…>', 'arithmetic: digits of each operand, two or more (default 3,3; one number N means N,N)')
+    .option('--digits <a,b,…>', 'arithmetic: digits of each operand, two or more (one number N means N,N; default: the model card\'s task, else 3,3)')
     .option('--ops <list>', `arithmetic: operators from +,-,* (default ${defaultOps})`)
     .option('--count <n|min,max>', 'countdown: how many numbers (default 3,4)')
     .option('--number-max <n>', 'countdown: largest number (default 25)')

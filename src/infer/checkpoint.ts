@@ -5,8 +5,9 @@ import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { GenerationConfig } from '../io/checkpoint.js';
 import type { CausalLM } from '../model/model.js';
-import { loadModelFrom, modelName, modelTokenizer, openModelFile, type ModelFile } from '../io/model-file.js';
-import { loadTokenizer, type Tokenizer } from '../tokenizer/index.js';
+import { loadModelFrom, modelName, openModelFile, tokenizerFor, type ModelFile } from '../io/model-file.js';
+import { modelCard, type ModelCard } from '../io/model-card.js';
+import type { Tokenizer } from '../tokenizer/index.js';
 import type { SamplingOptions } from './sampler.js';
 
 /** The model `serve`, `chat` and `generate` use when given none, relative to the package root. */
@@ -68,6 +69,15 @@ export interface InferenceCheckpoint {
   /** The directory name: what the server calls the model. */
   name: string;
   samplingDefaults: Pick<SamplingOptions, 'temperature' | 'topP' | 'topK' | 'repetitionPenalty'>;
+  /** What the checkpoint says about itself (model_card.json), or null. */
+  card: ModelCard | null;
+}
+
+export interface InferenceLoadOptions {
+  /** tokenizer.json or its directory, instead of the model's own. */
+  tokenizer?: string;
+  /** Refuse non-finite weights (default true). */
+  checkFinite?: boolean;
 }
 
 /** generation_config.json's sampling fields; do_sample false means greedy. */
@@ -82,23 +92,22 @@ export function samplingDefaultsOf(g: GenerationConfig | null): InferenceCheckpo
 }
 
 /**
- * Loads a model (a checkpoint directory or a GGUF file) and its tokenizer (the model's own unless
- * `tokenizerPath` says otherwise).
+ * Loads a model (a checkpoint directory or a GGUF file), its tokenizer (the model's own unless
+ * `opts.tokenizer` says otherwise) and its card.
  */
-export async function loadForInference(path: string, tokenizerPath?: string): Promise<InferenceCheckpoint> {
+export async function loadForInference(path: string, opts: InferenceLoadOptions = {}): Promise<InferenceCheckpoint> {
   const file = await openModelFile(path);
   let tokenizer: Tokenizer;
+  let card: ModelCard | null;
   try {
-    tokenizer = tokenizerPath !== undefined ? await loadTokenizer(tokenizerPath) : await modelTokenizer(file);
-    if (tokenizer.vocabSize > file.config.vocab_size) {
-      throw new Error(`the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${file.config.vocab_size}: they do not belong together`);
-    }
+    tokenizer = await tokenizerFor(file, opts.tokenizer);
+    card = await modelCard(file);
   } catch (err) {
     await file.close();
     throw err;
   }
-  const { model } = await loadModelFrom(file);
-  return { model, tokenizer, dir: file.path, name: modelName(path), samplingDefaults: samplingDefaultsOf(samplingOf(file, tokenizer)) };
+  const { model } = await loadModelFrom(file, { checkFinite: opts.checkFinite });
+  return { model, tokenizer, dir: file.path, name: modelName(path), samplingDefaults: samplingDefaultsOf(samplingOf(file, tokenizer)), card };
 }
 
 /**

@@ -115,26 +115,38 @@ function describeShape(shape: readonly number[]): string {
 }
 
 /**
- * Compare tensors against the config's expected list; returns a message naming every problem
- * (missing, unexpected, wrong shape), or null when all match.
+ * Compare tensors against the config's expected list; returns one line summing up the problems
+ * (how many tensors are missing, unexpected or of another shape, one example of each), or null
+ * when all match.
  */
 function tensorMismatches(config: ModelConfig, shapes: ReadonlyMap<string, readonly number[]>, fileOf: (name: string) => string): string | null {
-  const problems: string[] = [];
   const expected = new Map(expectedTensors(config).map((t) => [t.name, t.shape]));
+  const missing: string[] = [];
+  const reshaped: string[] = [];
+  const unexpected: string[] = [];
   for (const [name, shape] of expected) {
     const got = shapes.get(name);
-    if (!got) problems.push(`missing tensor "${name}" ${describeShape(shape)} (not in ${fileOf(name)})`);
+    if (!got) missing.push(`"${name}" ${describeShape(shape)} (not in ${fileOf(name)})`);
     else if (got.length !== shape.length || got.some((d, i) => d !== shape[i])) {
-      problems.push(`tensor "${name}" in ${fileOf(name)} has shape ${describeShape(got)}, config implies ${describeShape(shape)}`);
+      reshaped.push(`"${name}" in ${fileOf(name)} has shape ${describeShape(got)}, config implies ${describeShape(shape)}`);
     }
   }
-  for (const name of shapes.keys()) {
-    if (!expected.has(name)) problems.push(`unexpected tensor "${name}" in ${fileOf(name)} (not part of this config)`);
-  }
-  if (problems.length === 0) return null;
-  const shown = problems.slice(0, 8);
-  if (problems.length > shown.length) shown.push(`… and ${problems.length - shown.length} more`);
-  return shown.join('; ');
+  for (const name of shapes.keys()) if (!expected.has(name)) unexpected.push(`"${name}" in ${fileOf(name)} (not part of this config)`);
+  const parts: string[] = [];
+  const part = (list: string[], one: string, many: string) => {
+    if (list.length === 1) parts.push(`${one} ${list[0]}`);
+    else if (list.length > 1) parts.push(`${list.length} ${many}, e.g. ${list[0]}`);
+  };
+  part(reshaped, 'tensor', 'tensors of other shapes');
+  part(missing, 'missing tensor', 'missing tensors');
+  part(unexpected, 'unexpected tensor', 'unexpected tensors');
+  if (parts.length === 0) return null;
+  // The embedding table tells what the weights were made for.
+  const embed = shapes.get('model.embed_tokens.weight');
+  const hint = embed?.length === 2 && (embed[0] !== config.vocab_size || embed[1] !== config.hidden_size)
+    ? ` (the weights were made for vocab_size ${embed[0]}, hidden_size ${embed[1]}; the config says ${config.vocab_size}, ${config.hidden_size})`
+    : '';
+  return `${parts.join('; ')}${hint}`;
 }
 
 function checkExtraName(dir: string, name: string): void {

@@ -7,7 +7,8 @@ import { basename, join, resolve } from 'node:path';
 import { rowBytes, type GgmlType } from '../kernels/quant/types.js';
 import { expectedTensors, type ModelConfig } from '../model/config.js';
 import { CausalLM } from '../model/model.js';
-import type { StoredTensor, WeightMode, WeightSource } from '../model/weights.js';
+import { checkFinite, type StoredTensor, type WeightMode, type WeightSource } from '../model/weights.js';
+import { modelCard, type ModelCard } from './model-card.js';
 import { PackedMatrix, type DType } from '../tensor/index.js';
 import { openCheckpoint, saveCheckpoint, type CheckpointTensor, type GenerationConfig, type SaveCheckpointOptions } from './checkpoint.js';
 import { isGgufFile, openGgufModel, type GgufModelFile } from './gguf-model.js';
@@ -58,6 +59,8 @@ export interface LoadModelOptions {
    * 'auto' (default) widens while the float32 model stays under 1 GiB and packs beyond.
    */
   weights?: WeightMode | 'auto';
+  /** Refuse weights holding NaN or Infinity, naming the tensor (default true; false saves about 0.35 s of CPU per GiB). */
+  checkFinite?: boolean;
 }
 
 export interface LoadedModel {
@@ -72,7 +75,7 @@ export async function openModelFile(path: string): Promise<ModelFile> {
   try {
     st = await stat(path);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${path}: no such file or directory`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${path}: no such file or directory (expected a checkpoint directory or a .gguf file)`);
     throw err;
   }
   if (st.isDirectory()) return openCheckpoint(path);
@@ -98,7 +101,7 @@ export async function loadModelFrom(file: ModelFile, opts: LoadModelOptions = {}
     const dtype = opts.dtype ?? 'f32';
     const weights = dtype === 'f64' ? 'f32' : chooseWeightMode(file, opts.weights);
     const stored = await readAllTensors(file);
-    const source: WeightSource = { label: file.path, get: (name) => stored.get(name) };
+    const source: WeightSource = { label: file.path, get: (name) => stored.get(name), skipFiniteCheck: opts.checkFinite === false };
     const model = new CausalLM(file.config, { dtype, source, weights });
     return { model, file };
   } finally {
@@ -117,6 +120,43 @@ export async function modelTokenizer(file: ModelFile): Promise<Tokenizer> {
     throw new Error(`${file.path} has no tokenizer.json: pass --tokenizer <tokenizer.json or directory>`);
   }
   return loadTokenizer(file.path);
+}
+
+/**
+ * The tokenizer to run a model with: `tokenizerPath`'s, else the model's own; refused when it has
+ * more tokens than the model has embedding rows.
+ */
+export async function tokenizerFor(file: ModelFile, tokenizerPath?: string): Promise<Tokenizer> {
+  const tokenizer = tokenizerPath !== undefined ? await loadTokenizer(tokenizerPath) : await modelTokenizer(file);
+  if (tokenizer.vocabSize > file.config.vocab_size) {
+    throw new Error(`${tokenizerPath ?? file.path}: the tokenizer has ${tokenizer.vocabSize} tokens but the model's vocabulary is ${file.config.vocab_size}: they do not belong together`);
+  }
+  return tokenizer;
+}
+
+export interface ModelFileCheck {
+  tokenizer: Tokenizer;
+  card: ModelCard | null;
+  /** Tensors whose bytes were read and found finite (0 with checkFinite false). */
+  tensorsChecked: number;
+}
+
+/**
+ * Everything a model file needs to be used, beyond what opening it checks (config, tensor names,
+ * shapes and byte ranges): every tensor's values finite (reads all the weights; skipped with
+ * checkFinite false), a tokenizer that loads and fits the vocabulary, a valid model card. The first
+ * problem is thrown, naming the file and what to do.
+ */
+export async function checkModelFile(file: ModelFile, opts: { tokenizer?: string; checkFinite?: boolean } = {}): Promise<ModelFileCheck> {
+  let tensorsChecked = 0;
+  if (opts.checkFinite !== false) {
+    for (const name of file.tensors.keys()) {
+      checkFinite(file.path, name, await file.read(name));
+      tensorsChecked++;
+    }
+  }
+  const tokenizer = await tokenizerFor(file, opts.tokenizer);
+  return { tokenizer, card: await modelCard(file), tensorsChecked };
 }
 
 /** The name a server calls a model by: its directory or file name, without .gguf. */

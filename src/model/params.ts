@@ -3,7 +3,7 @@
 import { backend } from '../kernels/backend.js';
 import { PackedMatrix, Tensor, untracked, empty, type DType, type Weight } from '../tensor/index.js';
 import { Rng } from '../util/rng.js';
-import type { StoredTensor, WeightMode, WeightSource } from './weights.js';
+import { checkFinite, type StoredTensor, type WeightMode, type WeightSource } from './weights.js';
 
 export type Init = { kind: 'normal'; std: number } | { kind: 'ones' } | { kind: 'zeros' };
 
@@ -42,6 +42,7 @@ export class ParamStore {
     if (s.shape.length !== shape.length || s.shape.some((d, i) => d !== shape[i])) {
       throw new Error(`${this.source!.label}: tensor ${name} has shape [${s.shape.join(', ')}], the model needs [${shape.join(', ')}]`);
     }
+    if (!this.source!.skipFiniteCheck) checkFinite(this.source!.label, name, s);
     return s;
   }
 

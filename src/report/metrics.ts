@@ -2,7 +2,8 @@
 // records' fields; reports read them back). A killed run may leave a torn last line and lines past its
 // last checkpoint; resuming cuts the file back to the checkpoint's step, so the log of a resumed run
 // reads as if it had never stopped.
-import { appendFile, readFile } from 'node:fs/promises';
+import { appendFile, readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
 import { writeFileAtomic } from '../util/atomic.js';
 
 export const METRICS_FILE = 'metrics.jsonl';
@@ -35,6 +36,21 @@ export async function readMetrics(path: string): Promise<MetricsRecord[]> {
     throw err;
   });
   return parseLines(text);
+}
+
+/**
+ * The records of a run directory's metrics.jsonl, for plotting: a missing directory, a directory
+ * that is no run and a run with nothing logged yet are each refused in one line saying which.
+ */
+export async function readRunMetrics(runDir: string, what = 'nanoseek train'): Promise<MetricsRecord[]> {
+  const st = await stat(runDir).catch(() => null);
+  if (st === null) throw new Error(`${runDir}: no such directory (give the run directory, the --out of ${what})`);
+  if (!st.isDirectory()) throw new Error(`${runDir}: not a directory (give the run directory, the --out of ${what})`);
+  const path = join(runDir, METRICS_FILE);
+  if (!(await stat(path).then((s) => s.isFile(), () => false))) throw new Error(`${runDir} has no ${METRICS_FILE}: not a training run directory (the --out of ${what})`);
+  const records = await readMetrics(path);
+  if (records.length === 0) throw new Error(`${path} holds no records yet: the run has not logged a step`);
+  return records;
 }
 
 /** (step, value) of every record where `field` is a number: one series of a chart. */

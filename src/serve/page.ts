@@ -1,8 +1,10 @@
 // The chat page served at `/`: one self-contained document (inline CSS and script, no external assets,
 // so it works offline and under a strict Content-Security-Policy). It streams from
 // /v1/chat/completions with fetch and parses the server-sent events itself, showing the reasoning in a
-// collapsible section as it arrives and the answer below it. All model text is inserted as text, never
-// as HTML.
+// collapsible section as it arrives and the answer below it. Before the first message it shows what the
+// model's card says it knows, with its example questions as buttons that ask them. Sampling follows
+// the model's own defaults (generation_config.json) unless Settings override them. All model text is
+// inserted as text, never as HTML.
 export const CHAT_PAGE = `<!doctype html>
 <html lang="en">
 <head>
@@ -21,7 +23,8 @@ export const CHAT_PAGE = `<!doctype html>
   #model-info { color: var(--muted); font-size: 13px; flex: 1; min-width: 200px; }
   header button, header summary { font: inherit; font-size: 13px; }
   main { flex: 1; overflow-y: auto; padding: 16px; }
-  .thread { max-width: 820px; margin: 0 auto; display: flex; flex-direction: column; gap: 14px; }
+  .column { max-width: 820px; margin: 0 auto; display: flex; flex-direction: column; gap: 14px; }
+  .thread { display: flex; flex-direction: column; gap: 14px; }
   .msg { padding: 10px 14px; border-radius: 10px; white-space: pre-wrap; word-wrap: break-word; }
   .msg.user { align-self: flex-end; background: var(--accent); color: #fff; max-width: 80%; }
   .msg.assistant { background: var(--panel); border: 1px solid var(--line); }
@@ -42,7 +45,12 @@ export const CHAT_PAGE = `<!doctype html>
   #settings.open { display: flex; }
   #settings label { display: flex; flex-direction: column; gap: 2px; }
   #settings input, #settings textarea { font: inherit; padding: 4px 6px; border: 1px solid var(--line); border-radius: 6px; background: var(--bg); color: var(--ink); min-height: 0; }
-  #settings input[type=number] { width: 90px; }
+  #settings input[type=number] { width: 150px; }
+  #intro { background: var(--panel); border: 1px solid var(--line); border-radius: 10px; padding: 12px 14px; }
+  #intro p { margin: 0 0 10px; }
+  #intro[hidden] { display: none; }
+  .examples { display: flex; flex-wrap: wrap; gap: 8px; }
+  .examples button { font-size: 14px; }
 </style>
 </head>
 <body>
@@ -52,7 +60,7 @@ export const CHAT_PAGE = `<!doctype html>
   <button id="toggle-settings" type="button">Settings</button>
   <button id="new-chat" type="button">New chat</button>
 </header>
-<main><div class="thread" id="thread"></div></main>
+<main><div class="column"><div id="intro" hidden><p id="about"></p><div class="examples" id="examples"></div></div><div class="thread" id="thread"></div></div></main>
 <footer>
   <form id="composer">
     <textarea id="prompt" rows="1" placeholder="Ask something (Enter to send, Shift+Enter for a new line)"></textarea>
@@ -60,9 +68,9 @@ export const CHAT_PAGE = `<!doctype html>
     <button id="stop" type="button" disabled>Stop</button>
   </form>
   <div id="settings">
-    <label>temperature <input id="temperature" type="number" min="0" max="2" step="0.1" value="0.6"></label>
+    <label>temperature <input id="temperature" type="number" min="0" max="2" step="0.1" placeholder="model default"></label>
     <label>max tokens <input id="max-tokens" type="number" min="1" step="1" value="256"></label>
-    <label>top p <input id="top-p" type="number" min="0" max="1" step="0.05" value="0.95"></label>
+    <label>top p <input id="top-p" type="number" min="0" max="1" step="0.05" placeholder="model default"></label>
     <label>seed (blank: random) <input id="seed" type="number" step="1"></label>
     <label>API key <input id="api-key" type="password" autocomplete="off" placeholder="only if the server needs one"></label>
     <label style="flex:1 1 100%">system prompt <textarea id="system" rows="2"></textarea></label>
@@ -104,9 +112,37 @@ async function loadModel() {
     $("model-info").title = info.description;
     if (!localStorage.getItem("nanoseek:max-tokens")) $("max-tokens").value = Math.min(256, info.limits.max_tokens);
     $("max-tokens").max = info.limits.max_tokens;
+    // Blank sampling fields mean the model's own defaults; the placeholders say what those are.
+    $("temperature").placeholder = "model: " + info.defaults.temperature + (info.defaults.temperature === 0 ? " (greedy)" : "");
+    $("top-p").placeholder = "model: " + info.defaults.top_p;
+    $("temperature").title = $("top-p").title = "blank: the model's own default (generation_config.json)";
+    showIntro(info.model_card);
   } catch (err) {
     $("model-info").textContent = "model info unavailable: " + err.message;
   }
+}
+
+// The model card: what the model knows, and questions to click.
+let card = null;
+function showIntro(c) {
+  card = c || card;
+  const intro = $("intro");
+  if (!card || (!card.description && card.examples.length === 0) || turns.length > 0) {
+    intro.hidden = true;
+    return;
+  }
+  $("about").textContent = card.description || "";
+  const list = $("examples");
+  list.replaceChildren();
+  for (const q of card.examples) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "example";
+    b.textContent = q;
+    b.addEventListener("click", () => { if (!controller) send(q); });
+    list.appendChild(b);
+  }
+  intro.hidden = false;
 }
 
 function addMessage(role, text) {
@@ -165,6 +201,7 @@ function setBusy(busy) {
 }
 
 async function send(text) {
+  $("intro").hidden = true;
   turns.push({ role: "user", content: text });
   addMessage("user", text);
   const view = assistantMessage();
@@ -172,7 +209,10 @@ async function send(text) {
   const system = $("system").value.trim();
   if (system) messages.push({ role: "system", content: system });
   messages.push(...turns);
-  const body = { model: modelId ?? undefined, messages, stream: true, temperature: Number($("temperature").value), max_tokens: Number($("max-tokens").value), top_p: Number($("top-p").value) };
+  const body = { model: modelId ?? undefined, messages, stream: true, max_tokens: Number($("max-tokens").value) };
+  // Only what the user set in Settings: the server applies the model's defaults to the rest.
+  if ($("temperature").value !== "") body.temperature = Number($("temperature").value);
+  if ($("top-p").value !== "") body.top_p = Number($("top-p").value);
   if ($("seed").value !== "") body.seed = Number($("seed").value);
   controller = new AbortController();
   setBusy(true);
@@ -243,6 +283,7 @@ $("new-chat").addEventListener("click", () => {
   if (controller) controller.abort();
   turns.length = 0;
   thread.replaceChildren();
+  showIntro(null);
 });
 $("toggle-settings").addEventListener("click", () => $("settings").classList.toggle("open"));
 $("api-key").addEventListener("change", loadModel);

@@ -12,6 +12,7 @@ import type { AddressInfo } from 'node:net';
 import { Engine, EngineBusyError, EngineClosedError, ReasoningSplitter, promptOpensThink, splitCompletion, type EngineOptions, type Generation, type GenerationResult } from '../infer/index.js';
 import { heapStats } from '../kernels/memory.js';
 import { countParameters, describeModel } from '../model/config.js';
+import type { ModelCard } from '../io/model-card.js';
 import type { CausalLM } from '../model/model.js';
 import { applyChatTemplate, type Tokenizer } from '../tokenizer/index.js';
 import { ApiError, completionBudget, parseChatRequest, parseCompletionRequest, type RequestLimits, type SamplingDefaults } from './api.js';
@@ -30,6 +31,8 @@ export interface ServerOptions {
   samplingDefaults?: SamplingDefaults;
   /** Where the checkpoint came from, shown by /v1/models/{id}. */
   checkpointDir?: string;
+  /** What the checkpoint says about itself (description, example questions): shown by the chat page. */
+  card?: ModelCard | null;
   /** One line per request and lifecycle event; default: silent. */
   log?: (line: string) => void;
 }
@@ -302,6 +305,7 @@ export class InferenceServer {
       vocab_size: cfg.vocab_size,
       description: describeModel(cfg),
       checkpoint: this.options.checkpointDir ?? null,
+      model_card: this.options.card ? { description: this.options.card.description, examples: this.options.card.examples } : null,
       chat_template: this.options.tokenizer.chatTemplate === undefined ? 'deepseek-r1 (built in)' : 'tokenizer_config.json',
       limits: { max_tokens: this.limits.maxTokens, max_concurrent: this.engine.maxConcurrent, max_queue: this.engine.maxQueue === Infinity ? null : this.engine.maxQueue },
       defaults: { temperature: d.temperature ?? 1, top_p: d.topP ?? 1, top_k: d.topK ?? 0, repetition_penalty: d.repetitionPenalty ?? 1 },

@@ -14,6 +14,7 @@ export {
   questionText,
   sampleProblem,
   solutionOf,
+  taskPhrase,
   validateSpec,
   zeroPrompt,
 } from './problems.js';

@@ -150,3 +150,17 @@ export const ZERO_TEMPLATE = R1_ZERO_TEMPLATE;
 export function zeroPrompt(p: Problem, opts: { openThink?: boolean } = {}): string {
   return r1ZeroPrompt(questionText(p), opts);
 }
+
+/** "sums of six one-digit numbers", "sums of 5 to 7 one-digit numbers", else the spec's short form. */
+export function taskPhrase(specs: readonly TaskSpec[]): string {
+  const words = ['zero', 'one', 'two', 'three', 'four', 'five', 'six', 'seven', 'eight', 'nine', 'ten', 'eleven', 'twelve'];
+  const sums = specs.every((s) => s.task === 'arithmetic' && s.ops.length === 1 && s.ops[0] === '+' && s.digits.every((d) => d === s.digits[0]));
+  const width = sums ? new Set(specs.map((s) => (s as { digits: number[] }).digits[0])) : null;
+  if (sums && width!.size === 1) {
+    const counts = [...new Set(specs.map((s) => (s as { digits: number[] }).digits.length))].sort((a, b) => a - b);
+    const d = [...width!][0];
+    const many = counts.length === 1 ? (words[counts[0]] ?? String(counts[0])) : `${counts[0]} to ${counts[counts.length - 1]}`;
+    return `sums of ${many} ${d === 1 ? 'one' : (words[d] ?? String(d))}-digit numbers`;
+  }
+  return specs.map((s) => (s.task === 'arithmetic' ? `arithmetic ${s.digits.join('×')}-digit ${s.ops.join(' ')}` : `countdown with ${s.count.join('–')} numbers`)).join(', ');
+}

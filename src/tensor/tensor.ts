@@ -231,11 +231,12 @@ export function noGrad<T>(fn: () => T): T {
 }
 
 /**
- * Registers `out` as produced from `inputs`. When any input needs a gradient (and recording is on),
+ * Registers `out` as produced from `inputs` by the op named `op` (errors and NANOSEEK_CHECK_FINITE
+ * name it). When any input needs a gradient (and recording is on),
  * `backward` is put on the tape; it receives d(loss)/d(out) and must add into `gradOf(input)`.
  */
-export function record(inputs: readonly Tensor[], out: Tensor, backward: BackwardFn): Tensor {
-  if (anomalyMode) checkFinite('anomaly check', out);
+export function record(op: string, inputs: readonly Tensor[], out: Tensor, backward: BackwardFn): Tensor {
+  if (anomalyMode) checkFinite(op, out, inputs);
   if (!gradEnabled) return out;
   let needed = false;
   for (const t of inputs) if (t.requiresGrad) needed = true;
@@ -338,10 +339,19 @@ export function sameDType(op: string, ...ts: Tensor[]): DType {
   return d;
 }
 
-export function checkFinite(op: string, t: Tensor): void {
+/**
+ * Throws, naming the op, when `t` holds NaN or ±Infinity. With `inputs`, `t` is the op's output
+ * (anomaly mode): the message names the inputs and says whether one of them was already non-finite.
+ */
+export function checkFinite(op: string, t: Tensor, inputs?: readonly Tensor[]): void {
   const d = t.data;
   for (let i = 0; i < d.length; i++) {
-    if (!Number.isFinite(d[i])) throw opError(op, `non-finite value ${d[i]} at flat index ${i}`, t);
+    if (Number.isFinite(d[i])) continue;
+    const describe = (x: Tensor) => `${x.name === undefined ? '' : `${x.name} `}${shapeStr(x)}`;
+    if (inputs === undefined) throw new Error(`${op}: ${describe(t)} holds ${d[i]} at flat index ${i}`);
+    const bad = inputs.findIndex((x) => !x.data.every(Number.isFinite));
+    const cause = bad < 0 ? 'every input is finite, so the op itself overflowed' : `input ${bad} (${describe(inputs[bad])}) already held NaN or Infinity`;
+    throw new Error(`${op}: its output ${shapeStr(t)} holds ${d[i]} at flat index ${i}; inputs ${inputs.map(describe).join(', ')}: ${cause}`);
   }
 }
 

@@ -86,6 +86,21 @@ export function r1ZeroPrompt(question: string, options: { openThink?: boolean } 
   return options.openThink ? `${prompt} ${SPECIAL_TOKENS.think}` : prompt;
 }
 
+/**
+ * A Jinja chat template that renders a conversation as the R1-Zero prompt of its last user message,
+ * BOS first (with " <think>" at the end when `openThink`): how a model trained from that prompt is
+ * served, so chat renders what the model knows.
+ */
+export function r1ZeroChatTemplate(openThink: boolean): string {
+  const [before, after] = R1_ZERO_TEMPLATE.split('{question}');
+  const lit = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+  return [
+    "{%- set ns = namespace(q='') -%}",
+    "{%- for m in messages -%}{%- if m['role'] == 'user' -%}{%- set ns.q = m['content'] -%}{%- endif -%}{%- endfor -%}",
+    `{{- bos_token + ${lit(before)} + ns.q + ${lit(after)}${openThink ? ` + ' ${SPECIAL_TOKENS.think}'` : ''} -}}`,
+  ].join('');
+}
+
 export interface ChatTemplateOptions {
   addGenerationPrompt?: boolean;
   bosToken?: string;

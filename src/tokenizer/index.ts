@@ -3,6 +3,7 @@
 export {
   ByteLevelBpeTokenizer,
   loadTokenizer,
+  setChatTemplate,
   type AddedToken,
   type DecodeOptions,
   type DecodeStream,
@@ -14,6 +15,7 @@ export { trainTokenizer, readCorpusFile, DEFAULT_PRE_TOKENIZER, PRE_TOKENIZER_PA
 export {
   applyChatTemplate,
   parseCompletion,
+  r1ZeroChatTemplate,
   r1ZeroPrompt,
   renderChatTemplate,
   renderR1Chat,

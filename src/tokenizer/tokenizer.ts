@@ -451,6 +451,14 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
   }
 }
 
+/** Sets the chat template in a saved tokenizer's tokenizer_config.json (in `dir`). */
+export async function setChatTemplate(dir: string, template: string): Promise<void> {
+  const path = join(dir, 'tokenizer_config.json');
+  const cfg = (await readJson(path)) as Json;
+  cfg.chat_template = template;
+  await writeFileAtomic(path, `${JSON.stringify(cfg, null, 2)}\n`);
+}
+
 async function readJson(file: string): Promise<unknown> {
   let text: string;
   try {

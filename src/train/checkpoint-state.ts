@@ -11,7 +11,8 @@ import { replaceDirAtomic } from '../util/atomic.js';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import type { CausalLM } from '../model/model.js';
 import { saveModel } from '../io/model-file.js';
-import type { Tokenizer } from '../tokenizer/index.js';
+import { setChatTemplate, type Tokenizer } from '../tokenizer/index.js';
+import { writeModelCard, type ModelCard } from '../io/model-card.js';
 import type { RngState } from '../util/rng.js';
 import type { AdamW } from './optim.js';
 
@@ -96,6 +97,10 @@ export interface SaveTrainingCheckpoint<C, D> {
   optimizer: AdamW;
   tokenizer: Tokenizer;
   state: TrainerState<C, D>;
+  /** What the checkpoint says about itself (prompt format, task): model_card.json. */
+  card?: ModelCard;
+  /** Replaces the tokenizer's chat template in the checkpoint (a model trained on the R1-Zero prompt is served with it). */
+  chatTemplate?: string;
 }
 
 /** Writes `<runDir>/checkpoint-<step>` as one atomic directory, then points `latest` at it. */
@@ -105,6 +110,8 @@ export async function saveTrainingCheckpoint<C, D>(runDir: string, ck: SaveTrain
     // saveModel swaps its own directory in; inside our fresh temporary that is just a few renames.
     await saveModel(ck.model, tmp, { metadata: { step: String(ck.state.step) } });
     await ck.tokenizer.save(tmp);
+    if (ck.chatTemplate !== undefined) await setChatTemplate(tmp, ck.chatTemplate);
+    if (ck.card !== undefined) await writeModelCard(tmp, ck.card);
     await saveOptimizerState(join(tmp, OPTIMIZER_FILE), ck.model, ck.optimizer);
     await writeFile(join(tmp, TRAINER_STATE_FILE), `${JSON.stringify(ck.state, null, 2)}\n`);
   });

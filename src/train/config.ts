@@ -9,7 +9,7 @@ import { loadModelTokenizer, readModelFileConfig } from '../io/model-file.js';
 import { PRESET_NAMES, presetConfig, type ModelConfig, type PresetName } from '../model/config.js';
 import { EVAL_SEED, validateSpec, type ArithOp, type CountdownSpec, type TaskSpec } from '../tasks/index.js';
 import { loadTokenizer } from '../tokenizer/index.js';
-import { isRecord, JsonFields, show, type Json } from '../util/json-fields.js';
+import { ConfigFieldError, isRecord, JsonFields, show, type Json } from '../util/json-fields.js';
 
 /** The resolved config a run started with, written into the run directory for people and `nanoseek plot`. */
 export const TRAIN_CONFIG_FILE = 'train_config.json';
@@ -115,6 +115,9 @@ export interface TrainConfig {
   /** How many checkpoint-<step> directories to keep (the newest). */
   keep_checkpoints: number;
 }
+
+/** Fields that hold paths: relative ones are relative to the config file (resolvePathFields). */
+export const TRAIN_PATH_FIELDS = ['model.init', 'tokenizer.path', 'data.path', 'data.val_path'] as const;
 
 /** Fields that may change when a run is resumed: none of them alters the weights a step produces. */
 export const RESUMABLE_FIELDS = ['steps', 'eval_every', 'eval_batches', 'save_every', 'log_every', 'keep_checkpoints'] as const;
@@ -303,7 +306,7 @@ async function exists(path: string): Promise<boolean> {
  */
 export async function checkTrainConfig(cfg: TrainConfig, source = 'train config'): Promise<CheckedConfig> {
   const fail = (field: string, value: unknown, problem: string): never => {
-    throw new Error(`${source}: ${field} = ${show(value)}: ${problem}`);
+    throw new ConfigFieldError(source, field, value, problem);
   };
   const data = cfg.data;
   if ('path' in data) {

@@ -8,6 +8,7 @@ export {
   RESUMABLE_FIELDS,
   STAGES,
   TRAIN_CONFIG_FILE,
+  TRAIN_PATH_FIELDS,
   type CheckedConfig,
   type CorpusData,
   type DataSpec,

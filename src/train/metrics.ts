@@ -34,3 +34,14 @@ export function expertStats(load: readonly (readonly number[])[]): { shares: num
   });
   return { shares, imbalance };
 }
+
+/** Points a run's metrics should have at least, so that its plot shows a curve. */
+const MIN_LOG_POINTS = 20;
+
+/**
+ * Steps between metrics lines: `logEvery`, or fewer when that would give a run of `steps` fewer than
+ * MIN_LOG_POINTS lines (a 17-step run with log_every 20 logs every step).
+ */
+export function logInterval(logEvery: number, steps: number): number {
+  return Math.max(1, Math.min(logEvery, Math.floor(steps / MIN_LOG_POINTS)));
+}

@@ -3,7 +3,7 @@
 // attachable to an issue.
 import { readFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { COLORS, escapeHtml, htmlPage, lineChart, loadHeatmap, METRICS_FILE, metricPoints, readMetrics, type MetricsRecord, type Series } from '../report/index.js';
+import { COLORS, escapeHtml, htmlPage, lineChart, loadHeatmap, metricPoints, readRunMetrics, type MetricsRecord, type Series } from '../report/index.js';
 import { writeFileAtomic } from '../util/atomic.js';
 import { TRAIN_CONFIG_FILE } from './config.js';
 
@@ -52,8 +52,7 @@ export function renderReport(records: readonly MetricsRecord[], opts: { title: s
 
 /** Writes `<runDir>/metrics.html` (or `outFile`) and returns its path. */
 export async function plotRun(runDir: string, outFile?: string): Promise<string> {
-  const records = await readMetrics(join(runDir, METRICS_FILE));
-  if (records.length === 0) throw new Error(`${join(runDir, METRICS_FILE)}: no metrics to plot`);
+  const records = await readRunMetrics(runDir);
   const details = await readFile(join(runDir, TRAIN_CONFIG_FILE), 'utf8').catch(() => undefined);
   const path = outFile ?? join(runDir, 'metrics.html');
   await writeFileAtomic(path, renderReport(records, { title: `nanoseek run ${basename(resolve(runDir))}`, details }));

@@ -57,7 +57,8 @@ export class Progress {
     const width = Math.max(10, Math.min(30, (this.stream.columns ?? 80) - 60));
     const filled = Math.round((width * Math.min(step, this.total)) / this.total);
     const parts = [`[${'#'.repeat(filled)}${'.'.repeat(width - filled)}]`, `${step}/${this.total}`];
-    if (fields.loss !== undefined) parts.push(`loss ${fields.loss.toFixed(4)}`);
+    // This step's loss (noisy); the log lines above print means over several steps, labelled.
+    if (fields.loss !== undefined) parts.push(`step loss ${fields.loss.toFixed(4)}`);
     if (fields.tokensPerS !== undefined) parts.push(`${Math.round(fields.tokensPerS)} tok/s`);
     parts.push(`eta ${formatDuration(this.eta())}`);
     this.status = parts.join('  ');

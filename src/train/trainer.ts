@@ -9,8 +9,10 @@ import { CausalLM } from '../model/model.js';
 import { loadModel, loadModelTokenizer } from '../io/model-file.js';
 import { METRICS_FILE, MetricsLog } from '../report/index.js';
 import * as T from '../tensor/index.js';
-import { loadTokenizer, trainTokenizer, type Tokenizer } from '../tokenizer/index.js';
-import { checkTrainConfig, parseTrainConfig, RESUMABLE_FIELDS, TRAIN_CONFIG_FILE, type TrainConfig } from './config.js';
+import { loadTokenizer, r1ZeroChatTemplate, trainTokenizer, type Tokenizer } from '../tokenizer/index.js';
+import type { ModelCard } from '../io/model-card.js';
+import { taskPhrase } from '../tasks/index.js';
+import { checkTrainConfig, parseTrainConfig, RESUMABLE_FIELDS, TRAIN_CONFIG_FILE, type SftFileData, type SftTaskData, type TrainConfig } from './config.js';
 import {
   latestCheckpoint,
   loadOptimizerState,
@@ -21,7 +23,7 @@ import {
   type TrainerState,
 } from './checkpoint-state.js';
 import { openTrainData, tokenizerTexts } from './data.js';
-import { expertStats, type TrainRecord } from './metrics.js';
+import { expertStats, logInterval, type TrainRecord } from './metrics.js';
 import { AdamW, cosineSchedule } from './optim.js';
 import { countTargets, trainStep, type Batch, type StepStats } from './step.js';
 
@@ -141,6 +143,28 @@ function formatCount(n: number): string {
   return n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : n >= 1e3 ? `${(n / 1e3).toFixed(1)}K` : String(n);
 }
 
+/**
+ * What an SFT checkpoint says about itself: the prompt format it was fine-tuned in and its task, so
+ * `eval` measures it as trained, without flags (pretraining checkpoints have neither). A model
+ * fine-tuned on the R1-Zero prompt is also served with it (its chat template).
+ */
+function sftCard(cfg: TrainConfig, step: number, out: string): { card?: ModelCard; chatTemplate?: string } {
+  if (cfg.stage !== 'sft') return {};
+  const data = cfg.data as SftTaskData | SftFileData;
+  const tasks = data.source === 'tasks' ? data.tasks : [];
+  const from = 'init' in cfg.model ? ` from ${cfg.model.init}` : '';
+  return {
+    card: {
+      description: `Fine-tuned (SFT, ${data.format} format)${from} on ${tasks.length > 0 ? taskPhrase(tasks) : (data as SftFileData).path}: step ${step} of ${cfg.steps} of the run in ${out}.`,
+      examples: [],
+      prompt: { template: data.format, open_think: false },
+      task: tasks.length > 0 ? { ...tasks[0] } : null,
+      source: `nanoseek train sft --out ${out}`,
+    },
+    chatTemplate: data.format === 'r1-zero' ? r1ZeroChatTemplate(false) : undefined,
+  };
+}
+
 /** Interval sums between two metrics lines. */
 class Interval {
   steps = 0;
@@ -227,10 +251,11 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
   const metrics = await MetricsLog.open(join(out, METRICS_FILE), step);
   const p = countParameters(model.config);
   const perStep = cfg.batch_size * cfg.grad_accum * cfg.seq_len;
+  const logEvery = logInterval(cfg.log_every, cfg.steps);
   log(
     `${cfg.stage}: ${model.config.architectures[0]} ${formatCount(p.total)} params (${formatCount(p.active)} active), vocab ${model.config.vocab_size}; ` +
       `${cfg.steps} steps of ${cfg.grad_accum}×${cfg.batch_size}×${cfg.seq_len} = ${perStep} tokens${cfg.stage === 'sft' ? ' at most' : ''}; ` +
-      `validation ${data.val.length} batches`,
+      `validation ${data.val.length} batches; a log line every ${logEvery === 1 ? 'step' : `${logEvery} steps`}${logEvery < cfg.log_every ? ` (log_every ${cfg.log_every} would leave this run too few points to plot)` : ''}`,
   );
 
   const started = performance.now();
@@ -239,7 +264,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
   let savedStep = latest?.step ?? -1;
   const save = async () => {
     const st: State = { format: 'nanoseek-trainer-state', version: 1, stage: cfg.stage, step, tokens, elapsed_s: elapsed(), val_loss: valLoss, config: cfg, data: data.batcher.state() };
-    checkpoint = await saveTrainingCheckpoint(out, { model, optimizer: opt, tokenizer, state: st });
+    checkpoint = await saveTrainingCheckpoint(out, { model, optimizer: opt, tokenizer, state: st, ...sftCard(cfg, step, out) });
     await pruneCheckpoints(out, cfg.keep_checkpoints);
     savedStep = step;
     log(`saved ${checkpoint}`);
@@ -266,7 +291,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
     const last = step === cfg.steps;
     const evalNow = cfg.eval_batches > 0 && (last || (cfg.eval_every > 0 && step % cfg.eval_every === 0));
     if (evalNow) valLoss = evaluate(model, data.val);
-    if (evalNow || last || step % cfg.log_every === 0) {
+    if (evalNow || last || step % logEvery === 0) {
       const n = interval.steps;
       const record: TrainRecord = {
         step,
@@ -288,11 +313,12 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
       if (evalNow) record.val_loss = valLoss!;
       await metrics.append(record);
       opts.onRecord?.(record);
-      const parts = [`step ${step}/${cfg.steps}`, `loss ${record.loss.toFixed(4)}`, `ce ${record.ce.toFixed(4)}`];
-      if (record.mtp !== null) parts.push(`mtp ${record.mtp.toFixed(4)}`);
+      // Training losses are means over the steps since the last line; the validation loss is on held-out batches.
+      const parts = [`step ${step}/${cfg.steps}`, `train loss ${record.loss.toFixed(4)} (mean of ${n} step${n === 1 ? '' : 's'})`, `ce ${record.ce.toFixed(4)}`];
+      if (record.mtp !== null) parts.push(`mtp ce ${record.mtp.toFixed(4)}`);
       parts.push(`lr ${lr.toExponential(2)}`, `gnorm ${record.grad_norm.toFixed(3)}`, `${Math.round(record.tokens_per_s)} tok/s`);
       if (record.expert_imbalance) parts.push(`imbalance ${Math.max(...record.expert_imbalance).toFixed(2)}`);
-      if (evalNow) parts.push(`val ${valLoss!.toFixed(4)}`);
+      if (evalNow) parts.push(`val loss ${valLoss!.toFixed(4)}`);
       log(parts.join('  '));
       interval = new Interval();
     }

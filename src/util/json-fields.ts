@@ -1,5 +1,6 @@
 // Validation of JSON configuration objects (config.json, training configs): each field is read with
 // its expected type and range, and every error names the file, the field path and the bad value.
+import { isAbsolute, resolve } from 'node:path';
 
 export type Json = Record<string, unknown>;
 
@@ -12,6 +13,36 @@ export function show(v: unknown): string {
   if (v === undefined) return 'missing';
   const s = JSON.stringify(v);
   return s.length > 80 ? `${s.slice(0, 77)}...` : s;
+}
+
+/** A bad config field: the message names the file, the field and the value; the parts stay readable. */
+export class ConfigFieldError extends Error {
+  constructor(
+    readonly source: string,
+    /** Dotted path of the field (data.seed). */
+    readonly field: string,
+    readonly value: unknown,
+    readonly problem: string,
+  ) {
+    super(`${source}: ${field} = ${show(value)}: ${problem}`);
+  }
+}
+
+/**
+ * Resolves the relative paths at the dotted `fields` of a config against `baseDir` (the config
+ * file's directory), returning a copy: a config means the same files from wherever it is used.
+ */
+export function resolvePathFields(json: unknown, fields: readonly string[], baseDir: string): unknown {
+  if (!isRecord(json)) return json;
+  const out = structuredClone(json);
+  for (const field of fields) {
+    const keys = field.split('.');
+    let node: unknown = out;
+    for (const k of keys.slice(0, -1)) node = isRecord(node) ? node[k] : undefined;
+    const last = keys[keys.length - 1];
+    if (isRecord(node) && typeof node[last] === 'string' && node[last] !== '' && !isAbsolute(node[last])) node[last] = resolve(baseDir, node[last]);
+  }
+  return out;
 }
 
 /**
@@ -28,7 +59,7 @@ export class JsonFields {
   ) {}
 
   fail(field: string, problem: string, value: unknown = this.obj[field]): never {
-    throw new Error(`${this.source}: ${this.prefix}${field} = ${show(value)}: ${problem}`);
+    throw new ConfigFieldError(this.source, `${this.prefix}${field}`, value, problem);
   }
 
   has(field: string): boolean {

@@ -4,6 +4,7 @@
 import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { Engine, promptOpensThink, ReasoningSplitter } from '../../infer/index.js';
+import type { ModelCard } from '../../io/model-card.js';
 import { applyChatTemplate, type ChatMessage } from '../../tokenizer/index.js';
 import { loadFromFlags, ReplyPrinter, samplingFrom, withModelFlags, withSamplingFlags, type SamplingFlags } from './generate.js';
 
@@ -14,6 +15,14 @@ interface ChatFlags extends SamplingFlags {
 }
 
 const HELP = 'commands: /reset (forget the conversation), /exit (quit), /help';
+
+/** What the model card says the model knows, and questions to try, as banner lines. */
+export function cardBanner(card: ModelCard | null): string[] {
+  if (card === null) return [];
+  const lines = card.description === null ? [] : [card.description];
+  if (card.examples.length > 0) lines.push(`Try: ${card.examples.join('  or  ')}`);
+  return lines;
+}
 
 export function register(program: Command): void {
   const cmd = program.command('chat').description('chat with a checkpoint in the terminal (/reset, /exit)');
@@ -31,10 +40,16 @@ export function register(program: Command): void {
       let reply: AbortController | null = null;
 
       printer.note(`${ckpt.name}: ${model.config.architectures[0]}, context ${context} tokens. ${HELP}`);
+      for (const line of cardBanner(ckpt.card)) printer.note(line);
       const rl = createInterface({ input: process.stdin, output: process.stdout, prompt: '> ' });
       rl.on('SIGINT', () => {
         if (reply !== null) reply.abort();
         else rl.close();
+      });
+      // SIGTERM (a kill from another terminal, a supervisor): stop the reply and leave as /exit does.
+      process.on('SIGTERM', () => {
+        reply?.abort();
+        rl.close();
       });
       rl.prompt();
       for await (const line of rl) {

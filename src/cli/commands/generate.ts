@@ -5,10 +5,12 @@ import { Engine, loadForInference, promptOpensThink, ReasoningSplitter, resolveM
 import { applyChatTemplate, type ChatMessage } from '../../tokenizer/index.js';
 import { startExperts, withExpertFlags, type ExpertFlags } from '../expert-flags.js';
 
-export function intFlag(flag: string, min = 1): (text: string) => number {
+export function intFlag(flag: string, min = 1, max = Number.MAX_SAFE_INTEGER): (text: string) => number {
   return (text) => {
     const v = /^-?\d+$/.test(text.trim()) ? Number(text) : NaN;
-    if (!Number.isSafeInteger(v) || v < min) throw new Error(`${flag}: expected an integer >= ${min}, got ${JSON.stringify(text)}`);
+    if (!Number.isSafeInteger(v) || v < min || v > max) {
+      throw new Error(`${flag}: expected an integer ${max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`}, got ${JSON.stringify(text)}`);
+    }
     return v;
   };
 }
@@ -34,11 +36,12 @@ export interface SamplingFlags {
   maxTokens?: number;
 }
 
-/** --model/--tokenizer and the sampling flags, for commands that generate. */
+/** --model/--tokenizer/--no-finite-check, for commands that load a model to generate. */
 export function withModelFlags(cmd: Command): Command {
   return cmd
-    .option('--model <dir>', 'checkpoint directory (default: models/nano-r1zero in the package)')
-    .option('--tokenizer <path>', 'tokenizer.json or its directory (default: the checkpoint\'s)');
+    .option('--model <path>', 'checkpoint directory or .gguf file (default: models/nano-r1zero in the package)')
+    .option('--tokenizer <path>', 'tokenizer.json or its directory (default: the checkpoint\'s)')
+    .option('--no-finite-check', 'skip the check that every weight is finite (faster loading of large models)');
 }
 
 export function withSamplingFlags(cmd: Command, defaultMaxTokens: number): Command {
@@ -63,9 +66,16 @@ export function samplingFrom(flags: SamplingFlags, ckpt: InferenceCheckpoint): S
   };
 }
 
-export async function loadFromFlags(flags: { model?: string; tokenizer?: string }): Promise<InferenceCheckpoint> {
+export interface ModelFlags {
+  model?: string;
+  tokenizer?: string;
+  /** false with --no-finite-check. */
+  finiteCheck?: boolean;
+}
+
+export async function loadFromFlags(flags: ModelFlags): Promise<InferenceCheckpoint> {
   const dir = await resolveModelDir(flags.model, (line) => process.stderr.write(`${line}\n`));
-  return loadForInference(dir, flags.tokenizer);
+  return loadForInference(dir, { tokenizer: flags.tokenizer, checkFinite: flags.finiteCheck !== false });
 }
 
 const DIM = '\x1b[2m';

@@ -7,14 +7,15 @@ import type { Command } from 'commander';
 import { renderGrpoRun } from '../../eval/report.js';
 import { loadForInference } from '../../infer/index.js';
 import { writeChunksAtomic, writeFileAtomic } from '../../util/atomic.js';
-import { loadProblems, PROMPT_TEMPLATES, sampleProblem, type Problem, type PromptTemplate } from '../../tasks/index.js';
+import { loadProblems, PROMPT_TEMPLATES, sampleProblem, type Problem } from '../../tasks/index.js';
 import { GRPO_CONFIG_FILE, savedGrpoConfig, trainGrpo } from '../../train/grpo/trainer.js';
-import { parseGrpoConfig } from '../../train/grpo/config.js';
+import { GRPO_PATH_FIELDS, parseGrpoConfig } from '../../train/grpo/config.js';
 import { rejectSample } from '../../train/grpo/reject.js';
-import { applyOverrides, METRICS_FILE, Progress, readMetrics } from '../../train/index.js';
+import { applyOverrides, Progress } from '../../train/index.js';
+import { readRunMetrics } from '../../report/index.js';
 import { Rng } from '../../util/rng.js';
-import { collect, flagOverrides, readJsonConfig, setOverrides, withStopSignal } from '../run-control.js';
-import { describeSpec, intFlag as int, taskNameFrom, taskSpecFromFlags, withTaskSpecFlags } from '../task-flags.js';
+import { collect, fitWarmup, Overrides, readJsonConfig, withStopSignal } from '../run-control.js';
+import { cardTaskSpec, describeSpec, intFlag as int, promptFrom, taskNameFrom, taskSpecFromFlags, withTaskSpecFlags } from '../task-flags.js';
 
 /** Flags of `nanoseek grpo train` (and `nanoseek train grpo`); each replaces one config field. */
 export interface GrpoTrainFlags {
@@ -35,26 +36,28 @@ export interface GrpoTrainFlags {
 const FIELD_FLAGS = { steps: 'steps', lr: 'lr', warmup: 'warmup', seed: 'seed', evalEvery: 'eval_every', saveEvery: 'save_every', logEvery: 'log_every' } as const;
 
 export async function grpoTrainCommand(o: GrpoTrainFlags): Promise<void> {
+  const note = (line: string) => process.stderr.write(`${line}\n`);
+  const saved = o.resume ? await savedGrpoConfig(o.out) : null;
   let raw: unknown;
   let source: string;
   if (o.config !== undefined) {
-    raw = await readJsonConfig(o.config);
+    raw = (await readJsonConfig(o.config, GRPO_PATH_FIELDS, note)).json;
     source = o.config;
   } else {
-    const saved = o.resume ? await savedGrpoConfig(o.out) : null;
     if (saved === null) throw new Error(o.resume ? `${o.out}: no checkpoint to resume; give --config to start a run` : '--config is required (or --resume an existing run)');
     raw = saved;
     source = `${o.out} (saved config)`;
   }
-  const overrides: Record<string, unknown> = {};
-  if (o.init !== undefined) overrides['model.init'] = o.init;
-  Object.assign(overrides, flagOverrides(o, FIELD_FLAGS), setOverrides(o.set, 'beta=0.04'));
-  const config = parseGrpoConfig(applyOverrides(raw, overrides), source);
+  const ov = new Overrides();
+  if (o.init !== undefined) ov.set('model.init', o.init, `--init ${o.init}`);
+  ov.fromFlags(o, FIELD_FLAGS).fromSet(o.set, 'beta=0.04');
+  fitWarmup(raw, ov, source, saved, note);
+  const config = await ov.naming(() => parseGrpoConfig(applyOverrides(raw, ov.values), source));
 
   const out = process.stdout;
   let progress = null as Progress | null;
   const log = (line: string) => (progress ? progress.log(line) : out.write(`${line}\n`));
-  const result = await withStopSignal(log, (signal) =>
+  const result = await withStopSignal(log, (signal) => ov.naming(() =>
     trainGrpo(config, {
       out: o.out,
       resume: o.resume,
@@ -65,7 +68,7 @@ export async function grpoTrainCommand(o: GrpoTrainFlags): Promise<void> {
         progress ??= new Progress({ total: s.total, start: s.step - 1, stream: out });
         progress.update(s.step);
       },
-    }),
+    })),
   );
   progress?.done();
   out.write(`${result.stopped ? 'stopped' : 'done'} at step ${result.step}; ${result.checkpoint}\n`);
@@ -84,7 +87,7 @@ interface RejectFlags {
   problems: string;
   samples: string;
   keep: string;
-  template: string;
+  template?: string;
   openThink?: boolean;
   maxTokens: string;
   temperature: string;
@@ -92,9 +95,11 @@ interface RejectFlags {
 }
 
 async function rejectCommand(o: RejectFlags): Promise<void> {
-  if ((o.task === undefined) === (o.data === undefined)) throw new Error('give exactly one of --task <task> and --data <jsonl>');
-  if (!(PROMPT_TEMPLATES as readonly string[]).includes(o.template)) throw new Error(`--template: expected one of ${PROMPT_TEMPLATES.join(', ')}, got ${JSON.stringify(o.template)}`);
+  if (o.task !== undefined && o.data !== undefined) throw new Error('give one of --task <task> and --data <jsonl>, not both');
   const seed = int('--seed', o.seed, 0);
+  const ck = await loadForInference(o.model);
+  const prompt = promptFrom(o, ck.card);
+  const cardSpec = cardTaskSpec(ck.card, `${ck.dir}/model_card.json`);
   let problems: Problem[];
   let what: string;
   if (o.data !== undefined) {
@@ -102,17 +107,17 @@ async function rejectCommand(o: RejectFlags): Promise<void> {
     what = o.data;
   } else {
     // Training problems: rejection-sampled data feeds SFT, which must never see the held-out split.
-    const spec = taskSpecFromFlags(taskNameFrom('--task', o.task!), o);
+    if (o.task === undefined && cardSpec === null) throw new Error(`${ck.name} has no model card naming its task: give --task <task> or --data <jsonl>`);
+    const spec = taskSpecFromFlags(o.task === undefined ? cardSpec!.task : taskNameFrom('--task', o.task), o, '+', cardSpec);
     const rng = new Rng(seed);
     problems = Array.from({ length: int('--problems', o.problems, 1, 1_000_000) }, () => sampleProblem(spec, rng));
     what = describeSpec(spec);
   }
   const temperature = Number(o.temperature);
   if (!(temperature > 0 && temperature <= 100)) throw new Error(`--temperature: expected a number in (0, 100], got ${JSON.stringify(o.temperature)}`);
-  const ck = await loadForInference(o.model);
   const r = await rejectSample(ck.model, ck.tokenizer, problems, {
-    template: o.template as PromptTemplate,
-    openThink: o.openThink === true,
+    template: prompt.template,
+    openThink: prompt.openThink,
     samples: int('--samples', o.samples, 1, 1024),
     keepPerProblem: int('--keep', o.keep, 1, 1024),
     maxNewTokens: int('--max-tokens', o.maxTokens, 1, ck.model.config.max_position_embeddings),
@@ -149,14 +154,15 @@ export function register(program: Command): void {
     .description('sample a model on training problems and keep its correct, well-formatted completions as SFT JSONL')
     .requiredOption('--model <dir>', 'checkpoint directory (the RL model)')
     .requiredOption('--out <jsonl>', 'SFT records {prompt, completion} to write')
-    .option('--task <task>', 'arithmetic or countdown: draw training-split problems')
+    .option('--task <task>', 'arithmetic or countdown: draw training-split problems (default: the model card\'s task)')
     .option('--data <jsonl>', 'problems from a JSONL file instead');
   withTaskSpecFlags(reject)
     .option('--problems <n>', 'training problems to draw (with --task)', '500')
     .option('--samples <n>', 'completions per problem', '4')
     .option('--keep <n>', 'distinct correct completions kept per problem', '1')
-    .option('--template <t>', `prompt format: ${PROMPT_TEMPLATES.join(' or ')}`, 'r1-zero')
-    .option('--open-think', 'r1-zero: end the prompt with <think>')
+    .option('--template <t>', `prompt format: ${PROMPT_TEMPLATES.join(' or ')} (default: the model card's, else r1-zero)`)
+    .option('--open-think', 'r1-zero: end the prompt with <think> (default: the model card\'s choice)')
+    .option('--no-open-think', 'r1-zero: do not end the prompt with <think>')
     .option('--max-tokens <n>', 'tokens per completion', '128')
     .option('--temperature <x>', 'sampling temperature', '1')
     .option('--seed <n>', 'problem and sampling seed', '0')
@@ -167,8 +173,7 @@ export function register(program: Command): void {
     .argument('<run-dir>', 'a GRPO run directory (holds metrics.jsonl)')
     .option('--out <file>', 'HTML file to write (default <run-dir>/metrics.html)')
     .action(async (runDir: string, o: { out?: string }) => {
-      const records = await readMetrics(join(runDir, METRICS_FILE));
-      if (records.length === 0) throw new Error(`${join(runDir, METRICS_FILE)}: no metrics to plot`);
+      const records = await readRunMetrics(runDir, 'nanoseek grpo train');
       const details = await readFile(join(runDir, GRPO_CONFIG_FILE), 'utf8').catch(() => undefined);
       const path = o.out ?? join(runDir, 'metrics.html');
       await writeFileAtomic(path, renderGrpoRun(records, { title: `nanoseek GRPO run ${basename(resolve(runDir))}`, details }));

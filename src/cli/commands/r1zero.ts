@@ -25,7 +25,8 @@ export function register(program: Command): void {
     .option('--export <dir>', 'also write <dir>/nano-base and <dir>/nano-r1zero')
     .option('--docs <dir>', 'also copy the report, metrics and evaluations to <dir>')
     .action(async (o: R1ZeroFlags) => {
-      const cfg = parseR1ZeroConfig(await readJsonConfig(o.config), o.config);
+      const read = await readJsonConfig(o.config, [], (line) => process.stderr.write(`${line}\n`));
+      const cfg = parseR1ZeroConfig(read.json, o.config);
       const log = (line: string) => process.stdout.write(`${line}\n`);
       const r = await withStopSignal(log, (signal) => runR1Zero(cfg, o.config, { out: o.out, base: o.base, resume: o.resume, exportDir: o.export, docsDir: o.docs, log, signal }));
       for (const c of r.comparisons) {

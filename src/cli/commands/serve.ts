@@ -33,10 +33,18 @@ interface BenchFlags {
   json?: boolean;
 }
 
+/** A failed listen() as one line that says what to do. */
+export function listenProblem(err: NodeJS.ErrnoException, host: string, port: number): string {
+  if (err.code === 'EADDRINUSE') return `port ${port} on ${host} is already in use (another nanoseek serve?): stop that server, or pass --port <another port> (--port 0 picks a free one)`;
+  if (err.code === 'EACCES') return `port ${port} on ${host} needs privileges this user lacks: pass --port 1024 or higher (--port 0 picks a free one)`;
+  if (err.code === 'EADDRNOTAVAIL' || err.code === 'ENOTFOUND') return `--host ${host}: not an address of this machine (use 127.0.0.1, or 0.0.0.0 for every interface)`;
+  return `cannot listen on ${host}:${port}: ${err.message}`;
+}
+
 export function register(program: Command): void {
   withExpertFlags(withModelFlags(program.command('serve').description('serve a checkpoint over an OpenAI-compatible HTTP API, with a chat page at /')))
     .option('--host <host>', 'interface to bind (anything but loopback requires an API key)', '127.0.0.1')
-    .option('--port <n>', 'TCP port (0: any free port)', intFlag('--port', 0), 8080)
+    .option('--port <n>', 'TCP port (0: any free port)', intFlag('--port', 0, 65535), 8080)
     .option('--api-key <key>', 'require "Authorization: Bearer <key>" on /v1 (default: $NANOSEEK_API_KEY)')
     .option('--model-id <name>', 'the model name clients use (default: the checkpoint directory name)')
     .option('--max-concurrent <n>', 'sequences decoded together', intFlag('--max-concurrent'), 32)
@@ -59,9 +67,12 @@ export function register(program: Command): void {
         engine: { maxConcurrent: o.maxConcurrent, maxQueue: o.maxQueue, prefillChunk: o.prefillChunk },
         samplingDefaults: ckpt.samplingDefaults,
         checkpointDir: ckpt.dir,
+        card: ckpt.card,
         log,
       });
-      const addr = await server.listen(o.port, o.host);
+      const addr = await server.listen(o.port, o.host).catch((err: NodeJS.ErrnoException) => {
+        throw new Error(listenProblem(err, o.host, o.port));
+      });
       const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
       process.stdout.write(`serving ${server.modelId} on http://${host}:${addr.port} (chat page at /, OpenAI API at /v1${apiKey ? ', API key required' : ''})\n`);
 

@@ -17,8 +17,13 @@ import {
   writeCorpus,
   type Grade,
   type Problem,
+  type TaskSpec,
 } from '../../tasks/index.js';
-import { countdownSpecFrom, intFlag as int, opsFrom, taskNameFrom, taskSpecFromFlags, withTaskSpecFlags, type TaskSpecFlags as SpecFlags } from '../task-flags.js';
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { resolveModelDir } from '../../infer/index.js';
+import { MODEL_CARD_FILE, readModelCard } from '../../io/model-card.js';
+import { cardTaskSpec, countdownSpecFrom, describeSpec, intFlag as int, opsFrom, specFlags, taskNameFrom, taskSpecFromFlags, withTaskSpecFlags, type TaskSpecFlags as SpecFlags } from '../task-flags.js';
 
 /** tasks' arithmetic draws all three operators unless told otherwise. */
 const ALL_OPS = '+,-,*';
@@ -36,8 +41,32 @@ const stdio: Io = {
   err: (line) => process.stderr.write(`${line}\n`),
 };
 
-async function sample(io: Io, task: string, o: SpecFlags & { n: string; seed?: string; json?: boolean; heldout?: boolean }): Promise<void> {
-  const spec = specFrom(task, o);
+/**
+ * The task a model was trained on (its card's), for `tasks sample` without a spec: the given
+ * model, else the default one; null when there is none (then the generic defaults apply).
+ */
+async function modelTask(io: Io, model: string | undefined): Promise<TaskSpec | null> {
+  let dir: string;
+  try {
+    dir = await resolveModelDir(model);
+  } catch (err) {
+    if (model !== undefined) throw err;
+    return null;
+  }
+  if (!(await stat(dir).then(() => true, () => false))) throw new Error(`--model ${dir}: no such file or directory`);
+  const card = await readModelCard(dir);
+  const spec = cardTaskSpec(card, join(dir, MODEL_CARD_FILE));
+  if (spec === null && model !== undefined) io.err(`note: ${dir} has no model card naming its task; using the generic defaults`);
+  return spec;
+}
+
+async function sample(io: Io, task: string | undefined, o: SpecFlags & { n: string; seed?: string; json?: boolean; heldout?: boolean; model?: string }): Promise<void> {
+  const given = task !== undefined && ['digits', 'ops', 'count', 'numberMax', 'targetMax'].some((k) => o[k as keyof SpecFlags] !== undefined);
+  const own = given ? null : await modelTask(io, o.model);
+  if (task === undefined && own === null) throw new Error(`<task>: give ${TASK_NAMES.join(' or ')} (no model card names a default)`);
+  const name = task === undefined ? own!.task : taskNameFrom('<task>', task);
+  const spec = taskSpecFromFlags(name, o, ALL_OPS, own);
+  if (own !== null && spec === own) io.err(`(${describeSpec(spec)}: the task of ${o.model ?? 'the default model'}, from its model card; ${specFlags(spec)} to change it)`);
   const n = int('--n', o.n, 1, 1_000_000);
   const seed = o.seed === undefined ? undefined : int('--seed', o.seed, 0, Number.MAX_SAFE_INTEGER);
   let problems: Problem[];
@@ -118,8 +147,9 @@ async function gradeFiles(io: Io, o: { data: string; completions: string; chat?:
 export function register(program: Command, io: Io = stdio): void {
   const tasks = program.command('tasks').description('verifiable tasks (arithmetic, countdown): problems, training text, grading');
 
-  withSpecFlags(tasks.command('sample').argument('<task>', TASK_NAMES.join(' | ')))
-    .description('print problems with their solutions')
+  withSpecFlags(tasks.command('sample').argument('[task]', `${TASK_NAMES.join(' | ')} (default: the model's own task)`))
+    .description('print problems with their solutions (by default the kind the model was trained on, from its model card)')
+    .option('--model <path>', 'whose task to sample when no --digits/--ops/… are given (default: models/nano-r1zero in the package)')
     .option('--n <count>', 'how many', '5')
     .option('--seed <seed>', `random seed (default 0; with --heldout ${EVAL_SEED})`)
     .option('--json', 'one JSONL problem record per line (the format --data files use)')

@@ -2,8 +2,8 @@
 // line on a terminal (plain log lines elsewhere). Ctrl-C stops after the current step and saves a
 // checkpoint that `--resume` continues exactly; a second Ctrl-C quits at once.
 import type { Command } from 'commander';
-import { applyOverrides, parseTrainConfig, Progress, savedRunConfig, STAGES, train, type Stage } from '../../train/index.js';
-import { collect, flagOverrides, readJsonConfig, setOverrides, withStopSignal } from '../run-control.js';
+import { applyOverrides, parseTrainConfig, Progress, savedRunConfig, STAGES, train, TRAIN_PATH_FIELDS, type Stage } from '../../train/index.js';
+import { collect, fitWarmup, Overrides, readJsonConfig, withStopSignal } from '../run-control.js';
 import { grpoTrainCommand } from './grpo.js';
 
 interface TrainFlags {
@@ -40,13 +40,13 @@ const FIELD_FLAGS = {
   logEvery: 'log_every',
 } as const;
 
-function overridesFrom(o: TrainFlags, raw: Record<string, unknown>): Record<string, unknown> {
-  const out = flagOverrides(o, FIELD_FLAGS);
+function overridesFrom(o: TrainFlags, raw: Record<string, unknown>): Overrides {
+  const ov = new Overrides().fromFlags(o, FIELD_FLAGS);
   const model = raw.model as Record<string, unknown> | undefined;
-  if (o.preset !== undefined) out.model = { ...(model && !('init' in model) ? model : {}), preset: o.preset };
-  if (o.init !== undefined) out.model = { init: o.init };
-  if (o.tokenizer !== undefined) out.tokenizer = { path: o.tokenizer };
-  return { ...out, ...setOverrides(o.set, 'data.seed=3') };
+  if (o.preset !== undefined) ov.set('model', { ...(model && !('init' in model) ? model : {}), preset: o.preset }, `--preset ${o.preset}`);
+  if (o.init !== undefined) ov.set('model', { init: o.init }, `--init ${o.init}`);
+  if (o.tokenizer !== undefined) ov.set('tokenizer', { path: o.tokenizer }, `--tokenizer ${o.tokenizer}`);
+  return ov.fromSet(o.set, 'data.seed=3');
 }
 
 /** Flags of pretraining and SFT that a GRPO config has no field for. */
@@ -86,24 +86,28 @@ export function register(program: Command): void {
       if (stageArg === 'grpo') return grpoStage(o);
       if (!(STAGES as readonly string[]).includes(stageArg)) throw new Error(`<stage> must be one of ${[...STAGES, 'grpo'].join(', ')}, got '${stageArg}'`);
       const stage = stageArg as Stage;
+      const note = (line: string) => process.stderr.write(`${line}\n`);
+      const saved = o.resume ? await savedRunConfig(o.out) : null;
       let raw: unknown;
       let source: string;
       if (o.config !== undefined) {
-        raw = await readJsonConfig(o.config);
+        const read = await readJsonConfig(o.config, TRAIN_PATH_FIELDS, note);
+        raw = read.json;
         source = o.config;
       } else {
-        const saved = o.resume ? await savedRunConfig(o.out) : null;
         if (saved === null) throw new Error(o.resume ? `${o.out}: no checkpoint to resume; give --config to start a run` : '--config is required (or --resume an existing run)');
         raw = saved;
         source = `${o.out} (saved config)`;
       }
       const record = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
-      const config = parseTrainConfig(applyOverrides(raw, overridesFrom(o, record)), source, stage);
+      const ov = overridesFrom(o, record);
+      fitWarmup(raw, ov, source, saved, note);
+      const config = await ov.naming(() => parseTrainConfig(applyOverrides(raw, ov.values), source, stage));
 
       const out = process.stdout;
       let progress = null as Progress | null;
       const log = (line: string) => (progress ? progress.log(line) : out.write(`${line}\n`));
-      const result = await withStopSignal(log, (signal) =>
+      const result = await withStopSignal(log, (signal) => ov.naming(() =>
         train(config, {
           out: o.out,
           resume: o.resume,
@@ -114,7 +118,7 @@ export function register(program: Command): void {
             progress ??= new Progress({ total: s.total, start: s.step - 1, stream: out });
             progress.update(s.step, { loss: s.stats.loss, tokensPerS: s.tokensPerS });
           },
-        }),
+        })),
       );
       progress?.done();
       const val = result.valLoss === null ? '' : `, validation loss ${result.valLoss.toFixed(4)}`;

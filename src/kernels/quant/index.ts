@@ -118,3 +118,65 @@ function encodeBF16(src: Float32Array, dst: Uint8Array): void {
     dst[o + 1] = h >>> 8;
   }
 }
+
+// ---- Finite-value checks on stored bytes, without decoding: what loading a model runs on every
+// tensor, so a damaged file is refused before it computes NaN. Only bit patterns are read: a float
+// is non-finite when its exponent bits are all ones; a block type's integer quants are always
+// finite, so a block is non-finite exactly when one of its f16 scale fields is.
+
+/** Byte offsets of each block type's f16 scale fields within its block. */
+const SCALE_FIELDS: Record<Exclude<GgmlType, 'F32' | 'F16' | 'BF16'>, readonly number[]> = {
+  Q4_0: [0], Q4_1: [0, 2], Q5_0: [0], Q5_1: [0, 2], Q8_0: [0], Q4_K: [0, 2], Q5_K: [0, 2], Q6_K: [208],
+};
+
+/**
+ * The flat index of the first value in `bytes` (values of `type`, row-major) that decodes to NaN or
+ * ±Infinity, or -1 when all are finite. For a block type, the first value of the first block whose
+ * scale is not finite (every value of that block decodes non-finite or NaN).
+ */
+export function firstNonFinite(type: GgmlType, bytes: Uint8Array): number {
+  if (type === 'F32') return firstWithExponent(bytes, 4, 0x7f800000);
+  if (type === 'BF16') return firstWithExponent(bytes, 2, 0x7f80);
+  if (type === 'F16') return firstWithExponent(bytes, 2, 0x7c00);
+  const fields = SCALE_FIELDS[type];
+  if (fields === undefined) throw new Error(`quant: unsupported tensor type ${String(type)}`);
+  const { blockSize, typeSize } = GGML_TYPES[type];
+  const f0 = fields[0], f1 = fields[1] ?? fields[0];
+  for (let o = 0, b = 0; o + typeSize <= bytes.length; o += typeSize, b++) {
+    if ((((bytes[o + f0] | (bytes[o + f0 + 1] << 8)) & 0x7c00) === 0x7c00) || (((bytes[o + f1] | (bytes[o + f1 + 1] << 8)) & 0x7c00) === 0x7c00)) return b * blockSize;
+  }
+  return -1;
+}
+
+/** Words per chunk of the branch-free scan: a hit is looked for word by word only in its chunk. */
+const CHUNK = 256;
+
+/**
+ * First little-endian value of `width` bytes whose exponent bits (`mask`) are all ones. Aligned
+ * input is scanned 32 bits at a time without branches: adding the mask's lowest bit to the masked
+ * exponent carries into the bit above it exactly when the exponent is all ones.
+ */
+function firstWithExponent(bytes: Uint8Array, width: 2 | 4, mask: number): number {
+  const n = Math.floor(bytes.length / width);
+  const wordAt = (i: number): number => {
+    const o = i * width;
+    return width === 4 ? (bytes[o] | (bytes[o + 1] << 8) | (bytes[o + 2] << 16) | (bytes[o + 3] << 24)) : bytes[o] | (bytes[o + 1] << 8);
+  };
+  const slow = (from: number, to: number): number => {
+    for (let i = from; i < to; i++) if ((wordAt(i) & mask) === mask) return i;
+    return -1;
+  };
+  if (bytes.byteOffset % 4 !== 0) return slow(0, n);
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, (n * width) >>> 2);
+  const perWord = 4 / width;
+  const m = width === 4 ? mask : mask | (mask << 16);
+  const low = width === 4 ? mask & -mask : (mask & -mask) * 0x10001;
+  const carry = width === 4 ? 0x80000000 : 0x80008000;
+  for (let c = 0; c < words.length; c += CHUNK) {
+    const end = Math.min(words.length, c + CHUNK);
+    let hit = 0;
+    for (let i = c; i < end; i++) hit |= ((words[i] & m) + low) & carry;
+    if (hit !== 0) return slow(c * perWord, end * perWord);
+  }
+  return slow(words.length * perWord, n);
+}

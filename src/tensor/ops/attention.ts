@@ -60,7 +60,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOption
       }));
     }
   }
-  const recorded = record([q, k, v], out, (g) => {
+  const recorded = record('attention', [q, k, v], out, (g) => {
     // Each gradient is fetched right before its first write: with q, k or v the same tensor, the later
     // ones then add to what the earlier wrote. A fresh buffer takes beta = 0 on the first (b, j) that
     // covers each part of it: every j for gq, j = 0 for gk and gv (heads of one kv head add into them

@@ -35,7 +35,7 @@ export function add(a: Tensor, b: Tensor): Tensor {
   } else {
     for (let i = 0, j = 0; i < o.length; i++, j = j + 1 === inner ? 0 : j + 1) o[i] = x[i] + y[j];
   }
-  return record([a, b], out, (g) => {
+  return record('add', [a, b], out, (g) => {
     // The residual stream: a takes the output's gradient as its own, b a copy of it.
     if (a.requiresGrad) passGrad(a, out, g);
     if (b.requiresGrad) {
@@ -55,7 +55,7 @@ export function sub(a: Tensor, b: Tensor): Tensor {
   const out = empty(a.shape, a.dtype);
   const x = a.data, y = b.data, o = out.data;
   for (let i = 0, j = 0; i < o.length; i++, j = j + 1 === inner ? 0 : j + 1) o[i] = x[i] - y[j];
-  return record([a, b], out, (g) => {
+  return record('sub', [a, b], out, (g) => {
     if (a.requiresGrad) {
       const ga = gradOf(a);
       for (let i = 0; i < g.length; i++) ga[i] += g[i];
@@ -73,7 +73,7 @@ export function mul(a: Tensor, b: Tensor): Tensor {
   const out = empty(a.shape, a.dtype);
   const x = a.data, y = b.data, o = out.data;
   for (let i = 0, j = 0; i < o.length; i++, j = j + 1 === inner ? 0 : j + 1) o[i] = x[i] * y[j];
-  return record([a, b], out, (g) => {
+  return record('mul', [a, b], out, (g) => {
     if (a.requiresGrad) {
       const ga = gradOf(a);
       for (let i = 0, j = 0; i < g.length; i++, j = j + 1 === inner ? 0 : j + 1) ga[i] += g[i] * y[j];
@@ -89,7 +89,7 @@ export function scale(a: Tensor, s: number): Tensor {
   const out = empty(a.shape, a.dtype);
   const x = a.data, o = out.data;
   for (let i = 0; i < o.length; i++) o[i] = x[i] * s;
-  return record([a], out, (g) => {
+  return record('scale', [a], out, (g) => {
     const ga = gradOf(a);
     for (let i = 0; i < g.length; i++) ga[i] += g[i] * s;
   });
@@ -99,7 +99,7 @@ export function sigmoid(a: Tensor): Tensor {
   const out = empty(a.shape, a.dtype);
   const x = a.data, o = out.data;
   for (let i = 0; i < o.length; i++) o[i] = 1 / (1 + Math.exp(-x[i]));
-  return record([a], out, (g) => {
+  return record('sigmoid', [a], out, (g) => {
     const ga = gradOf(a);
     for (let i = 0; i < g.length; i++) ga[i] += g[i] * o[i] * (1 - o[i]);
   });
@@ -109,7 +109,7 @@ export function silu(a: Tensor): Tensor {
   const out = empty(a.shape, a.dtype);
   const x = a.data, o = out.data;
   for (let i = 0; i < o.length; i++) o[i] = x[i] / (1 + Math.exp(-x[i]));
-  return record([a], out, (g) => {
+  return record('silu', [a], out, (g) => {
     const ga = gradOf(a);
     for (let i = 0; i < g.length; i++) {
       const s = 1 / (1 + Math.exp(-x[i]));
@@ -125,7 +125,7 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
   const out = empty(gate.shape, gate.dtype);
   const be = kernels(gate);
   be.swiglu(gate.data, up.data, out.data, out.size);
-  return record([gate, up], out, (g) => {
+  return record('swiglu', [gate, up], out, (g) => {
     const gg = gate.requiresGrad ? gradFor(gate) : null;
     const gu = up.requiresGrad ? gradFor(up) : null;
     // One mode for both outputs: a fresh buffer beside an existing one (or gate = up) starts at zero.

@@ -38,7 +38,7 @@ export function gatherRows(x: Tensor, idx: ArrayLike<number>): Tensor {
   const be = kernels(x);
   withIndex(idx, (index) => be.gatherRows(x.data, N, index, null, out.data, M, D, false));
   // Rows gathered more than once (a token sent to several experts) sum their gradients.
-  return record([x], out, (g) => withIndex(idx, (index) => be.scatterAddRows(g, index, null, gradOf(x), N, M, D)));
+  return record('gatherRows', [x], out, (g) => withIndex(idx, (index) => be.scatterAddRows(g, index, null, gradOf(x), N, M, D)));
 }
 
 /**
@@ -59,7 +59,7 @@ export function scatterAddRows(src: Tensor, idx: ArrayLike<number>, n: number, w
   const be = kernels(src);
   const w = weights?.data ?? null;
   withIndex(idx, (index) => be.scatterAddRows(src.data, index, w, out.data, n, M, D));
-  return record(weights ? [src, weights] : [src], out, (g) => {
+  return record('scatterAddRows', weights ? [src, weights] : [src], out, (g) => {
     withIndex(idx, (index) => {
       // d src[m] = w[m] · g[idx[m]];  d w[m] = g[idx[m]] · src[m]
       if (src.requiresGrad) {
@@ -80,7 +80,7 @@ export function gatherCols(x: Tensor, idx: ArrayLike<number>, k: number): Tensor
   const out = empty([N, k], x.dtype);
   const xd = x.data, o = out.data;
   for (let n = 0; n < N; n++) for (let j = 0; j < k; j++) o[n * k + j] = xd[n * E + idx[n * k + j]];
-  return record([x], out, (g) => {
+  return record('gatherCols', [x], out, (g) => {
     const gx = gradOf(x);
     for (let n = 0; n < N; n++) for (let j = 0; j < k; j++) gx[n * E + idx[n * k + j]] += g[n * k + j];
   });
@@ -99,7 +99,7 @@ export function normalizeRows(x: Tensor, eps = 1e-20): Tensor {
     sums[r] = s;
     for (let i = 0; i < n; i++) o[r * n + i] = xd[r * n + i] / s;
   }
-  return record([x], out, (g) => {
+  return record('normalizeRows', [x], out, (g) => {
     const gx = gradOf(x);
     for (let r = 0; r < rows; r++) {
       let dot = 0;

@@ -50,7 +50,7 @@ export function crossEntropy(logits: Tensor, targets: ArrayLike<number>, ignoreI
   if (!Number.isFinite(total)) checkFinite(op, logits);
   const out = empty([], logits.dtype);
   out.data[0] = count > 0 ? total / count : 0;
-  const recorded = record([logits], out, (g) => {
+  const recorded = record('crossEntropy', [logits], out, (g) => {
     if (count === 0) return;
     // d(mean CE)/dx[r] = (softmax(x[r]) − onehot(t[r])) / count for every counted row.
     const s = g[0] / count;
@@ -81,7 +81,7 @@ export function tokenLogProbs(logits: Tensor, ids: ArrayLike<number>): Tensor {
   const out = empty([N], logits.dtype);
   const o = out.data;
   for (let r = 0; r < N; r++) o[r] = x[r * V + ids[r]] - l[r];
-  const recorded = record([logits], out, (g) => {
+  const recorded = record('tokenLogProbs', [logits], out, (g) => {
     // d log p(id)/dx = onehot(id) − softmax(x): the cross-entropy gradient with weight −g[r].
     xentBackward(logits, lse, (target, weight) => {
       for (let r = 0; r < N; r++) {

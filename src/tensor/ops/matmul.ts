@@ -41,7 +41,7 @@ export function matmul(a: Tensor, b: Tensor, transA = false, transB = false): Te
   const be = kernels(a);
   const lda = ac, ldb = bc;
   be.gemm(gemmArgs({ m, n, k, a: a.data, lda, transA, b: b.data, ldb, transB, c: out.data, batch, strideA, strideB, strideC: m * n }));
-  return record([a, b], out, (g) => {
+  return record('matmul', [a, b], out, (g) => {
     if (a.requiresGrad) {
       // d op(A) = dC · op(B)ᵀ ; when A is stored transposed, dA = op(B) · dCᵀ.
       // A fresh gradient buffer is written (beta = 0), an existing one added to.

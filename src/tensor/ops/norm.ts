@@ -12,7 +12,7 @@ export function rmsnorm(x: Tensor, weight: Tensor, eps: number): Tensor {
   const be = kernels(x);
   be.rmsnorm(x.data, weight.data, out.data, rstd.data, rows, dim, eps);
   // dx = s·(g⊙w) − x·s³·mean(g⊙w⊙x), dw = Σ_rows g⊙x·s (see the kernels).
-  const recorded = record([x, weight], out, (g) => {
+  const recorded = record('rmsnorm', [x, weight], out, (g) => {
     const gx = x.requiresGrad ? gradFor(x) : null;
     be.rmsnormBackward(x.data, weight.data, rstd.data, g, gx?.data ?? null, weight.requiresGrad ? gradOf(weight) : null, rows, dim, gx?.fresh ?? false);
   });

@@ -39,7 +39,7 @@ export function rope(x: Tensor, table: RopeTable, style: RopeStyle): Tensor {
   if (table.cos.length !== T * table.half) throw opError('rope', `table has ${table.cos.length / table.half} positions, tensor has T=${T}`, x);
   const out = empty(x.shape, x.dtype);
   apply(x.data, out.data, x.size, T, heads, d, table, style, 1);
-  return record([x], out, (g) => {
+  return record('rope', [x], out, (g) => {
     const gx = gradFor(x);
     apply(g, gx.data, x.size, T, heads, d, table, style, -1, !gx.fresh);
   });

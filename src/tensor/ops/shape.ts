@@ -25,7 +25,7 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
     throw opError('reshape', `cannot reshape to [${shape.join(', ')}]`, x);
   }
   const out = x.view(resolved);
-  return record([x], out, (g) => passGrad(x, out, g));
+  return record('reshape', [x], out, (g) => passGrad(x, out, g));
 }
 
 /** Permutes dimensions (a copy). */
@@ -54,7 +54,7 @@ export function permute(x: Tensor, perm: readonly number[]): Tensor {
   }
   const xd = x.data, o = out.data;
   for (let i = 0; i < map.length; i++) o[i] = xd[map[i]];
-  return record([x], out, (g) => {
+  return record('permute', [x], out, (g) => {
     const gx = gradOf(x);
     for (let i = 0; i < map.length; i++) gx[map[i]] += g[i];
   });
@@ -90,7 +90,7 @@ export function concat(xs: readonly Tensor[], axis = -1): Tensor {
     be.copyRows(t.data, 0, w, o, at * inner, total * inner, outer, w, false);
     at += t.shape[a];
   }
-  return record(xs, out, (g) => {
+  return record('concat', xs, out, (g) => {
     xs.forEach((t, n) => {
       if (!t.requiresGrad) return;
       const w = t.shape[a] * inner;
@@ -115,7 +115,7 @@ export function split(x: Tensor, sizes: readonly number[], axis = -1): Tensor[] 
     const out = empty(shape, x.dtype);
     const w = size * inner;
     be.copyRows(x.data, start * inner, n * inner, out.data, 0, w, outer, w, false);
-    return record([x], out, (g) => be.copyRows(g, 0, w, gradOf(x), start * inner, n * inner, outer, w, true));
+    return record('split', [x], out, (g) => be.copyRows(g, 0, w, gradOf(x), start * inner, n * inner, outer, w, true));
   });
 }
 
@@ -130,7 +130,7 @@ export function expand(x: Tensor, axis: number, n: number): Tensor {
   const be = kernels(x);
   // Copy j of every row, for each j: n strided copies.
   for (let j = 0; j < n; j++) be.copyRows(x.data, 0, inner, out.data, j * inner, n * inner, outer, inner, false);
-  return record([x], out, (g) => {
+  return record('expand', [x], out, (g) => {
     const gx = gradFor(x);
     for (let j = 0; j < n; j++) be.copyRows(g, j * inner, n * inner, gx.data, 0, inner, outer, inner, j > 0 || !gx.fresh);
   });
@@ -144,7 +144,7 @@ export function sum(x: Tensor, axis?: number): Tensor {
     let s = 0;
     for (let i = 0; i < xd.length; i++) s += xd[i];
     out.data[0] = s;
-    return record([x], out, (g) => {
+    return record('sum', [x], out, (g) => {
       const gx = gradOf(x);
       for (let i = 0; i < gx.length; i++) gx[i] += g[0];
     });
@@ -154,7 +154,7 @@ export function sum(x: Tensor, axis?: number): Tensor {
   const out = zeros(x.shape.filter((_, i) => i !== a), x.dtype);
   const xd = x.data, o = out.data;
   for (let r = 0; r < outer; r++) for (let j = 0; j < n; j++) for (let i = 0; i < inner; i++) o[r * inner + i] += xd[(r * n + j) * inner + i];
-  return record([x], out, (g) => {
+  return record('sum', [x], out, (g) => {
     const gx = gradOf(x);
     for (let r = 0; r < outer; r++) for (let j = 0; j < n; j++) for (let i = 0; i < inner; i++) gx[(r * n + j) * inner + i] += g[r * inner + i];
   });
@@ -166,7 +166,7 @@ export function mean(x: Tensor, axis?: number): Tensor {
   const out = empty(s.shape, x.dtype);
   const sd = s.data, o = out.data;
   for (let i = 0; i < o.length; i++) o[i] = sd[i] / n;
-  return record([s], out, (g) => {
+  return record('mean', [s], out, (g) => {
     const gs = gradOf(s);
     for (let i = 0; i < g.length; i++) gs[i] += g[i] / n;
   });

@@ -10,7 +10,7 @@ export function softmax(x: Tensor): Tensor {
   const out = empty(x.shape, x.dtype);
   const xd = x.data, y = out.data;
   for (let r = 0; r < rows; r++) softmaxRow(xd, y, r * n, n);
-  return record([x], out, (g) => {
+  return record('softmax', [x], out, (g) => {
     const gx = gradOf(x);
     for (let r = 0; r < rows; r++) {
       const base = r * n;
@@ -31,7 +31,7 @@ export function logSoftmax(x: Tensor): Tensor {
     const lse = logSumExp(xd, base, n);
     for (let i = 0; i < n; i++) y[base + i] = xd[base + i] - lse;
   }
-  return record([x], out, (g) => {
+  return record('logSoftmax', [x], out, (g) => {
     const gx = gradOf(x);
     for (let r = 0; r < rows; r++) {
       const base = r * n;

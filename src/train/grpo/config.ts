@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { PROMPT_TEMPLATES, validateSpec, type PromptTemplate, type TaskSpec } from '../../tasks/index.js';
 import type { Aggregation } from './loss.js';
 import { getReward } from './reward.js';
-import { isRecord, JsonFields, show, type Json } from '../../util/json-fields.js';
+import { ConfigFieldError, isRecord, JsonFields, show, type Json } from '../../util/json-fields.js';
 
 export type GrpoData = { source: 'tasks'; tasks: TaskSpec[]; seed: number } | { source: 'jsonl'; path: string; seed: number };
 
@@ -67,6 +67,9 @@ export interface GrpoConfig {
   log_every: number;
   keep_checkpoints: number;
 }
+
+/** Fields that hold paths: relative ones are relative to the config file (resolvePathFields). */
+export const GRPO_PATH_FIELDS = ['model.init', 'tokenizer', 'data.path'] as const;
 
 /** Fields a resumed run may change: none alters the weights a step produces. */
 export const GRPO_RESUMABLE_FIELDS = ['steps', 'eval_every', 'eval_problems', 'save_every', 'log_every', 'keep_checkpoints'] as const;
@@ -186,8 +189,12 @@ async function exists(path: string): Promise<boolean> {
 export async function checkGrpoConfig(cfg: GrpoConfig, source = 'grpo config'): Promise<void> {
   const init = cfg.model.init;
   const isGguf = /\.gguf$/i.test(init);
-  if (!(await exists(isGguf ? init : join(init, 'config.json')))) throw new Error(`${source}: model.init = ${show(init)}: not a checkpoint directory (no config.json) or GGUF file`);
+  if (!(await exists(init))) throw new ConfigFieldError(source, 'model.init', init, 'no such file or directory');
+  if (!(await exists(isGguf ? init : join(init, 'config.json')))) throw new ConfigFieldError(source, 'model.init', init, 'not a checkpoint directory (no config.json) or GGUF file');
   const tok = cfg.tokenizer ?? (isGguf ? init : join(init, 'tokenizer.json'));
-  if (!(await exists(tok))) throw new Error(`${source}: ${cfg.tokenizer === null ? `model.init ${init} holds no tokenizer.json; give tokenizer` : `tokenizer = ${show(cfg.tokenizer)}: no such file or directory`}`);
-  if (cfg.data.source === 'jsonl' && !(await exists(cfg.data.path))) throw new Error(`${source}: data.path = ${show(cfg.data.path)}: no such file`);
+  if (!(await exists(tok))) {
+    if (cfg.tokenizer === null) throw new ConfigFieldError(source, 'model.init', init, 'holds no tokenizer.json; give tokenizer');
+    throw new ConfigFieldError(source, 'tokenizer', cfg.tokenizer, 'no such file or directory');
+  }
+  if (cfg.data.source === 'jsonl' && !(await exists(cfg.data.path))) throw new ConfigFieldError(source, 'data.path', cfg.data.path, 'no such file');
 }

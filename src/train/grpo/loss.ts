@@ -151,7 +151,7 @@ export function grpoLoss(x: GrpoLossInputs): { loss: Tensor; stats: GrpoLossStat
   }
   const loss = empty([], x.logp.dtype);
   loss.data[0] = -objective;
-  record([x.logp], loss, (g) => {
+  record('grpoLoss', [x.logp], loss, (g) => {
     const gl = gradOf(x.logp);
     for (let t = 0; t < N; t++) gl[t] -= g[0] * dobj[t];
   });

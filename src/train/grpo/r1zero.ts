@@ -9,9 +9,10 @@ import { join } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../../util/atomic.js';
 import { countParameters } from '../../model/config.js';
 import { loadModel, saveModel } from '../../io/model-file.js';
+import { writeModelCard, type ModelCard } from '../../io/model-card.js';
 import { readMetrics, METRICS_FILE } from '../../report/index.js';
-import { corpusDocuments, DEFAULT_MIX, heldOutSet, writeCorpus, ZERO_TEMPLATE, type CorpusMix, type CorpusOptions, type TaskSpec } from '../../tasks/index.js';
-import { loadTokenizer, SPECIAL_TOKENS, trainTokenizer, type Tokenizer } from '../../tokenizer/index.js';
+import { corpusDocuments, DEFAULT_MIX, heldOutSet, solutionOf, taskPhrase, writeCorpus, ZERO_TEMPLATE, type CorpusMix, type CorpusOptions, type TaskSpec } from '../../tasks/index.js';
+import { loadTokenizer, r1ZeroChatTemplate, setChatTemplate, trainTokenizer, type Tokenizer } from '../../tokenizer/index.js';
 import { evaluateModel, type EvalReport } from '../../eval/evaluate.js';
 import { renderR1ZeroReport, type TaskComparison } from '../../eval/report.js';
 import { checkTrainConfig, parseTrainConfig, type TrainConfig } from '../config.js';
@@ -115,28 +116,6 @@ export function parseR1ZeroConfig(json: unknown, source = 'r1zero config'): R1Ze
 }
 
 /**
- * A Jinja chat template that renders a conversation as the R1-Zero prompt of its last user message,
- * BOS first: the prompt the policy saw in RL, so a server renders what the model knows.
- */
-export function r1ZeroChatTemplate(openThink: boolean): string {
-  const [before, after] = ZERO_TEMPLATE.split('{question}');
-  const lit = (s: string) => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
-  return [
-    "{%- set ns = namespace(q='') -%}",
-    "{%- for m in messages -%}{%- if m['role'] == 'user' -%}{%- set ns.q = m['content'] -%}{%- endif -%}{%- endfor -%}",
-    `{{- bos_token + ${lit(before)} + ns.q + ${lit(after)}${openThink ? ` + ' ${SPECIAL_TOKENS.think}'` : ''} -}}`,
-  ].join('');
-}
-
-/** Sets the chat template in a saved tokenizer's tokenizer_config.json. */
-export async function setChatTemplate(dir: string, template: string): Promise<void> {
-  const path = join(dir, 'tokenizer_config.json');
-  const cfg = JSON.parse(await readFile(path, 'utf8')) as Json;
-  cfg.chat_template = template;
-  await writeFileAtomic(path, `${JSON.stringify(cfg, null, 2)}\n`);
-}
-
-/**
  * Writes a model with its tokenizer as a self-contained checkpoint directory (the shipped models),
  * with `chatTemplate` in its tokenizer_config.json when given.
  */
@@ -147,6 +126,57 @@ export async function exportModel(from: string, to: string, dtype: 'F32' | 'BF16
   await saveModel(model, to, { dtype, generationConfig: { do_sample: false } });
   await tokenizer.save(to);
   if (chatTemplate !== undefined) await setChatTemplate(to, chatTemplate);
+}
+
+/** Which of the two exported models a card describes. */
+export type ExportedRole = 'base' | 'r1zero';
+
+/** Example questions a card offers: greedy answers checked correct, distinct answers. */
+const CARD_EXAMPLES = 4;
+
+/**
+ * The model card of an exported model, measured on the exported weights themselves: held-out greedy
+ * pass@1 on the recipe's evaluation tasks, and example questions those greedy answers got right
+ * (what the chat page offers to click). Also records the prompt format and task, so `eval` and
+ * `tasks sample` default to how the model was trained.
+ */
+export async function exportedModelCard(dir: string, cfg: R1ZeroConfig, role: ExportedRole, source: string): Promise<ModelCard> {
+  const { model } = await loadModel(dir);
+  const tokenizer = await loadTokenizer(dir);
+  const p = countParameters(model.config);
+  const scores: string[] = [];
+  const examples: string[] = [];
+  const answers = new Set<string>();
+  for (const spec of cfg.eval.tasks) {
+    const problems = heldOutSet(spec, cfg.eval.problems);
+    const r = await evaluateModel(model, tokenizer, problems, {
+      template: cfg.grpo.template, openThink: cfg.grpo.open_think, n: 0, maxNewTokens: cfg.eval.max_new_tokens, temperature: 1, seed: 0, examples: problems.length,
+    });
+    scores.push(`held-out ${taskPhrase([spec])}: greedy pass@1 ${r['pass@1'].toFixed(3)}, ${r.mean_response_tokens.toFixed(0)} tokens per answer`);
+    r.examples.forEach((e, i) => {
+      const answer = solutionOf(problems[i]) ?? e.question;
+      if (e.accuracy === 1 && examples.length < CARD_EXAMPLES && !answers.has(answer)) {
+        examples.push(e.question);
+        answers.add(answer);
+      }
+    });
+  }
+  const trained = cfg.grpo.data.source === 'tasks' ? taskPhrase(cfg.grpo.data.tasks) : taskPhrase(cfg.eval.tasks);
+  const size = `${(p.total / 1e6).toFixed(2)}M-parameter DeepSeek-V3-style model (${(p.active / 1e3).toFixed(0)}K active per token)`;
+  const description = role === 'r1zero'
+    ? `Trained on ${trained} and knows nothing else: it reasons inside <think>, then answers. ` +
+      `A ${size} pretrained from scratch on generated text, then trained with R1-Zero-style GRPO (${scores.join('; ')}). ` +
+      'A demonstration of the training pipeline, not an assistant: anything else gets a made-up answer.'
+    : `Answers ${taskPhrase(cfg.eval.tasks)} at once, without reasoning, and knows nothing else. ` +
+      `A ${size} pretrained from scratch on generated text, before reinforcement learning (${scores.join('; ')}). ` +
+      'A demonstration of the training pipeline, not an assistant: anything else gets a made-up answer.';
+  return {
+    description,
+    examples,
+    prompt: { template: cfg.grpo.template, open_think: cfg.grpo.template === 'r1-zero' && cfg.grpo.open_think },
+    task: { ...cfg.eval.tasks[0] },
+    source,
+  };
 }
 
 export interface R1ZeroOptions {
@@ -319,8 +349,11 @@ export async function runR1Zero(cfg: R1ZeroConfig, source: string, o: R1ZeroOpti
   if (o.exportDir !== undefined) {
     // Served models must be prompted as in RL; the R1 chat layout is already the tokenizer's own.
     const chat = cfg.grpo.template === 'r1-zero' ? r1ZeroChatTemplate(cfg.grpo.open_think) : undefined;
-    await exportModel(base, join(o.exportDir, 'nano-base'), cfg.export_dtype, chat);
-    await exportModel(final, join(o.exportDir, 'nano-r1zero'), cfg.export_dtype, chat);
+    for (const [role, from] of [['base', base], ['r1zero', final]] as const) {
+      const to = join(o.exportDir, `nano-${role}`);
+      await exportModel(from, to, cfg.export_dtype, chat);
+      await writeModelCard(to, await exportedModelCard(to, cfg, role, `nanoseek r1zero --config ${source}`));
+    }
     log(`exported ${join(o.exportDir, 'nano-base')} and ${join(o.exportDir, 'nano-r1zero')} (${cfg.export_dtype})`);
   }
   if (o.docsDir !== undefined) {

@@ -15,14 +15,16 @@ import type { CausalLM } from '../../model/model.js';
 import { loadModel, loadModelTokenizer } from '../../io/model-file.js';
 import { METRICS_FILE, MetricsLog, type MetricsRecord } from '../../report/index.js';
 import { sampleCompletions, type Completion } from '../../infer/index.js';
-import { grade, heldOutSet, loadProblems, renderPrompt, sampleProblem, type Problem, type RenderedPrompt, type TaskSpec } from '../../tasks/index.js';
+import { grade, heldOutSet, loadProblems, renderPrompt, sampleProblem, taskPhrase, type Problem, type RenderedPrompt, type TaskSpec } from '../../tasks/index.js';
 import * as T from '../../tensor/index.js';
-import { loadTokenizer, type Tokenizer } from '../../tokenizer/index.js';
+import { loadTokenizer, r1ZeroChatTemplate, type Tokenizer } from '../../tokenizer/index.js';
+import type { ModelCard } from '../../io/model-card.js';
 import { Rng, type RngState } from '../../util/rng.js';
 import { evaluateModel } from '../../eval/evaluate.js';
 import { thinkTokens } from '../../eval/metrics.js';
 import { latestCheckpoint, loadOptimizerState, OPTIMIZER_FILE, pruneCheckpoints, readTrainerState, saveTrainingCheckpoint, type TrainerState } from '../checkpoint-state.js';
 import { ListStream, type Stream } from '../data.js';
+import { logInterval } from '../metrics.js';
 import { checkGrpoConfig, GRPO_RESUMABLE_FIELDS, parseGrpoConfig, type GrpoConfig } from './config.js';
 import { groupAdvantages, grpoLoss, informativeGroups } from './loss.js';
 import { makeScorer, type ScoredCompletion } from './reward.js';
@@ -333,6 +335,7 @@ export async function trainGrpo(config: GrpoConfig, opts: GrpoOptions): Promise<
   const started = performance.now();
   const elapsed = () => elapsedBefore + (performance.now() - started) / 1000;
   const metrics = await MetricsLog.open(join(out, METRICS_FILE), step);
+  const logEvery = logInterval(cfg.log_every, cfg.steps);
   log(
     `grpo: ${cfg.steps} steps of ${cfg.prompts_per_step} prompts × ${cfg.group_size} samples (≤ ${cfg.max_new_tokens} tokens), μ = ${cfg.mu}, ` +
       `β = ${cfg.beta}${ref === null ? ' (no reference model)' : ''}, ε = ${cfg.eps_low}${cfg.eps_high !== null ? `/${cfg.eps_high}` : ''}, ` +
@@ -343,7 +346,7 @@ export async function trainGrpo(config: GrpoConfig, opts: GrpoOptions): Promise<
   let savedStep = latest?.step ?? -1;
   const save = async () => {
     const st: State = { format: 'nanoseek-trainer-state', version: 1, stage: 'grpo', step, tokens, elapsed_s: elapsed(), val_loss: null, config: cfg, data: run.problems.state(), rng: { rollout: run.rolloutRng.getState() } };
-    checkpoint = await saveTrainingCheckpoint(out, { model, optimizer: opt, tokenizer, state: st });
+    checkpoint = await saveTrainingCheckpoint(out, { model, optimizer: opt, tokenizer, state: st, ...grpoCard(cfg, step, out) });
     await pruneCheckpoints(out, cfg.keep_checkpoints);
     savedStep = step;
     log(`saved ${checkpoint}`);
@@ -370,7 +373,7 @@ export async function trainGrpo(config: GrpoConfig, opts: GrpoOptions): Promise<
 
     const last = step === cfg.steps;
     const evalNow = evalSets.length > 0 && cfg.eval_every > 0 && (last || step % cfg.eval_every === 0);
-    if (evalNow || last || step % cfg.log_every === 0) {
+    if (evalNow || last || step % logEvery === 0) {
       const record = summarise(interval, cfg, step, elapsed());
       if (evalNow) {
         const reports = [];
@@ -393,6 +396,24 @@ export async function trainGrpo(config: GrpoConfig, opts: GrpoOptions): Promise<
   }
   if (stopped && savedStep !== step) await save();
   return { step, stopped, checkpoint, elapsedS: elapsed(), config: cfg };
+}
+
+/**
+ * What a GRPO checkpoint says about itself: the prompt it was trained from and its task (for
+ * `eval` without flags); a model trained on the R1-Zero prompt is served with it (its chat template).
+ */
+function grpoCard(cfg: GrpoConfig, step: number, out: string): { card: ModelCard; chatTemplate?: string } {
+  const tasks = cfg.data.source === 'tasks' ? cfg.data.tasks : [];
+  return {
+    card: {
+      description: `Trained with GRPO from ${cfg.model.init} on ${tasks.length > 0 ? taskPhrase(tasks) : (cfg.data as { path: string }).path}: step ${step} of ${cfg.steps} of the run in ${out}.`,
+      examples: [],
+      prompt: { template: cfg.template, open_think: cfg.open_think },
+      task: tasks.length > 0 ? { ...tasks[0] } : null,
+      source: `nanoseek grpo train --out ${out}`,
+    },
+    chatTemplate: cfg.template === 'r1-zero' ? r1ZeroChatTemplate(cfg.open_think) : undefined,
+  };
 }
 
 function summarise(steps: readonly GrpoStepInfo[], cfg: GrpoConfig, step: number, elapsedS: number): GrpoRecord {
