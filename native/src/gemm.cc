@@ -13,6 +13,7 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -202,7 +203,7 @@ napi_value gemm(const Args& args) {
   // C (strideC = 0 sums the batch into one C) is written one product after the other.
   const bool disjoint = strideC > 0 && strideC >= (m - 1) * ldc + n;
   const int threads = Pool::get().threads();
-  if (batch > 1 && disjoint && batch >= threads && flops(g) < kBatchItemMaxFlops && flops(g) * batch >= kParallelMinFlops) {
+  if (batch > 1 && batch <= INT32_MAX && disjoint && batch >= threads && flops(g) < kBatchItemMaxFlops && flops(g) * batch >= kParallelMinFlops) {
     Pool::get().run(static_cast<int>(batch), [&](int t, int) { one(item(t), false); });
   } else {
     for (int64_t t = 0; t < batch; t++) one(item(t), true);
