@@ -6,6 +6,7 @@
 // NANOSEEK_SIMD=avx2 and =portable so the other compiled paths pass the same tests.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import {
@@ -106,6 +107,23 @@ describe(`native gemm (${simdName})`, { skip }, () => {
           verify(threads, problem(n, m, k, transA, transB, rand, { alpha, beta }), `${n}x${m}x${k} transA=${transA} transB=${transB}`);
         }
       }
+    }
+  });
+
+  it('survives many back-to-back parallel calls on more threads than cores', () => {
+    // Workers that wake late meet a later job, or none: they must claim nothing of it.
+    const rand = rng(7);
+    const be = native(os.availableParallelism() + 2);
+    for (let i = 0; i < 200; i++) {
+      const m = 20 + Math.floor(Math.abs(rand()) * 120), n = 20 + Math.floor(Math.abs(rand()) * 120), k = 100 + Math.floor(Math.abs(rand()) * 200);
+      verifyGemm(be, problem(m, n, k, rand() < 0, rand() < 0, rand, { batch: 1 + (i % 3), beta: i % 2 }), `call ${i}: ${m}x${n}x${k}`);
+      const x = heap(40_000, rand), y = heap(40_000, rand);
+      const want = new Float64Array(40_000);
+      referenceBackend.swiglu(f64(x), f64(y), want, 40_000);
+      be.swiglu(x, y, x, 40_000);
+      for (let j = 0; j < 40_000; j += 997) assert.ok(Math.abs(x[j] - want[j]) <= 4 * EPS * Math.abs(want[j]) + 1e-30, `call ${i}: swiglu[${j}]`);
+      freeF32(x);
+      freeF32(y);
     }
   });
 
