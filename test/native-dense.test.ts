@@ -19,7 +19,7 @@ import {
 } from './kernel-checks.js';
 
 const lib = loadNativeAddon();
-const skip = lib === null ? `the native addon is not built here: ${nativeUnavailableReason()}` : false;
+const skip = lib === null ? (nativeUnavailableReason() ?? true) : false;
 const SIMD = process.env.NANOSEEK_SIMD;
 const simdName = lib?.info().simd ?? 'none';
 
