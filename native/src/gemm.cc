@@ -4,9 +4,9 @@
 // all threads), each thread packs a block of A rows (at most MC, sized for L2) and runs a register
 // block of MR × NR over them, with the threads splitting C's rows (and its columns when A is short).
 // A few rows of C (decoding) skip packing: dot products along k where B is stored transposed (a
-// linear layer's weight), otherwise rows of B streamed through a band of C held in registers; a few
-// columns of C run the same paths on the transposed view. Small products stay on the calling thread,
-// and batches of small products go one whole product per thread.
+// linear layer's weight), otherwise rows of B streamed through sums kept in L1, the rows split across
+// threads; a few columns of C run the same paths on the transposed view. Small products stay on the
+// calling thread, and batches of small products go one whole product per thread.
 //
 // The kernels are written once (gemm-kernels.inc) over the vector types of simd.h and compiled for
 // AVX-512, AVX2 and portable code; cpu() picks one at run time.
