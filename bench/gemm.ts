@@ -1,14 +1,15 @@
-// GEMM throughput of the WASM backend on the shapes a small DeepSeek model runs (square blocks, a
-// 32-token batch through a 1024→4096 projection, and decoding one or a few tokens, with B row-major
-// and, as the model's linear layers store their weights, transposed), on one thread and on
+// GEMM throughput of the native and WASM backends on the shapes a small DeepSeek model runs (square
+// blocks, a 32-token batch through a 1024→4096 projection, and decoding one or a few tokens, with B
+// row-major and, as the model's linear layers store their weights, transposed), on one thread and on
 // all of them, and (with a peer) of numpy on OpenBLAS with the same thread count, timed the same way
-// in the same run, one after the other so that neither competes for cores.
+// in the same run: one sample of each in turn, so that none competes for cores with another and all
+// see the same background load, then the medians.
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { allocF32, createWasmBackend, freeF32, gemmArgs, type Backend } from '../src/kernels/index.js';
+import { allocF32, createWasmBackend, freeF32, gemmArgs, loadNativeAddon, NativeBackend, type Backend, type GemmArgs, type WasmBackend } from '../src/kernels/index.js';
 
 /** Debian's interpreter, which sees python3-numpy on OpenBLAS (a pyenv python3 earlier on PATH does not). */
 const PYTHON = process.env.NANOSEEK_PYTHON ?? '/usr/bin/python3';
@@ -58,7 +59,11 @@ export interface GemmBenchRow {
   ratio?: number;
 }
 
+export type GemmBenchBackend = 'native' | 'wasm';
+
 export interface GemmBenchOptions {
+  /** Default: both where the native addon loads, else WASM alone. */
+  backends?: readonly GemmBenchBackend[];
   /** The "all threads" count (default: all cores); every shape also runs on one thread. */
   threads?: number;
   /** Also time numpy (bench/peer_gemm.py) with the same thread count. */
@@ -78,35 +83,46 @@ function fillRandom(a: Float32Array, seed: number): void {
   }
 }
 
-/** C = A·B timed like the peer: warm up while finding how many calls fill a sample, then the median. */
-function timeGemm(be: Backend, { m, k, n, transB = false }: GemmShape, seconds: number, samples: number): number {
-  const a = allocF32(m * k);
-  const b = allocF32(k * n);
-  const c = allocF32(m * n);
-  fillRandom(a, 1);
-  fillRandom(b, 2);
-  const g = gemmArgs({ m, n, k, a, b, c, transB, ldb: transB ? k : n });
-  try {
+/** C = A·B (or A·Bᵀ) on heap arrays, timed like the peer: calls per sample found while warming up, then one sample at a time. */
+class Timed {
+  private readonly g: GemmArgs;
+  private calls = 1;
+
+  constructor({ m, k, n, transB = false }: GemmShape) {
+    const a = allocF32(m * k), b = allocF32(k * n), c = allocF32(m * n);
+    fillRandom(a, 1);
+    fillRandom(b, 2);
+    this.g = gemmArgs({ m, n, k, a, b, c, transB, ldb: transB ? k : n });
+  }
+
+  /** Warms `be` up and finds how many calls fill `seconds` (the largest count any backend needs). */
+  calibrate(be: Backend, seconds: number): void {
     let calls = 1;
     for (;;) {
       const start = performance.now();
-      for (let i = 0; i < calls; i++) be.gemm(g);
+      for (let i = 0; i < calls; i++) be.gemm(this.g);
       if (performance.now() - start >= (seconds * 1000) / 2) break;
       calls *= 2;
     }
-    const times: number[] = [];
-    for (let s = 0; s < samples; s++) {
-      const start = performance.now();
-      for (let i = 0; i < calls; i++) be.gemm(g);
-      times.push((performance.now() - start) / 1000 / calls);
-    }
-    times.sort((x, y) => x - y);
-    return (2 * m * k * n) / times[times.length >> 1] / 1e9;
-  } finally {
-    freeF32(a);
-    freeF32(b);
-    freeF32(c);
+    this.calls = Math.max(this.calls, calls);
   }
+
+  /** GFLOP/s of one sample. */
+  sample(be: Backend): number {
+    const start = performance.now();
+    for (let i = 0; i < this.calls; i++) be.gemm(this.g);
+    const seconds = (performance.now() - start) / 1000 / this.calls;
+    return (2 * this.g.m * this.g.k * this.g.n) / seconds / 1e9;
+  }
+
+  free(): void {
+    for (const x of [this.g.a, this.g.b, this.g.c]) freeF32(x as Float32Array);
+  }
+}
+
+function median(xs: readonly number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  return s[s.length >> 1];
 }
 
 function peerScript(): string {
@@ -148,8 +164,9 @@ class Peer {
     return new Peer(child, lines, () => err, JSON.parse(first.value) as { peer: string });
   }
 
-  async time(shape: GemmShape, seconds: number, samples: number): Promise<number> {
-    this.child.stdin.write(`${JSON.stringify({ ...shape, seconds, samples })}\n`);
+  /** GFLOP/s of one sample (the peer keeps its operands and calls per sample while the shape stays the same). */
+  async sample(shape: GemmShape, seconds: number): Promise<number> {
+    this.child.stdin.write(`${JSON.stringify({ ...shape, seconds, samples: 1 })}\n`);
     const line = await this.lines.next();
     if (line.done) throw new Error(`peer: bench/peer_gemm.py exited: ${this.stderr().trim().split('\n').slice(-3).join(' ')}`);
     return (JSON.parse(line.value) as { gflops: number }).gflops;
@@ -160,34 +177,62 @@ class Peer {
   }
 }
 
-/** Rows for every shape on one thread and on `threads`, ours and (optionally) the peer's, interleaved. */
+/** A backend of each kind asked for on `threads` threads, named with its instruction set. */
+function makeBackends(kinds: readonly GemmBenchBackend[], threads: number): { name: string; be: Backend; dispose(): Promise<void> }[] {
+  return kinds.map((kind) => {
+    if (kind === 'wasm') {
+      const be: WasmBackend = createWasmBackend({ threads });
+      return { name: `wasm-${be.simd}`, be, dispose: () => be.dispose() };
+    }
+    const lib = loadNativeAddon();
+    if (lib === null) throw new Error('bench gemm: the native addon is not built (npm run build:native)');
+    const be = new NativeBackend(lib, () => createWasmBackend({ threads }), threads);
+    return { name: `native-${be.simd}`, be, dispose: async () => {} };
+  });
+}
+
+/** Rows for every shape and backend on one thread and on `threads`, with (optionally) the peer's figure from the same samples. */
 export async function benchGemm(opts: GemmBenchOptions = {}): Promise<GemmBenchRow[]> {
   const all = opts.threads ?? os.availableParallelism();
   const counts = all === 1 ? [1] : [1, all];
   const seconds = opts.seconds ?? 0.1;
   const samples = opts.samples ?? 7;
-  const backends = counts.map((threads) => createWasmBackend({ threads }));
+  const kinds = opts.backends ?? (loadNativeAddon() !== null ? ['native', 'wasm'] : ['wasm']);
+  const backends = counts.map((threads) => makeBackends(kinds, threads));
   const peers: Peer[] = [];
   try {
     if (opts.peer) for (const t of counts) peers.push(await Peer.start(t));
     const rows: GemmBenchRow[] = [];
     for (const shape of opts.shapes ?? GEMM_SHAPES) {
-      for (let i = 0; i < counts.length; i++) {
-        const be = backends[i];
-        const gflops = timeGemm(be, shape, seconds, samples);
-        const { m, k, n, transB } = shape;
-        const row: GemmBenchRow = { backend: `${be.name}-${be.simd}`, m, k, n, ...(transB ? { transB } : {}), threads: counts[i], gflops: round(gflops) };
-        if (opts.peer) {
-          const peerGflops = await peers[i].time(shape, seconds, samples);
-          Object.assign(row, { peer: peers[i].name, peer_gflops: round(peerGflops), ratio: round(gflops / peerGflops, 3) });
+      const timed = new Timed(shape);
+      try {
+        for (let i = 0; i < counts.length; i++) {
+          for (const { be } of backends[i]) timed.calibrate(be, seconds);
+          const ours: number[][] = backends[i].map(() => []);
+          const theirs: number[] = [];
+          for (let s = 0; s < samples; s++) {
+            backends[i].forEach(({ be }, j) => ours[j].push(timed.sample(be)));
+            if (opts.peer) theirs.push(await peers[i].sample(shape, seconds));
+          }
+          const { m, k, n, transB } = shape;
+          backends[i].forEach(({ name }, j) => {
+            const gflops = median(ours[j]);
+            const row: GemmBenchRow = { backend: name, m, k, n, ...(transB ? { transB } : {}), threads: counts[i], gflops: round(gflops) };
+            if (opts.peer) {
+              const peerGflops = median(theirs);
+              Object.assign(row, { peer: peers[i].name, peer_gflops: round(peerGflops), ratio: round(gflops / peerGflops, 3) });
+            }
+            rows.push(row);
+          });
         }
-        rows.push(row);
+      } finally {
+        timed.free();
       }
     }
     return rows;
   } finally {
     for (const p of peers) p.close();
-    await Promise.all(backends.map((b) => b.dispose()));
+    await Promise.all(backends.flat().map((b) => b.dispose()));
   }
 }
 

@@ -4,7 +4,8 @@ The caller sets OPENBLAS_NUM_THREADS (and OMP_NUM_THREADS) before starting it, s
 its pool when it loads. It prints one JSON line describing itself, then answers each request line
 {"m", "k", "n", "seconds", "samples"[, "transB"]} with {"gflops"}: C = A @ B in float32 (A @ B.T with
 B stored n×k when transB is true), warmed up, then the median of `samples` timings of as many calls
-as take about `seconds` each.
+as take about `seconds` each. Requests for the shape of the previous one reuse its operands and its
+calls per sample, so that the caller can ask for one sample at a time, alternating with its own.
 """
 
 import json
@@ -32,21 +33,33 @@ def blas_name():
     return "unknown BLAS"
 
 
+_prepared = {}
+
+
+def prepare(m, k, n, seconds, trans_b):
+    """Operands, and the calls that fill `seconds` (found while warming up), kept for the next request."""
+    key = (m, k, n, seconds, trans_b)
+    if key not in _prepared:
+        _prepared.clear()
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((n, k), dtype=np.float32).T if trans_b else rng.standard_normal((k, n), dtype=np.float32)
+        c = np.empty((m, n), dtype=np.float32)
+        calls = 1
+        while True:
+            start = time.perf_counter()
+            for _ in range(calls):
+                np.matmul(a, b, out=c)
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds / 2:
+                break
+            calls *= 2
+        _prepared[key] = (a, b, c, calls)
+    return _prepared[key]
+
+
 def time_gemm(m, k, n, seconds, samples, trans_b=False):
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal((m, k), dtype=np.float32)
-    b = rng.standard_normal((n, k), dtype=np.float32).T if trans_b else rng.standard_normal((k, n), dtype=np.float32)
-    c = np.empty((m, n), dtype=np.float32)
-    # Calls per sample: enough to fill `seconds`, found while warming up.
-    calls = 1
-    while True:
-        start = time.perf_counter()
-        for _ in range(calls):
-            np.matmul(a, b, out=c)
-        elapsed = time.perf_counter() - start
-        if elapsed >= seconds / 2:
-            break
-        calls *= 2
+    a, b, c, calls = prepare(m, k, n, seconds, trans_b)
     times = []
     for _ in range(samples):
         start = time.perf_counter()

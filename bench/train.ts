@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { backend, createWasmBackend, setBackend, type WasmBackend } from '../src/kernels/index.js';
+import { backend, createBackend, setBackend, WasmBackend } from '../src/kernels/index.js';
 import { countParameters, presetConfig, type ModelConfig, type PresetName } from '../src/model/config.js';
 import { CausalLM } from '../src/model/model.js';
 import { saveModel } from '../src/io/model-file.js';
@@ -334,6 +334,8 @@ export interface TrainBenchOptions {
   /** Leading steps left out of the throughput (JIT and allocator warm-up on both sides). */
   warmupSteps?: number;
   seed?: number;
+  /** Default: NANOSEEK_BACKEND, else native where the addon loads, else WASM. */
+  backend?: 'native' | 'wasm';
 }
 
 export interface TrainBenchRow {
@@ -362,6 +364,8 @@ export interface TrainBenchResult {
   batch: number;
   seq: number;
   threads: number;
+  /** Our backend and its instruction set, e.g. native-avx512-vnni or wasm-relaxed. */
+  backend: string;
   warmup_steps: number;
   torch?: string;
   rows: TrainBenchRow[];
@@ -375,7 +379,7 @@ function throughput(seconds: readonly number[], skip: number, tokensPerStep: num
   return { tokensPerS: tokensPerStep / median, msPerStep: 1000 * median };
 }
 
-async function benchModel(name: PresetName, o: Required<Omit<TrainBenchOptions, 'models'>>, work: string): Promise<{ row: TrainBenchRow; torch?: string }> {
+async function benchModel(name: PresetName, o: Required<Omit<TrainBenchOptions, 'models' | 'backend'>>, work: string): Promise<{ row: TrainBenchRow; torch?: string }> {
   const cfg: ModelConfig = presetConfig(name);
   const model = new CausalLM(cfg, { seed: o.seed });
   const dir = join(work, name);
@@ -440,11 +444,14 @@ export async function runTrainBench(options: TrainBenchOptions = {}): Promise<Tr
     if (why !== null) throw new Error(`bench train --peer: ${why}`);
   }
   const previous = backend();
-  const ours: WasmBackend | null = previous.name === 'wasm' && previous.threads === o.threads ? null : createWasmBackend({ threads: o.threads });
-  if (ours !== null) setBackend(ours);
+  const ours = createBackend({ kind: options.backend, threads: o.threads });
+  setBackend(ours);
   const work = await mkdtemp(join(os.tmpdir(), 'nanoseek-bench-train-'));
   try {
-    const result: TrainBenchResult = { steps: o.steps, batch: o.batch, seq: o.seq, threads: o.threads, warmup_steps: Math.min(o.warmupSteps, o.steps - 1), rows: [] };
+    const simd = 'simd' in ours ? `-${String(ours.simd)}` : '';
+    const result: TrainBenchResult = {
+      steps: o.steps, batch: o.batch, seq: o.seq, threads: o.threads, backend: `${ours.name}${simd}`, warmup_steps: Math.min(o.warmupSteps, o.steps - 1), rows: [],
+    };
     for (const name of options.models ?? (['micro', 'micro-dense'] as PresetName[])) {
       const { row, torch } = await benchModel(name, o, work);
       result.rows.push(row);
@@ -453,10 +460,8 @@ export async function runTrainBench(options: TrainBenchOptions = {}): Promise<Tr
     return result;
   } finally {
     await rm(work, { recursive: true, force: true });
-    if (ours !== null) {
-      setBackend(previous);
-      await ours.dispose();
-    }
+    setBackend(previous);
+    if (ours instanceof WasmBackend) await ours.dispose();
   }
 }
 
@@ -466,7 +471,7 @@ function fmtCount(n: number): string {
 
 export function formatTrainBench(r: TrainBenchResult): string {
   const lines = [
-    `training throughput: batch ${r.batch} × ${r.seq} tokens, ${r.steps} steps (first ${r.warmup_steps} not timed), ${r.threads} thread(s)` +
+    `training throughput: batch ${r.batch} × ${r.seq} tokens, ${r.steps} steps (first ${r.warmup_steps} not timed), ${r.threads} thread(s), ${r.backend}` +
       (r.torch ? `, PyTorch ${r.torch}` : ''),
   ];
   for (const row of r.rows) {
@@ -488,6 +493,9 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     const at = args.indexOf(flag);
     return at >= 0 ? Number(args[at + 1]) : undefined;
   };
-  const result = await runTrainBench({ steps: num('--steps'), batch: num('--batch'), seq: num('--seq'), threads: num('--threads'), peer: args.includes('--peer') });
+  const kind = args.includes('--backend') ? args[args.indexOf('--backend') + 1] : undefined;
+  const result = await runTrainBench({
+    steps: num('--steps'), batch: num('--batch'), seq: num('--seq'), threads: num('--threads'), peer: args.includes('--peer'), backend: kind as TrainBenchOptions['backend'],
+  });
   process.stdout.write(args.includes('--json') ? `${JSON.stringify(result, null, 2)}\n` : formatTrainBench(result));
 }

@@ -15,20 +15,23 @@ namespace {
 // sleeping thread costs, so a model's stream of kernel calls keeps the workers awake.
 constexpr int kSpin = 20000;
 
+// A job is claimed task by task through one word, (job id << 32) | next task, with a compare-and-swap
+// that only succeeds while that job is the current one. A worker that wakes late (its core was busy
+// with another process) therefore finds the job gone and runs nothing, and the caller waits only for
+// tasks that were claimed, never for a worker that has not shown up: on a loaded machine a call is
+// then at worst as slow as on one thread, not a scheduler time slice slower. Id 0 means no job.
 struct State {
   std::mutex mu;
   std::condition_variable wake;
-  std::atomic<uint64_t> generation{0};
-  std::atomic<int> next{0};
-  std::atomic<int> pending{0};
-  // Workers done with the current job: the caller waits for all of them before it returns, so no
-  // worker is still reading the job when the next one is set up.
-  std::atomic<int> finished{0};
-  int tasks = 0;
-  const std::function<void(int, int)>* fn = nullptr;
+  std::atomic<uint32_t> generation{0};  // the current job's id: workers wake on its change
+  std::atomic<uint64_t> claim{0};
+  std::atomic<int> done{0};  // tasks finished
+  // The job, published before its id (and read only after a successful claim on that id).
+  std::atomic<int> tasks{0};
+  std::atomic<const std::function<void(int, int)>*> fn{nullptr};
   std::vector<std::thread> workers;
   std::atomic<bool> stop{false};
-  int active = 1;  // threads taking part in jobs, the caller included
+  std::atomic<int> active{1};  // threads taking part in jobs, the caller included
 };
 
 State& state() {
@@ -36,34 +39,39 @@ State& state() {
   return *s;
 }
 
-void work(State& s, int thread) {
+/** Claims and runs tasks of job `id` until none are left or another job has replaced it. */
+void work(State& s, uint32_t id, int thread) {
+  const std::function<void(int, int)>* fn = s.fn.load(std::memory_order_acquire);
+  const int tasks = s.tasks.load(std::memory_order_acquire);
+  uint64_t c = s.claim.load(std::memory_order_acquire);
   for (;;) {
-    int t = s.next.fetch_add(1, std::memory_order_relaxed);
-    if (t >= s.tasks) break;
-    (*s.fn)(t, thread);
-    s.pending.fetch_sub(1, std::memory_order_acq_rel);
+    if (static_cast<uint32_t>(c >> 32) != id) return;
+    const int t = static_cast<int>(c & 0xffffffffu);
+    if (t >= tasks) return;
+    // On failure c holds the word's new value and the checks run again.
+    if (!s.claim.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    (*fn)(t, thread);
+    s.done.fetch_add(1, std::memory_order_acq_rel);
+    c = s.claim.load(std::memory_order_acquire);
   }
 }
 
 void workerLoop(int index) {
   State& s = state();
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
-    uint64_t gen;
+    uint32_t id;
     int spins = 0;
-    while ((gen = s.generation.load(std::memory_order_acquire)) == seen) {
+    while ((id = s.generation.load(std::memory_order_acquire)) == seen) {
       if (++spins >= kSpin) {
         std::unique_lock<std::mutex> lock(s.mu);
         s.wake.wait(lock, [&] { return s.generation.load(std::memory_order_acquire) != seen || s.stop.load(); });
         spins = 0;
       }
     }
-    seen = gen;
+    seen = id;
     if (s.stop.load()) return;
-    if (index < s.active) {
-      work(s, index);
-      s.finished.fetch_add(1, std::memory_order_acq_rel);
-    }
+    if (index < s.active.load(std::memory_order_relaxed)) work(s, id, index);
   }
 }
 
@@ -90,8 +98,9 @@ void Pool::setThreads(int n) {
     s.workers.emplace_back(workerLoop, index);
     s.workers.back().detach();
   }
-  // Only between jobs (calls come from the one JS thread), so no worker is inside a job now.
-  s.active = n;
+  // Between jobs (calls come from the one JS thread); a worker still waking from an earlier job
+  // can claim nothing of a later one whatever this says.
+  s.active.store(n, std::memory_order_relaxed);
   threads_ = n;
 }
 
@@ -102,21 +111,25 @@ void Pool::run(int tasks, const std::function<void(int, int)>& fn) {
     for (int t = 0; t < tasks; t++) fn(t, 0);
     return;
   }
-  s.fn = &fn;
-  s.tasks = tasks;
-  s.next.store(0, std::memory_order_relaxed);
-  s.pending.store(tasks, std::memory_order_relaxed);
-  s.finished.store(0, std::memory_order_relaxed);
+  // Close the previous job's claims before its description changes, then publish this one.
+  s.claim.store(0, std::memory_order_release);
+  uint32_t id = s.generation.load(std::memory_order_relaxed) + 1;
+  if (id == 0) id = 1;
+  s.fn.store(&fn, std::memory_order_relaxed);
+  s.tasks.store(tasks, std::memory_order_relaxed);
+  s.done.store(0, std::memory_order_relaxed);
+  s.claim.store(static_cast<uint64_t>(id) << 32, std::memory_order_release);
   {
     std::lock_guard<std::mutex> lock(s.mu);
-    s.generation.fetch_add(1, std::memory_order_release);
+    s.generation.store(id, std::memory_order_release);
   }
   s.wake.notify_all();
-  work(s, 0);
-  // The last tasks finish on other threads; then every worker has left the job.
-  while (s.pending.load(std::memory_order_acquire) > 0 || s.finished.load(std::memory_order_acquire) < s.active - 1) {
+  work(s, id, 0);
+  // Every task is claimed; wait for those still running on other threads, letting them have this
+  // core if the machine is short of them.
+  for (int spins = 0; s.done.load(std::memory_order_acquire) < tasks; spins++) {
+    if (spins >= 1000) std::this_thread::yield();
   }
-  s.fn = nullptr;
 }
 
 }  // namespace ns

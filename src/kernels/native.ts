@@ -8,6 +8,11 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { AdamWArgs, Backend, DeviceTimes, ExpertBatch, FloatArray, GemmArgs, RowMask } from './backend.js';
 import { GGML_TYPES, type GgmlType } from './quant/types.js';
+import {
+  checkAdamW, checkCopyRows, checkGatherRows, checkGemm, checkLogSumExpRows, checkRmsnorm, checkRmsnormBackward, checkRowDots,
+  checkScatterAddRows, checkSoftmaxBackwardRows, checkSoftmaxRows, checkSoftmaxXentBackward, checkSumSquares, checkSwiglu,
+  checkSwigluBackward,
+} from './validate.js';
 
 /** What the addon exports. Kernel families are optional while the addon grows: missing ones run on the fallback backend. */
 export interface NativeAddon {
@@ -78,8 +83,12 @@ export function nativeUnavailableReason(): string | null {
 
 const f32 = (a: FloatArray): a is Float32Array => a instanceof Float32Array;
 
+/** The thread count last given to the addon, whose pool has one for the whole process. */
+let addonThreads = 0;
+
 /**
- * Backend over the addon. Every call with float32 arrays goes to native code; float64 arrays (gradient
+ * Backend over the addon. Every call with float32 arrays goes to native code, after the same argument
+ * checks as the WASM backend's (the kernels trust lengths and indices); float64 arrays (gradient
  * checks) and any kernel family the addon lacks go to `fallback`.
  */
 export class NativeBackend implements Backend {
@@ -97,8 +106,20 @@ export class NativeBackend implements Backend {
   ) {
     if (threads !== undefined) lib.setThreads(threads);
     const info = lib.info();
-    this.threads = info.threads;
+    this.threads = addonThreads = info.threads;
     this.simd = info.simd;
+  }
+
+  /**
+   * The addon, on this backend's thread count (another backend may have set its own since). Callers
+   * have checked that the function they call exists.
+   */
+  private get native(): Required<NativeAddon> {
+    if (addonThreads !== this.threads) {
+      this.lib.setThreads(this.threads);
+      addonThreads = this.threads;
+    }
+    return this.lib as Required<NativeAddon>;
   }
 
   private get fallback(): Backend {
@@ -108,80 +129,106 @@ export class NativeBackend implements Backend {
 
   gemm(g: GemmArgs): void {
     if (this.lib.gemm && f32(g.a) && f32(g.b) && f32(g.c)) {
-      this.lib.gemm(g.m, g.n, g.k, g.a, g.aOff, g.lda, g.transA, g.b, g.bOff, g.ldb, g.transB, g.c, g.cOff, g.ldc, g.alpha, g.beta, g.batch, g.strideA, g.strideB, g.strideC);
+      checkGemm(g);
+      this.native.gemm(g.m, g.n, g.k, g.a, g.aOff, g.lda, g.transA, g.b, g.bOff, g.ldb, g.transB, g.c, g.cOff, g.ldc, g.alpha, g.beta, g.batch, g.strideA, g.strideB, g.strideC);
     } else this.fallback.gemm(g);
   }
 
   adamw(a: AdamWArgs): void {
     if (this.lib.adamw && f32(a.param) && f32(a.grad) && f32(a.m) && f32(a.v)) {
-      this.lib.adamw(a.param, a.grad, a.m, a.v, a.n, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.step, a.gradScale);
+      checkAdamW(a);
+      this.native.adamw(a.param, a.grad, a.m, a.v, a.n, a.lr, a.beta1, a.beta2, a.eps, a.weightDecay, a.step, a.gradScale);
     } else this.fallback.adamw(a);
   }
 
   swiglu(gate: FloatArray, up: FloatArray, out: FloatArray, n: number): void {
-    if (this.lib.swiglu && f32(gate) && f32(up) && f32(out)) this.lib.swiglu(gate, up, out, n);
-    else this.fallback.swiglu(gate, up, out, n);
+    if (this.lib.swiglu && f32(gate) && f32(up) && f32(out)) {
+      checkSwiglu(gate, up, out, n);
+      this.native.swiglu(gate, up, out, n);
+    } else this.fallback.swiglu(gate, up, out, n);
   }
 
   swigluBackward(gate: FloatArray, up: FloatArray, g: FloatArray, gGate: FloatArray | null, gUp: FloatArray | null, n: number, overwrite: boolean): void {
     if (this.lib.swigluBackward && f32(gate) && f32(up) && f32(g) && (gGate === null || f32(gGate)) && (gUp === null || f32(gUp))) {
-      this.lib.swigluBackward(gate, up, g, gGate, gUp, n, overwrite);
+      checkSwigluBackward(gate, up, g, gGate, gUp, n);
+      this.native.swigluBackward(gate, up, g, gGate, gUp, n, overwrite);
     } else this.fallback.swigluBackward(gate, up, g, gGate, gUp, n, overwrite);
   }
 
   rmsnorm(x: FloatArray, w: FloatArray, out: FloatArray, rstd: FloatArray, rows: number, dim: number, eps: number): void {
-    if (this.lib.rmsnorm && f32(x) && f32(w) && f32(out) && f32(rstd)) this.lib.rmsnorm(x, w, out, rstd, rows, dim, eps);
-    else this.fallback.rmsnorm(x, w, out, rstd, rows, dim, eps);
+    if (this.lib.rmsnorm && f32(x) && f32(w) && f32(out) && f32(rstd)) {
+      checkRmsnorm(x, w, out, rstd, rows, dim);
+      this.native.rmsnorm(x, w, out, rstd, rows, dim, eps);
+    } else this.fallback.rmsnorm(x, w, out, rstd, rows, dim, eps);
   }
 
   rmsnormBackward(x: FloatArray, w: FloatArray, rstd: FloatArray, g: FloatArray, gx: FloatArray | null, gw: FloatArray | null, rows: number, dim: number, overwrite: boolean): void {
     if (this.lib.rmsnormBackward && f32(x) && f32(w) && f32(rstd) && f32(g) && (gx === null || f32(gx)) && (gw === null || f32(gw))) {
-      this.lib.rmsnormBackward(x, w, rstd, g, gx, gw, rows, dim, overwrite);
+      checkRmsnormBackward(x, w, rstd, g, gx, gw, rows, dim);
+      this.native.rmsnormBackward(x, w, rstd, g, gx, gw, rows, dim, overwrite);
     } else this.fallback.rmsnormBackward(x, w, rstd, g, gx, gw, rows, dim, overwrite);
   }
 
   logSumExpRows(x: FloatArray, lse: FloatArray, rows: number, n: number): void {
-    if (this.lib.logSumExpRows && f32(x) && f32(lse)) this.lib.logSumExpRows(x, lse, rows, n);
-    else this.fallback.logSumExpRows(x, lse, rows, n);
+    if (this.lib.logSumExpRows && f32(x) && f32(lse)) {
+      checkLogSumExpRows(x, lse, rows, n);
+      this.native.logSumExpRows(x, lse, rows, n);
+    } else this.fallback.logSumExpRows(x, lse, rows, n);
   }
 
   softmaxXentBackward(x: FloatArray, lse: FloatArray, target: Int32Array, weight: FloatArray, gx: FloatArray, rows: number, n: number): void {
-    if (this.lib.softmaxXentBackward && f32(x) && f32(lse) && f32(weight) && f32(gx)) this.lib.softmaxXentBackward(x, lse, target, weight, gx, rows, n);
-    else this.fallback.softmaxXentBackward(x, lse, target, weight, gx, rows, n);
+    if (this.lib.softmaxXentBackward && f32(x) && f32(lse) && f32(weight) && f32(gx)) {
+      checkSoftmaxXentBackward(x, lse, target, weight, gx, rows, n);
+      this.native.softmaxXentBackward(x, lse, target, weight, gx, rows, n);
+    } else this.fallback.softmaxXentBackward(x, lse, target, weight, gx, rows, n);
   }
 
   softmaxRows(p: FloatArray, rows: number, n: number, mask: RowMask | null): void {
-    if (this.lib.softmaxRows && f32(p)) this.lib.softmaxRows(p, rows, n, mask?.period ?? 0, mask?.offset ?? 0);
-    else this.fallback.softmaxRows(p, rows, n, mask);
+    if (this.lib.softmaxRows && f32(p)) {
+      checkSoftmaxRows(p, rows, n, mask);
+      this.native.softmaxRows(p, rows, n, mask?.period ?? 0, mask?.offset ?? 0);
+    } else this.fallback.softmaxRows(p, rows, n, mask);
   }
 
   softmaxBackwardRows(p: FloatArray, d: FloatArray, rows: number, n: number, mask: RowMask | null): void {
-    if (this.lib.softmaxBackwardRows && f32(p) && f32(d)) this.lib.softmaxBackwardRows(p, d, rows, n, mask?.period ?? 0, mask?.offset ?? 0);
-    else this.fallback.softmaxBackwardRows(p, d, rows, n, mask);
+    if (this.lib.softmaxBackwardRows && f32(p) && f32(d)) {
+      checkSoftmaxBackwardRows(p, d, rows, n, mask);
+      this.native.softmaxBackwardRows(p, d, rows, n, mask?.period ?? 0, mask?.offset ?? 0);
+    } else this.fallback.softmaxBackwardRows(p, d, rows, n, mask);
   }
 
   copyRows(src: FloatArray, srcOff: number, srcStride: number, dst: FloatArray, dstOff: number, dstStride: number, rows: number, width: number, accumulate: boolean): void {
-    if (this.lib.copyRows && f32(src) && f32(dst)) this.lib.copyRows(src, srcOff, srcStride, dst, dstOff, dstStride, rows, width, accumulate);
-    else this.fallback.copyRows(src, srcOff, srcStride, dst, dstOff, dstStride, rows, width, accumulate);
+    if (this.lib.copyRows && f32(src) && f32(dst)) {
+      checkCopyRows(src, srcOff, srcStride, dst, dstOff, dstStride, rows, width);
+      this.native.copyRows(src, srcOff, srcStride, dst, dstOff, dstStride, rows, width, accumulate);
+    } else this.fallback.copyRows(src, srcOff, srcStride, dst, dstOff, dstStride, rows, width, accumulate);
   }
 
   sumSquares(x: FloatArray, n: number): number {
-    return this.lib.sumSquares && f32(x) ? this.lib.sumSquares(x, n) : this.fallback.sumSquares(x, n);
+    if (!this.lib.sumSquares || !f32(x)) return this.fallback.sumSquares(x, n);
+    checkSumSquares(x, n);
+    return this.native.sumSquares(x, n);
   }
 
   gatherRows(src: FloatArray, srcRows: number, index: Int32Array, weight: FloatArray | null, dst: FloatArray, rows: number, width: number, accumulate: boolean): void {
-    if (this.lib.gatherRows && f32(src) && f32(dst) && (weight === null || f32(weight))) this.lib.gatherRows(src, srcRows, index, weight, dst, rows, width, accumulate);
-    else this.fallback.gatherRows(src, srcRows, index, weight, dst, rows, width, accumulate);
+    if (this.lib.gatherRows && f32(src) && f32(dst) && (weight === null || f32(weight))) {
+      checkGatherRows(src, srcRows, index, weight, dst, rows, width);
+      this.native.gatherRows(src, srcRows, index, weight, dst, rows, width, accumulate);
+    } else this.fallback.gatherRows(src, srcRows, index, weight, dst, rows, width, accumulate);
   }
 
   scatterAddRows(src: FloatArray, index: Int32Array, weight: FloatArray | null, dst: FloatArray, dstRows: number, rows: number, width: number): void {
-    if (this.lib.scatterAddRows && f32(src) && f32(dst) && (weight === null || f32(weight))) this.lib.scatterAddRows(src, index, weight, dst, dstRows, rows, width);
-    else this.fallback.scatterAddRows(src, index, weight, dst, dstRows, rows, width);
+    if (this.lib.scatterAddRows && f32(src) && f32(dst) && (weight === null || f32(weight))) {
+      checkScatterAddRows(src, index, weight, dst, dstRows, rows, width);
+      this.native.scatterAddRows(src, index, weight, dst, dstRows, rows, width);
+    } else this.fallback.scatterAddRows(src, index, weight, dst, dstRows, rows, width);
   }
 
   rowDots(a: FloatArray, aRows: number, index: Int32Array, b: FloatArray, out: FloatArray, rows: number, width: number): void {
-    if (this.lib.rowDots && f32(a) && f32(b) && f32(out)) this.lib.rowDots(a, aRows, index, b, out, rows, width);
-    else this.fallback.rowDots(a, aRows, index, b, out, rows, width);
+    if (this.lib.rowDots && f32(a) && f32(b) && f32(out)) {
+      checkRowDots(a, aRows, index, b, out, rows, width);
+      this.native.rowDots(a, aRows, index, b, out, rows, width);
+    } else this.fallback.rowDots(a, aRows, index, b, out, rows, width);
   }
 
   /**
@@ -194,13 +241,13 @@ export class NativeBackend implements Backend {
   }
 
   dequantize(type: GgmlType, src: Uint8Array, dst: Float32Array): void {
-    if (this.lib.dequantize) this.lib.dequantize(GGML_TYPES[type].id, src, dst, dst.length);
+    if (this.lib.dequantize) this.native.dequantize(GGML_TYPES[type].id, src, dst, dst.length);
     else this.fallback.dequantize(type, src, dst);
   }
 
   packedMatmul(type: GgmlType, w: Uint8Array, rows: number, cols: number, x: Float32Array, xOff: number, m: number, y: Float32Array, yOff: number, ldy: number): boolean {
     if (!this.lib.packedMatmul) return false;
-    this.lib.packedMatmul(GGML_TYPES[type].id, w, rows, cols, x, xOff, m, y, yOff, ldy);
+    this.native.packedMatmul(GGML_TYPES[type].id, w, rows, cols, x, xOff, m, y, yOff, ldy);
     return true;
   }
 }

@@ -1,6 +1,7 @@
-// Argument checks shared by every backend. The WASM kernels trust their pointers completely, so a
-// shape that does not fit its array must be refused here, with a message that names the call.
-import type { AdamWArgs, ExpertBatch, FloatArray, GemmArgs } from './backend.js';
+// Argument checks shared by every backend. The WASM and native kernels trust their pointers
+// completely, so a shape that does not fit its array must be refused here, with a message that names
+// the call.
+import type { AdamWArgs, ExpertBatch, FloatArray, GemmArgs, RowMask } from './backend.js';
 
 function isCount(x: unknown): x is number {
   return typeof x === 'number' && Number.isInteger(x) && x >= 0;
@@ -84,4 +85,117 @@ export function checkExperts(b: ExpertBatch): void {
       }
     });
   });
+}
+
+// Row-wise kernels. Both backends hand these arrays to code that trusts their lengths and indices,
+// so each kernel's arguments are checked here, in one place, with messages that name the kernel.
+
+type Checked = FloatArray | Int32Array | null;
+
+function counts(kernel: string, ...xs: number[]): void {
+  for (const x of xs) if (!isCount(x)) throw new Error(`${kernel}: sizes must be non-negative integers, got ${xs.join(', ')}`);
+}
+
+/** Every array at least its length (a null gradient is skipped). */
+function lengths(kernel: string, arrays: [name: string, x: Checked, n: number][]): void {
+  for (const [name, x, n] of arrays) {
+    if (x !== null && x.length < n) throw new Error(`${kernel}: ${name} has ${x.length} elements, needs ${n}`);
+  }
+}
+
+/** The kernels read rows at these indices: every one must be a row that exists. */
+function indices(kernel: string, index: Int32Array, n: number, limit: number): void {
+  for (let i = 0; i < n; i++) {
+    if (!(index[i] >= 0 && index[i] < limit)) throw new Error(`${kernel}: index ${index[i]} at position ${i} is outside [0, ${limit})`);
+  }
+}
+
+function mask(kernel: string, m: RowMask | null): void {
+  if (m !== null && (!Number.isInteger(m.period) || m.period < 1 || !Number.isInteger(m.offset) || m.offset < 0)) {
+    throw new Error(`${kernel}: mask period must be a positive integer and offset a non-negative one, got ${m.period}, ${m.offset}`);
+  }
+}
+
+export function checkSwiglu(gate: FloatArray, up: FloatArray, out: FloatArray, n: number): void {
+  counts('swiglu', n);
+  lengths('swiglu', [['gate', gate, n], ['up', up, n], ['out', out, n]]);
+}
+
+export function checkSwigluBackward(gate: FloatArray, up: FloatArray, g: FloatArray, gGate: FloatArray | null, gUp: FloatArray | null, n: number): void {
+  counts('swigluBackward', n);
+  lengths('swigluBackward', [['gate', gate, n], ['up', up, n], ['g', g, n], ['gGate', gGate, n], ['gUp', gUp, n]]);
+}
+
+export function checkRmsnorm(x: FloatArray, w: FloatArray, out: FloatArray, rstd: FloatArray, rows: number, dim: number): void {
+  counts('rmsnorm', rows, dim);
+  lengths('rmsnorm', [['x', x, rows * dim], ['w', w, dim], ['out', out, rows * dim], ['rstd', rstd, rows]]);
+}
+
+export function checkRmsnormBackward(
+  x: FloatArray, w: FloatArray, rstd: FloatArray, g: FloatArray, gx: FloatArray | null, gw: FloatArray | null, rows: number, dim: number,
+): void {
+  const k = 'rmsnormBackward';
+  counts(k, rows, dim);
+  lengths(k, [['x', x, rows * dim], ['w', w, dim], ['rstd', rstd, rows], ['g', g, rows * dim], ['gx', gx, rows * dim], ['gw', gw, dim]]);
+}
+
+export function checkLogSumExpRows(x: FloatArray, lse: FloatArray, rows: number, n: number): void {
+  counts('logSumExpRows', rows, n);
+  lengths('logSumExpRows', [['x', x, rows * n], ['lse', lse, rows]]);
+}
+
+export function checkSoftmaxXentBackward(x: FloatArray, lse: FloatArray, target: Int32Array, weight: FloatArray, gx: FloatArray, rows: number, n: number): void {
+  const k = 'softmaxXentBackward';
+  counts(k, rows, n);
+  lengths(k, [['x', x, rows * n], ['lse', lse, rows], ['target', target, rows], ['weight', weight, rows], ['gx', gx, rows * n]]);
+  // The kernels trust the targets as addresses.
+  for (let r = 0; r < rows; r++) {
+    if (weight[r] !== 0 && !(target[r] >= 0 && target[r] < n)) throw new Error(`${k}: target ${target[r]} at row ${r} is outside [0, ${n})`);
+  }
+}
+
+export function checkSoftmaxRows(p: FloatArray, rows: number, n: number, m: RowMask | null): void {
+  counts('softmaxRows', rows, n);
+  lengths('softmaxRows', [['p', p, rows * n]]);
+  mask('softmaxRows', m);
+}
+
+export function checkSoftmaxBackwardRows(p: FloatArray, d: FloatArray, rows: number, n: number, m: RowMask | null): void {
+  counts('softmaxBackwardRows', rows, n);
+  lengths('softmaxBackwardRows', [['p', p, rows * n], ['d', d, rows * n]]);
+  mask('softmaxBackwardRows', m);
+}
+
+export function checkCopyRows(
+  src: FloatArray, srcOff: number, srcStride: number, dst: FloatArray, dstOff: number, dstStride: number, rows: number, width: number,
+): void {
+  counts('copyRows', srcOff, srcStride, dstOff, dstStride, rows, width);
+  if (rows === 0 || width === 0) return;
+  lengths('copyRows', [['src', src, srcOff + (rows - 1) * srcStride + width], ['dst', dst, dstOff + (rows - 1) * dstStride + width]]);
+}
+
+export function checkSumSquares(x: FloatArray, n: number): void {
+  counts('sumSquares', n);
+  lengths('sumSquares', [['x', x, n]]);
+}
+
+export function checkGatherRows(src: FloatArray, srcRows: number, index: Int32Array, weight: FloatArray | null, dst: FloatArray, rows: number, width: number): void {
+  const k = 'gatherRows';
+  counts(k, srcRows, rows, width);
+  lengths(k, [['src', src, srcRows * width], ['index', index, rows], ['weight', weight, rows], ['dst', dst, rows * width]]);
+  indices(k, index, rows, srcRows);
+}
+
+export function checkScatterAddRows(src: FloatArray, index: Int32Array, weight: FloatArray | null, dst: FloatArray, dstRows: number, rows: number, width: number): void {
+  const k = 'scatterAddRows';
+  counts(k, dstRows, rows, width);
+  lengths(k, [['src', src, rows * width], ['index', index, rows], ['weight', weight, rows], ['dst', dst, dstRows * width]]);
+  indices(k, index, rows, dstRows);
+}
+
+export function checkRowDots(a: FloatArray, aRows: number, index: Int32Array, b: FloatArray, out: FloatArray, rows: number, width: number): void {
+  const k = 'rowDots';
+  counts(k, aRows, rows, width);
+  lengths(k, [['a', a, aRows * width], ['index', index, rows], ['b', b, rows * width], ['out', out, rows]]);
+  indices(k, index, rows, aRows);
 }

@@ -16,7 +16,11 @@ import {
   softmaxXentBackwardReference, sumSquaresReference, swigluBackwardReference, swigluReference,
 } from './reference.js';
 import { dequantize, type GgmlType } from './quant/index.js';
-import { checkAdamW, checkExperts, checkGemm } from './validate.js';
+import {
+  checkAdamW, checkCopyRows, checkExperts, checkGatherRows, checkGemm, checkLogSumExpRows, checkRmsnorm, checkRmsnormBackward, checkRowDots,
+  checkScatterAddRows, checkSoftmaxBackwardRows, checkSoftmaxRows, checkSoftmaxXentBackward, checkSumSquares, checkSwiglu,
+  checkSwigluBackward,
+} from './validate.js';
 
 export type SimdVariant = 'relaxed' | 'simd';
 
@@ -153,14 +157,6 @@ function heapF32(x: FloatArray | Int32Array | null): boolean {
   return x === null || ((x instanceof Float32Array || x instanceof Int32Array) && onHeap(x));
 }
 
-function need(kernel: string, name: string, x: FloatArray | Int32Array | null, n: number): void {
-  if (x !== null && x.length < n) throw new Error(`${kernel}: ${name} has ${x.length} elements, needs ${n}`);
-}
-
-function counts(kernel: string, ...xs: number[]): void {
-  for (const x of xs) if (!Number.isInteger(x) || x < 0) throw new Error(`${kernel}: sizes must be non-negative integers, got ${xs.join(', ')}`);
-}
-
 export class WasmBackend implements Backend {
   readonly name = 'wasm';
   readonly threads: number;
@@ -288,30 +284,25 @@ export class WasmBackend implements Backend {
   }
 
   swiglu(gate: FloatArray, up: FloatArray, out: FloatArray, n: number): void {
-    counts('swiglu', n);
-    for (const [name, x] of [['gate', gate], ['up', up], ['out', out]] as const) need('swiglu', name, x, n);
+    checkSwiglu(gate, up, out, n);
     if (!heapF32(gate) || !heapF32(up) || !heapF32(out)) return swigluReference(gate, up, out, n);
     this.rows(OP.swiglu, n, 1, 4, [gate, up, out]);
   }
 
   swigluBackward(gate: FloatArray, up: FloatArray, g: FloatArray, gGate: FloatArray | null, gUp: FloatArray | null, n: number, overwrite: boolean): void {
-    counts('swigluBackward', n);
-    for (const [name, x] of [['gate', gate], ['up', up], ['g', g], ['gGate', gGate], ['gUp', gUp]] as const) need('swigluBackward', name, x, n);
+    checkSwigluBackward(gate, up, g, gGate, gUp, n);
     if (![gate, up, g, gGate, gUp].every(heapF32)) return swigluBackwardReference(gate, up, g, gGate, gUp, n, overwrite);
     this.rows(OP.swigluBackward, n, 2, 4, [gate, up, g, gGate, gUp], [overwrite ? 1 : 0]);
   }
 
   rmsnorm(x: FloatArray, w: FloatArray, out: FloatArray, rstd: FloatArray, rows: number, dim: number, eps: number): void {
-    counts('rmsnorm', rows, dim);
-    for (const [name, a, len] of [['x', x, rows * dim], ['w', w, dim], ['out', out, rows * dim], ['rstd', rstd, rows]] as const) need('rmsnorm', name, a, len);
+    checkRmsnorm(x, w, out, rstd, rows, dim);
     if (![x, w, out, rstd].every(heapF32)) return rmsnormReference(x, w, out, rstd, rows, dim, eps);
     this.rows(OP.rmsnorm, rows, dim, 1, [x, w, out, rstd], [dim], eps);
   }
 
   rmsnormBackward(x: FloatArray, w: FloatArray, rstd: FloatArray, g: FloatArray, gx: FloatArray | null, gw: FloatArray | null, rows: number, dim: number, overwrite: boolean): void {
-    const k = 'rmsnormBackward';
-    counts(k, rows, dim);
-    for (const [name, a, len] of [['x', x, rows * dim], ['w', w, dim], ['rstd', rstd, rows], ['g', g, rows * dim], ['gx', gx, rows * dim], ['gw', gw, dim]] as const) need(k, name, a, len);
+    checkRmsnormBackward(x, w, rstd, g, gx, gw, rows, dim);
     if (![x, w, rstd, g, gx, gw].every(heapF32)) return rmsnormBackwardReference(x, w, rstd, g, gx, gw, rows, dim, overwrite);
     // Rows for the input gradient; bands of columns for the weight's, which sums over all rows.
     if (gx !== null) this.rows(OP.rmsnormBackwardX, rows, 2 * dim, 1, [x, w, rstd, g, gx], [dim, overwrite ? 1 : 0]);
@@ -319,46 +310,32 @@ export class WasmBackend implements Backend {
   }
 
   logSumExpRows(x: FloatArray, lse: FloatArray, rows: number, n: number): void {
-    counts('logSumExpRows', rows, n);
-    need('logSumExpRows', 'x', x, rows * n);
-    need('logSumExpRows', 'lse', lse, rows);
+    checkLogSumExpRows(x, lse, rows, n);
     if (!heapF32(x) || !heapF32(lse)) return logSumExpRowsReference(x, lse, rows, n);
     this.rows(OP.logSumExp, rows, n, 1, [x, lse], [n]);
   }
 
   softmaxXentBackward(x: FloatArray, lse: FloatArray, target: Int32Array, weight: FloatArray, gx: FloatArray, rows: number, n: number): void {
-    const k = 'softmaxXentBackward';
-    counts(k, rows, n);
-    for (const [name, a, len] of [['x', x, rows * n], ['lse', lse, rows], ['target', target, rows], ['weight', weight, rows], ['gx', gx, rows * n]] as const) need(k, name, a, len);
-    // The kernel trusts the targets as addresses: check them here.
-    for (let r = 0; r < rows; r++) {
-      if (weight[r] !== 0 && !(target[r] >= 0 && target[r] < n)) throw new Error(`${k}: target ${target[r]} at row ${r} is outside [0, ${n})`);
-    }
+    checkSoftmaxXentBackward(x, lse, target, weight, gx, rows, n);
     if (![x, lse, target, weight, gx].every(heapF32)) return softmaxXentBackwardReference(x, lse, target, weight, gx, rows, n);
     this.rows(OP.xentBackward, rows, n, 1, [x, lse, target, weight, gx], [n]);
   }
 
   softmaxRows(p: FloatArray, rows: number, n: number, mask: RowMask | null): void {
-    counts('softmaxRows', rows, n);
-    need('softmaxRows', 'p', p, rows * n);
+    checkSoftmaxRows(p, rows, n, mask);
     if (!heapF32(p)) return softmaxRowsReference(p, rows, n, mask);
-    this.rows(OP.softmax, rows, n, 1, [p], maskWords('softmaxRows', n, mask));
+    this.rows(OP.softmax, rows, n, 1, [p], maskWords(n, mask));
   }
 
   softmaxBackwardRows(p: FloatArray, d: FloatArray, rows: number, n: number, mask: RowMask | null): void {
-    counts('softmaxBackwardRows', rows, n);
-    need('softmaxBackwardRows', 'p', p, rows * n);
-    need('softmaxBackwardRows', 'd', d, rows * n);
+    checkSoftmaxBackwardRows(p, d, rows, n, mask);
     if (!heapF32(p) || !heapF32(d)) return softmaxBackwardRowsReference(p, d, rows, n, mask);
-    this.rows(OP.softmaxBackward, rows, n, 1, [p, d], maskWords('softmaxBackwardRows', n, mask));
+    this.rows(OP.softmaxBackward, rows, n, 1, [p, d], maskWords(n, mask));
   }
 
   copyRows(src: FloatArray, srcOff: number, srcStride: number, dst: FloatArray, dstOff: number, dstStride: number, rows: number, width: number, accumulate: boolean): void {
-    const k = 'copyRows';
-    counts(k, srcOff, srcStride, dstOff, dstStride, rows, width);
+    checkCopyRows(src, srcOff, srcStride, dst, dstOff, dstStride, rows, width);
     if (rows === 0 || width === 0) return;
-    need(k, 'src', src, srcOff + (rows - 1) * srcStride + width);
-    need(k, 'dst', dst, dstOff + (rows - 1) * dstStride + width);
     if (!heapF32(src) || !heapF32(dst)) return copyRowsReference(src, srcOff, srcStride, dst, dstOff, dstStride, rows, width, accumulate);
     // Tiny copies cost less in JavaScript than a trip through the job block.
     if (rows * width < 64) return copyRowsReference(src, srcOff, srcStride, dst, dstOff, dstStride, rows, width, accumulate);
@@ -376,8 +353,7 @@ export class WasmBackend implements Backend {
   }
 
   sumSquares(x: FloatArray, n: number): number {
-    counts('sumSquares', n);
-    need('sumSquares', 'x', x, n);
+    checkSumSquares(x, n);
     if (!heapF32(x) || n < 64) return sumSquaresReference(x, n);
     this.rows(OP.sumSquares, n, 1, 1024, [x, this.partials]);
     let ss = 0;
@@ -387,19 +363,13 @@ export class WasmBackend implements Backend {
   }
 
   gatherRows(src: FloatArray, srcRows: number, index: Int32Array, weight: FloatArray | null, dst: FloatArray, rows: number, width: number, accumulate: boolean): void {
-    const k = 'gatherRows';
-    counts(k, srcRows, rows, width);
-    for (const [name, a, len] of [['src', src, srcRows * width], ['index', index, rows], ['weight', weight, rows], ['dst', dst, rows * width]] as const) need(k, name, a, len);
-    checkIndex(k, index, rows, srcRows);
+    checkGatherRows(src, srcRows, index, weight, dst, rows, width);
     if (![src, index, weight, dst].every(heapF32)) return gatherRowsReference(src, srcRows, index, weight, dst, rows, width, accumulate);
     this.rows(OP.gatherRows, rows, width, 1, [src, index, weight, dst], [width, accumulate ? 1 : 0]);
   }
 
   scatterAddRows(src: FloatArray, index: Int32Array, weight: FloatArray | null, dst: FloatArray, dstRows: number, rows: number, width: number): void {
-    const k = 'scatterAddRows';
-    counts(k, dstRows, rows, width);
-    for (const [name, a, len] of [['src', src, rows * width], ['index', index, rows], ['weight', weight, rows], ['dst', dst, dstRows * width]] as const) need(k, name, a, len);
-    checkIndex(k, index, rows, dstRows);
+    checkScatterAddRows(src, index, weight, dst, dstRows, rows, width);
     if (![src, weight, dst].every(heapF32)) return scatterAddRowsReference(src, index, weight, dst, dstRows, rows, width);
     // Group the sources by destination (a counting sort that keeps source order), so that each
     // destination row is summed by one thread, in the same order as the reference.
@@ -425,10 +395,7 @@ export class WasmBackend implements Backend {
   }
 
   rowDots(a: FloatArray, aRows: number, index: Int32Array, b: FloatArray, out: FloatArray, rows: number, width: number): void {
-    const k = 'rowDots';
-    counts(k, aRows, rows, width);
-    for (const [name, x, len] of [['a', a, aRows * width], ['index', index, rows], ['b', b, rows * width], ['out', out, rows]] as const) need(k, name, x, len);
-    checkIndex(k, index, rows, aRows);
+    checkRowDots(a, aRows, index, b, out, rows, width);
     if (![a, index, b, out].every(heapF32)) return rowDotsReference(a, aRows, index, b, out, rows, width);
     this.rows(OP.rowDots, rows, width, 1, [a, index, b, out], [width]);
   }
@@ -551,20 +518,9 @@ export class WasmBackend implements Backend {
   }
 }
 
-/** The kernels read rows at these indices: every one must be a row that exists. */
-function checkIndex(kernel: string, index: Int32Array, n: number, limit: number): void {
-  for (let i = 0; i < n; i++) {
-    if (!(index[i] >= 0 && index[i] < limit)) throw new Error(`${kernel}: index ${index[i]} at position ${i} is outside [0, ${limit})`);
-  }
-}
-
-/** The kernels' (n, period, offset) words for a mask: period 0 means no mask. */
-function maskWords(kernel: string, n: number, mask: RowMask | null): number[] {
-  if (mask === null) return [n, 0, 0];
-  if (!Number.isInteger(mask.period) || mask.period < 1 || !Number.isInteger(mask.offset) || mask.offset < 0) {
-    throw new Error(`${kernel}: mask period must be a positive integer and offset a non-negative one, got ${mask.period}, ${mask.offset}`);
-  }
-  return [n, mask.period, mask.offset];
+/** The kernels' (n, period, offset) words for a (checked) mask: period 0 means no mask. */
+function maskWords(n: number, mask: RowMask | null): number[] {
+  return mask === null ? [n, 0, 0] : [n, mask.period, mask.offset];
 }
 
 export function createWasmBackend(opts: WasmBackendOptions = {}): WasmBackend {
