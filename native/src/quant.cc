@@ -15,7 +15,6 @@
 // step streams the weights from memory once, whatever the batch.
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -34,11 +33,16 @@ namespace quant {
 
 namespace {
 
-const TypeInfo kF32{"F32", 1, 4, 0, 0, false}, kF16{"F16", 1, 2, 0, 0, false}, kBF16{"BF16", 1, 2, 0, 0, false};
-const TypeInfo kQ4_0{"Q4_0", 32, 18, 32, 32, false}, kQ4_1{"Q4_1", 32, 20, 32, 32, false};
-const TypeInfo kQ5_0{"Q5_0", 32, 22, 32, 32, false}, kQ5_1{"Q5_1", 32, 24, 32, 32, false};
-const TypeInfo kQ8_0{"Q8_0", 32, 34, 32, 32, false}, kQ4_K{"Q4_K", 256, 144, 32, 256, true};
-const TypeInfo kQ5_K{"Q5_K", 256, 176, 32, 256, true}, kQ6_K{"Q6_K", 256, 210, 16, 256, false};
+// The tiled kernels pay for unpacking a band of rows once per call and then multiply 3–4× faster
+// per activation row; these row counts are where that wins (measured with the cycle counts of both
+// on this Zen 4/5 machine, one thread, 256 × 1536 weights): 4 for the 32-value types, whose per-row
+// kernel spends a float multiply-add on every 32 values, 8 for Q4_K and Q5_K, 10 for Q6_K (16-value
+// groups: twice the float work in the tiles). Float weights: 32.
+const TypeInfo kF32{"F32", 1, 4, 0, 0, false, 32}, kF16{"F16", 1, 2, 0, 0, false, 32}, kBF16{"BF16", 1, 2, 0, 0, false, 32};
+const TypeInfo kQ4_0{"Q4_0", 32, 18, 32, 32, false, 4}, kQ4_1{"Q4_1", 32, 20, 32, 32, false, 4};
+const TypeInfo kQ5_0{"Q5_0", 32, 22, 32, 32, false, 4}, kQ5_1{"Q5_1", 32, 24, 32, 32, false, 4};
+const TypeInfo kQ8_0{"Q8_0", 32, 34, 32, 32, false, 4}, kQ4_K{"Q4_K", 256, 144, 32, 256, true, 8};
+const TypeInfo kQ5_K{"Q5_K", 256, 176, 32, 256, true, 8}, kQ6_K{"Q6_K", 256, 210, 16, 256, false, 10};
 
 Isa bestIsaHere() {
   const Cpu& c = cpu();
@@ -48,14 +52,6 @@ Isa bestIsaHere() {
 }
 
 Isa current = bestIsaHere();
-
-int tileMinRows() {
-  static const int v = [] {
-    const char* e = std::getenv("NANOSEEK_QUANT_TILE_M");
-    return e ? std::atoi(e) : 8;
-  }();
-  return v;
-}
 
 // ---- Activations: x ≈ d·q per 32 values (see quant.h).
 
@@ -301,6 +297,12 @@ napi_value packedMatmul(const Args& a) {
   const int per = rowsPerTask(rows, static_cast<double>(rows) * cols * m);
   const int tasks = (rows + per - 1) / per;
   if (t.group == 0) {
+    if (isa == Isa::Avx512 && m >= t.tileFrom) {
+      const int bands = (rows + 31) / 32, perBand = std::max(1, (bands + Pool::get().threads() * 4 - 1) / (Pool::get().threads() * 4));
+      const int perRows = perBand * 32;
+      Pool::get().run((rows + perRows - 1) / perRows, [&](int task, int) { k.floatSlabs512(w, rowBytes, task * perRows, std::min(rows, (task + 1) * perRows), cols, xo, m, yo, ldy); });
+      return undefinedValue(a.env);
+    }
     const FloatRowsFn fn = k.floatRows[static_cast<int>(isa)];
     Pool::get().run(tasks, [&](int task, int) { fn(w, rowBytes, task * per, std::min(rows, (task + 1) * per), cols, xo, m, yo, ldy); });
     return undefinedValue(a.env);
@@ -323,7 +325,7 @@ napi_value packedMatmul(const Args& a) {
   act.u = ar.take<float>(static_cast<size_t>(m) * act.nu);
   const int qper = m * cols >= (1 << 16) ? std::max(1, (1 << 15) / cols) : m;
   Pool::get().run((m + qper - 1) / qper, [&](int task, int) { quantizeActs(isa, xo, task * qper, std::min(m, (task + 1) * qper), act); });
-  if (isa == Isa::Avx512 && m >= tileMinRows()) {
+  if (isa == Isa::Avx512 && m >= t.tileFrom) {
     // Whole bands of 32 rows per task.
     const int bands = (rows + 31) / 32, perBand = std::max(1, (bands + Pool::get().threads() * 4 - 1) / (Pool::get().threads() * 4));
     const int perRows = perBand * 32;

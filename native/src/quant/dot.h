@@ -101,18 +101,6 @@ void intRowsPortable(const uint8_t* w, size_t rowBytes, int r0, int r1, const Ac
 
 // ---- AVX-512 with VNNI: one vpdpbusd multiplies 64 levels by 64 activations into 16 lane sums.
 
-/** The 16 lane scales of vector v from the group scales: groups of 32 span 8 lanes, of 16 span 4. */
-template <int G>
-NS_TARGET_AVX512 inline __m512 laneScales512(const float* a, int v) {
-  if constexpr (G == 32) {
-    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_loadu_ps(a + 2 * v)));
-  } else {
-    const __m512i idx = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
-    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(_mm_loadu_ps(a + 4 * v)));
-  }
-}
-
 /** Adds the offsets Σ_g b[g]·u[g] (u = d·Σq per group, zero padded to nu, a multiple of 16) and stores the sums as y[i0 + i, r]. */
 template <int MI>
 NS_TARGET_AVX512 inline void finishRows512(__m512* acc, const RowScales& s, const Act& x, int i0, float* y, size_t ldy, int r) {
@@ -129,7 +117,7 @@ NS_TARGET_AVX512 inline void finishRows512(__m512* acc, const RowScales& s, cons
  * multiplies (by its block scales, then by the weights' group scales).
  */
 template <class T, int MI>
-NS_TARGET_AVX512 void rowBlock512(const uint8_t* row, const RowScales& s, const Act& x, int i0, float* y, size_t ldy, int r) {
+NS_TARGET_AVX512 void rowBlock512(const uint8_t* row, RowScales& s, const Act& x, int i0, float* y, size_t ldy, int r) {
   const int nv = x.k / 64;
   const int half = (x.k % 64) != 0;
   const size_t qs = x.kp, ls = x.kp / 4;
@@ -138,8 +126,13 @@ NS_TARGET_AVX512 void rowBlock512(const uint8_t* row, const RowScales& s, const 
   __m512 acc[MI];
   for (int i = 0; i < MI; i++) acc[i] = _mm512_setzero_ps();
   for (int v = 0; v < nv + half; v++) {
+    // The block scales come from the headers of the blocks at hand: gathered ahead for the whole row
+    // (as the tiles do), they would touch its cache lines out of order, and from memory the row
+    // then streams at half the speed.
+    const __m128 ab = T::blockPair512(row, 2 * v, v < nv);
+    if (i0 == 0) _mm_storeh_pi(reinterpret_cast<__m64*>(s.b + 2 * v), ab);
+    const __m512 al = _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_castps128_ps512(ab));
     const __m512i lv = v < nv ? T::levels512(row, v) : T::levels512Half(row, v);
-    const __m512 al = laneScales512<T::kGroup>(s.a, v);
     for (int i = 0; i < MI; i++) {
       const __m512i xq = _mm512_loadu_si512(q + i * qs + 64 * v);
       const __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lv, xq);
@@ -191,7 +184,7 @@ NS_TARGET_AVX512 void rowsK512(const uint8_t* w, size_t rowBytes, int r0, int r1
   RowScales s(groups, x.nu);
   for (int r = r0; r < r1; r++) {
     const uint8_t* row = w + r * rowBytes;
-    rowGroups<8>(x.m, [&](auto mi, int i0) { rowBlock512K<T, mi>(row, s, x, i0, y, ldy, r); });
+    rowGroups<6>(x.m, [&](auto mi, int i0) { rowBlock512K<T, mi>(row, s, x, i0, y, ldy, r); });
   }
 }
 
@@ -201,11 +194,10 @@ NS_TARGET_AVX512 void intRows512(const uint8_t* w, size_t rowBytes, int r0, int 
     rowsK512<T>(w, rowBytes, r0, r1, x, y, ldy);
   } else {
     const int groups = x.k / T::kGroup;
-    RowScales s(groups, x.nu);
+    RowScales s(groups, x.nu);  // filled by the first group of activation rows
     for (int r = r0; r < r1; r++) {
       const uint8_t* row = w + r * rowBytes;
-      T::scales512(row, x.k, s.a, s.b);
-      rowGroups<8>(x.m, [&](auto mi, int i0) { rowBlock512<T, mi>(row, s, x, i0, y, ldy, r); });
+      rowGroups<6>(x.m, [&](auto mi, int i0) { rowBlock512<T, mi>(row, s, x, i0, y, ldy, r); });
     }
   }
 }
@@ -284,14 +276,17 @@ NS_TARGET_AVX512 void packTile(const uint8_t* w, size_t rowBytes, int r0, int n,
   }
 }
 
-/** Activation rows i0 .. i0 + NX − 1 against a tile: y[i, r0 + rr] for rr < n. */
+/** Activation rows i0 .. i0 + NX − 1 against a tile: y[i, r0 + rr] for rr < n; meanwhile `prefetch` is brought to L2. */
 template <int G, int NX>
-NS_TARGET_AVX512 void tileBlock(const Tile& t, const Act& x, int i0, float* y, size_t ldy, int r0, int n) {
+NS_TARGET_AVX512 void tileBlock(const Tile& t, const Act& x, int i0, float* y, size_t ldy, int r0, int n, const uint8_t* prefetch, size_t prefetchBytes) {
   __m512 acc[NX][2];
   for (int i = 0; i < NX; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
   const int groups = x.k / G;
   const int8_t* q = x.q + static_cast<size_t>(i0) * x.kp;
+  // Lines of `prefetch` to ask for per group, spreading the requests over the whole call.
+  const size_t step = (prefetchBytes / groups + 64) & ~size_t(63);
   for (int g = 0; g < groups; g++) {
+    for (size_t o = g * step; o < std::min(prefetchBytes, (g + 1) * step); o += 64) _mm_prefetch(reinterpret_cast<const char*>(prefetch + o), _MM_HINT_T1);
     __m512i sum[NX][2];
     for (int i = 0; i < NX; i++) sum[i][0] = sum[i][1] = _mm512_setzero_si512();
     for (int kg = 0; kg < G / 4; kg++) {
@@ -341,7 +336,14 @@ NS_TARGET_AVX512 void intTiles512(const uint8_t* w, size_t rowBytes, int r0, int
   for (int r = r0; r < r1; r += kTileRows) {
     const int n = std::min(kTileRows, r1 - r);
     packTile<T>(w, rowBytes, r, n, x.k, x.kp, t);
-    rowGroups<6>(x.m, [&](auto mi, int i0) { tileBlock<G, mi>(t, x, i0, y, ldy, r, n); });
+    // While this band multiplies, the next one comes in from memory, a share per group of activation rows.
+    const uint8_t* next = w + std::min(r + kTileRows, r1) * rowBytes;
+    const size_t nextBytes = std::min(kTileRows, std::max(0, r1 - r - kTileRows)) * rowBytes;
+    const size_t share = (nextBytes / ((x.m + 5) / 6) + 63) & ~size_t(63);
+    rowGroups<6>(x.m, [&](auto mi, int i0) {
+      const size_t from = std::min(nextBytes, (i0 / 6) * share);
+      tileBlock<G, mi>(t, x, i0, y, ldy, r, n, next + from, std::min(nextBytes - from, share));
+    });
   }
 }
 

@@ -171,6 +171,21 @@ struct Legacy : B {
     return _mm512_and_si512(z, _mm512_set1_epi8(15));
   }
 
+  /**
+   * Blocks blk and (when `both`) blk + 1 as floats [a0, a1, b0, b1], from their headers (the first 4
+   * bytes: d, and the _1 types' min), read in the order the row streams in.
+   */
+  NS_TARGET_AVX512 static __m128 blockPair512(const uint8_t* row, int blk, bool both) {
+    const uint8_t* p = row + blk * kBytes;
+    const __m128 h = _mm_cvtph_ps(_mm_set_epi32(0, 0, both ? static_cast<int>(load32(p + kBytes)) : 0, static_cast<int>(load32(p))));  // [d0, m0, d1, m1]
+    if constexpr (B::kQs == 4 || B::kQs == 8) {
+      return _mm_shuffle_ps(h, h, _MM_SHUFFLE(3, 1, 2, 0));
+    } else {
+      const __m128 d = _mm_shuffle_ps(h, h, _MM_SHUFFLE(2, 0, 2, 0));  // [d0, d1, d0, d1]
+      return _mm_blend_ps(d, _mm_mul_ps(d, _mm_set1_ps(kOffset)), 0xc);
+    }
+  }
+
   /** All block scales of a row at once: one gather of the blocks' first 4 bytes per 16 blocks. */
   NS_TARGET_AVX512 static void scales512(const uint8_t* row, int k, float* a, float* b) {
     const int nb = k / 32;

@@ -24,6 +24,7 @@ struct TypeInfo {
   int group;  // values per scale group in the integer dot (0: a float type)
   int ablock;  // values per activation scale (Act::ablock)
   bool swap;   // the kernels take the values of every 128 in the order of quarters 0, 2, 1, 3 (Q4_K, Q5_K)
+  int tileFrom;  // activation rows from which the tiled AVX-512 kernel beats the per-row one (measured)
 };
 
 /** The type with ggml id `id`, or nullptr where nanoseek does not read it. */
@@ -75,6 +76,7 @@ struct Kernels {
   IntRowsFn intRows[3] = {nullptr, nullptr, nullptr};      // by Isa
   FloatRowsFn floatRows[3] = {nullptr, nullptr, nullptr};  // by Isa
   IntRowsFn intTiles512 = nullptr;  // AVX-512 VNNI, many activation rows: bands of 32 weight rows unpacked once
+  FloatRowsFn floatSlabs512 = nullptr;  // AVX-512, many activation rows: slabs of weights widened once
 };
 
 /** The kernels of type `id` (every field set for every supported type, int or float as it computes). */
