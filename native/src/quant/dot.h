@@ -1,21 +1,28 @@
 // The integer products of quantized weight rows with quantized activations, written once for every
 // type: a type's traits (legacy.cc, kquants.cc) say how its bytes become levels and scales, these
-// templates do the rest, per instruction set.
+// templates do the rest, per instruction set. Three AVX-512 kernels: per weight row for few
+// activation rows (rowBlock512 for the 32-value types, rowBlock512K for the K-quants, whose integer
+// sub-block scales apply before any float work), and tiles of 32 rows for many (tileBlock).
 //
 // A type's traits T provide:
 //   kBlock, kBytes, kGroup          block size and bytes; values per scale group (32, or 16 for Q6_K)
+//   kSwap                           the levels of every 128 values come as quarters 0, 2, 1, 3 (Q4_K,
+//                                   Q5_K: one 64-byte load then holds two vectors' nibbles); the
+//                                   activations are stored in the same order (Act::swap)
 //   scales(row, k, a, b)            per group g < k/kGroup: w = a[g]·q + b[g] for the group's levels q
-//   levels(row, g, q)               the kGroup levels (0..255) of group g, in value order
-//   levels512(row, v)               AVX-512: the levels of values 64v .. 64v+63, in value order
-//   levels512Half(row, v)           the same where only values 64v .. 64v+31 exist (k ≡ 32 mod 64)
-//   scales512(row, k, a, b)         AVX-512 and AVX2 variants of scales, with the same results
-//   scales256(row, k, a, b)
-//   levels256(row, h)               AVX2: values 32h .. 32h+31, as unsigned levels, or (kSigned256)
+//   levels(row, g, q)               the kGroup levels (0..255) of group g, in position order
+//   levels512(row, v)               AVX-512: the levels of positions 64v .. 64v+63
+//   levels512Half(row, v)           the same where only positions 64v .. 64v+31 exist (k ≡ 32 mod 64)
+//   scales512, scales256            AVX-512 and AVX2 variants of scales, with the same results
+//   blockPair512(row, blk, both)    32-value types: [a, a', b, b'] of blocks blk and blk + 1
+//   header512(row, sb, …)           K-quants: super-block sb's integer scales in vpdpwssd lane order,
+//                                   its offsets b, and its d
+//   levels256(row, h)               AVX2: positions 32h .. 32h+31, as unsigned levels, or (kSigned256)
 //                                   as the signed weight levels w/a with b = 0 (Q8_0, whose unsigned
 //                                   levels overflow pmaddubsw's 16-bit pair sums)
-// Levels come out in value order, so the activations need no reordering: in a 64-value vector,
-// 4-byte lanes 0-7 hold group 2v and lanes 8-15 group 2v+1 (or lanes 4j..4j+3 group 4v+j when
-// kGroup = 16), which is what lets one vector of per-lane scales weigh a whole vector of sums.
+// In a 64-value vector of levels, 4-byte lanes 0-7 hold group 2v and lanes 8-15 group 2v+1 (or
+// lanes 4j..4j+3 group 4v+j when kGroup = 16), which is what lets one vector of per-lane scales
+// weigh a whole vector of sums.
 #pragma once
 #include <algorithm>
 #include <type_traits>
