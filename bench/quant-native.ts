@@ -27,9 +27,9 @@ export interface QuantBenchOptions {
   ms?: readonly number[];
   threads?: readonly number[];
   peer?: boolean;
-  /** Alternating rounds of ours and the peer. */
+  /** Alternating rounds of ours and the peer (default 3). */
   rounds?: number;
-  /** Seconds each side runs per round (at least 2 runs). */
+  /** Seconds each side runs per round (at least one run; default 0.05). */
   seconds?: number;
   /** Bytes of weight copies cycled through. */
   workingSet?: number;
@@ -153,7 +153,7 @@ export async function benchQuantNative(opts: QuantBenchOptions = {}): Promise<Qu
   const shapes = opts.shapes ?? QUANT_SHAPES;
   const ms = opts.ms ?? [1, 8, 32, 512];
   const threads = opts.threads ?? [...new Set([1, os.availableParallelism()])];
-  const rounds = opts.rounds ?? 5;
+  const rounds = opts.rounds ?? 3;
   const seconds = opts.seconds ?? 0.05;
   const workingSet = opts.workingSet ?? 256 << 20;
   const why = opts.peer === false ? 'not asked for' : GgmlPeer.unavailable();
@@ -203,11 +203,14 @@ export async function benchQuantNative(opts: QuantBenchOptions = {}): Promise<Qu
               return (performance.now() - t0) / 1000;
             };
             const first = Math.min(once(), once());
-            const reps = Math.max(2, Math.min(1000, Math.round(seconds / Math.max(first, 1e-6))));
+            const reps = Math.max(1, Math.min(1000, Math.round(seconds / Math.max(first, 1e-6))));
             const ours: number[] = [];
             const theirs: number[] = [];
             let diff: number | undefined;
             for (let r = 0; r < rounds; r++) {
+              // ggml's worker threads keep polling for work about 50 ms after a job (1024·128·poll
+              // rounds, poll 50): let them fall asleep so they do not take a core from our run.
+              if (peer && t > 1) await new Promise((done) => setTimeout(done, 150));
               for (let i = 0; i < reps; i++) ours.push(once());
               if (peer) {
                 const ypath = join(peer.dir, 'y.bin');

@@ -38,11 +38,11 @@ namespace {
 // on this Zen 4/5 machine, one thread, 256 × 1536 weights): 4 for the 32-value types, whose per-row
 // kernel spends a float multiply-add on every 32 values, 8 for Q4_K and Q5_K, 10 for Q6_K (16-value
 // groups: twice the float work in the tiles). Float weights: 32.
-const TypeInfo kF32{"F32", 1, 4, 0, 0, false, 32}, kF16{"F16", 1, 2, 0, 0, false, 32}, kBF16{"BF16", 1, 2, 0, 0, false, 32};
-const TypeInfo kQ4_0{"Q4_0", 32, 18, 32, 32, false, 4}, kQ4_1{"Q4_1", 32, 20, 32, 32, false, 4};
-const TypeInfo kQ5_0{"Q5_0", 32, 22, 32, 32, false, 4}, kQ5_1{"Q5_1", 32, 24, 32, 32, false, 4};
-const TypeInfo kQ8_0{"Q8_0", 32, 34, 32, 32, false, 4}, kQ4_K{"Q4_K", 256, 144, 32, 256, true, 8};
-const TypeInfo kQ5_K{"Q5_K", 256, 176, 32, 256, true, 8}, kQ6_K{"Q6_K", 256, 210, 16, 256, false, 10};
+const TypeInfo kF32{"F32", 1, 4, 0, 0, false, 32, 0}, kF16{"F16", 1, 2, 0, 0, false, 32, 0}, kBF16{"BF16", 1, 2, 0, 0, false, 32, 0};
+const TypeInfo kQ4_0{"Q4_0", 32, 18, 32, 32, false, 4, -8}, kQ4_1{"Q4_1", 32, 20, 32, 32, false, 4, 0};
+const TypeInfo kQ5_0{"Q5_0", 32, 22, 32, 32, false, 4, -16}, kQ5_1{"Q5_1", 32, 24, 32, 32, false, 4, 0};
+const TypeInfo kQ8_0{"Q8_0", 32, 34, 32, 32, false, 4, -128}, kQ4_K{"Q4_K", 256, 144, 32, 256, true, 8, 0};
+const TypeInfo kQ5_K{"Q5_K", 256, 176, 32, 256, true, 8, 0}, kQ6_K{"Q6_K", 256, 210, 16, 256, false, 10, 0};
 
 Isa bestIsaHere() {
   const Cpu& c = cpu();
@@ -76,7 +76,7 @@ void quantizeRowPortable(const float* x, int k, int ab, int G, int8_t* q, float*
 }
 
 #if NS_X86
-NS_TARGET_AVX512 void quantizeRow512(const float* x, int k, int ab, int G, int8_t* q, float* d, float* lanes, float* u) {
+NS_TARGET_AVX512 void quantizeRow512(const float* x, int k, int ab, int G, int8_t* q, float* d, float* lanes, float* u, int offset, int32_t* init) {
   const __m512 sign = _mm512_set1_ps(-0.0f);
   for (int b = 0; b < k / ab; b++) {
     const float* xb = x + ab * b;
@@ -92,7 +92,9 @@ NS_TARGET_AVX512 void quantizeRow512(const float* x, int k, int ab, int G, int8_
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + ab * b + j + 16), _mm512_cvtsepi32_epi8(q1));
       float* ub = u + (ab * b + j) / G;
       if (G == 32) {
-        ub[0] = scale * static_cast<float>(_mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1)));
+        const int sum = _mm512_reduce_add_epi32(_mm512_add_epi32(q0, q1));
+        ub[0] = scale * static_cast<float>(sum);
+        if (init) _mm256_storeu_si256(reinterpret_cast<__m256i*>(init + (ab * b + j) / 4), _mm256_setr_epi32(offset * sum, 0, 0, 0, 0, 0, 0, 0));
       } else {
         ub[0] = scale * static_cast<float>(_mm512_reduce_add_epi32(q0));
         ub[1] = scale * static_cast<float>(_mm512_reduce_add_epi32(q1));
@@ -194,8 +196,9 @@ void quantizeActs(Isa isa, const float* x, int i0, int i1, Act& a) {
     float* lanes = a.lanes ? a.lanes + static_cast<size_t>(i) * (a.kp / 4) : nullptr;
     float* u = a.u + static_cast<size_t>(i) * a.nu;
 #if NS_X86
+    int32_t* init = a.init ? a.init + static_cast<size_t>(i) * (a.kp / 4) : nullptr;
     if (isa == Isa::Avx512) {
-      quantizeRow512(xi, a.k, a.ablock, a.group, q, d, lanes, u);
+      quantizeRow512(xi, a.k, a.ablock, a.group, q, d, lanes, u, a.levelOffset, init);
     } else {
       quantizeRowPortable(xi, a.k, a.ablock, a.group, q, d, lanes, u);
     }
@@ -208,6 +211,9 @@ void quantizeActs(Isa isa, const float* x, int i0, int i1, Act& a) {
     std::fill(d + a.k / a.ablock, d + a.ds, 0.0f);
     if (lanes) std::fill(lanes + a.k / 4, lanes + a.kp / 4, 0.0f);
     std::fill(u + a.k / a.group, u + a.nu, 0.0f);
+#if NS_X86
+    if (init) std::fill(init + a.k / 4, init + a.kp / 4, 0);
+#endif
   }
 }
 
@@ -316,13 +322,15 @@ napi_value packedMatmul(const Args& a) {
   act.ds = act.kp / t.ablock;
   act.group = t.group;
   act.nu = ((act.kp / t.group) + 15) & ~15;
-  const bool lanes = t.ablock == 32;
+  const bool lanes = t.ablock == 32, init = isa == Isa::Avx512 && t.levelOffset != 0;
+  act.levelOffset = t.levelOffset;
   Arena& ar = arena();
-  ar.reset(static_cast<size_t>(m) * (act.kp + 4 * act.ds + (lanes ? act.kp : 0) + 4 * act.nu) + 4 * 64);
+  ar.reset(static_cast<size_t>(m) * (act.kp + 4 * act.ds + (lanes ? act.kp : 0) + (init ? act.kp : 0) + 4 * act.nu) + 5 * 64);
   act.q = ar.take<int8_t>(static_cast<size_t>(m) * act.kp);
   act.d = ar.take<float>(static_cast<size_t>(m) * act.ds);
   act.lanes = lanes ? ar.take<float>(static_cast<size_t>(m) * act.kp / 4) : nullptr;
   act.u = ar.take<float>(static_cast<size_t>(m) * act.nu);
+  act.init = init ? ar.take<int32_t>(static_cast<size_t>(m) * act.kp / 4) : nullptr;
   const int qper = m * cols >= (1 << 16) ? std::max(1, (1 << 15) / cols) : m;
   Pool::get().run((m + qper - 1) / qper, [&](int task, int) { quantizeActs(isa, xo, task * qper, std::min(m, (task + 1) * qper), act); });
   if (isa == Isa::Avx512 && m >= t.tileFrom) {

@@ -13,9 +13,12 @@
 //   levels(row, g, q)               the kGroup levels (0..255) of group g, in position order
 //   levels512(row, v)               AVX-512: the levels of positions 64v .. 64v+63
 //   levels512Half(row, v)           the same where only positions 64v .. 64v+31 exist (k ≡ 32 mod 64)
+//   pairLevels512(p, both)          the same from the address of its first block (32-value types) or
+//   sbLevels512(p, vv)              of its super-block (K-quants), so the kernels' loops keep a pointer
 //   scales512, scales256            AVX-512 and AVX2 variants of scales, with the same results
-//   blockPair512(row, blk, both)    32-value types: [a, a', b, b'] of blocks blk and blk + 1
-//   header512(row, sb, …)           K-quants: super-block sb's integer scales in vpdpwssd lane order,
+//   kOffset, blockScales512(p, …)   32-value types with b = kOffset·a: lane scales of blocks p, p + 1
+//   blockPair512(p, both, b)        the others (kOffset = 0): the same, and the two offsets b to b
+//   header512(p, …)                 K-quants: the super-block's integer scales in vpdpwssd lane order,
 //                                   its offsets b, and its d
 //   levels256(row, h)               AVX2: positions 32h .. 32h+31, as unsigned levels, or (kSigned256)
 //                                   as the signed weight levels w/a with b = 0 (Q8_0, whose unsigned
@@ -136,18 +139,28 @@ NS_TARGET_AVX512 void rowBlock512(const uint8_t* row, RowScales& s, const Act& x
     // The block scales come from the headers of the blocks at hand: gathered ahead for the whole row
     // (as the tiles do), they would touch its cache lines out of order, and from memory the row
     // then streams at half the speed.
-    const __m128 ab = T::blockPair512(row, 2 * v, v < nv);
-    if (i0 == 0) _mm_storeh_pi(reinterpret_cast<__m64*>(s.b + 2 * v), ab);
-    const __m512 al = _mm512_permutexvar_ps(_mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_castps128_ps512(ab));
-    const __m512i lv = v < nv ? T::levels512(row, v) : T::levels512Half(row, v);
+    const uint8_t* p = row + 2 * v * T::kBytes;
+    __m512 al;
+    if constexpr (T::kOffset != 0) {
+      al = T::blockScales512(p, v < nv);
+    } else {
+      al = T::blockPair512(p, v < nv, s.b + 2 * v);  // (the offsets rewritten alike by later groups of rows)
+    }
+    const __m512i lv = T::pairLevels512(p, v < nv);
     for (int i = 0; i < MI; i++) {
       const __m512i xq = _mm512_loadu_si512(q + i * qs + 64 * v);
-      const __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lv, xq);
+      // A constant level offset enters the integer sum through its starting value (Act::init).
+      const __m512i start = T::kOffset != 0 ? _mm512_loadu_si512(x.init + (i0 + i) * ls + 16 * v) : _mm512_setzero_si512();
+      const __m512i sum = _mm512_dpbusd_epi32(start, lv, xq);
       const __m512 t = _mm512_mul_ps(_mm512_cvtepi32_ps(sum), _mm512_loadu_ps(lanes + i * ls + 16 * v));
       acc[i] = _mm512_fmadd_ps(t, al, acc[i]);
     }
   }
-  finishRows512<MI>(acc, s, x, i0, y, ldy, r);
+  if constexpr (T::kOffset != 0) {
+    for (int i = 0; i < MI; i++) y[static_cast<size_t>(i0 + i) * ldy + r] = _mm512_reduce_add_ps(acc[i]);
+  } else {
+    finishRows512<MI>(acc, s, x, i0, y, ldy, r);
+  }
 }
 
 /**
@@ -166,10 +179,11 @@ NS_TARGET_AVX512 void rowBlock512K(const uint8_t* row, const RowScales& s, const
   __m512 acc[MI];
   for (int i = 0; i < MI; i++) acc[i] = _mm512_setzero_ps();
   for (int sb = 0; sb < nsb; sb++) {
+    const uint8_t* p = row + sb * T::kBytes;
     __m512i lv[4];
-    for (int v = 0; v < 4; v++) lv[v] = T::levels512(row, 4 * sb + v);
+    for (int v = 0; v < 4; v++) lv[v] = T::sbLevels512(p, v);
     __m512i s01, s23;
-    const __m512 dw = _mm512_set1_ps(T::header512(row, sb, &s01, &s23, s.b + sb * (256 / T::kGroup)));
+    const __m512 dw = _mm512_set1_ps(T::header512(p, &s01, &s23, s.b + sb * (256 / T::kGroup)));
     for (int i = 0; i < MI; i++) {
       const int8_t* xq = q + i * qs + 256 * sb;
       const __m512i z = _mm512_setzero_si512();

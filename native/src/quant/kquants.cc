@@ -123,13 +123,12 @@ struct KMin {
   }
 
   /**
-   * What the K kernel (dot.h, rowBlock512K) needs of super-block sb: the sub-block scales as 16-bit
+   * What the K kernel (dot.h, rowBlock512K) needs of the super-block at p: the sub-block scales as 16-bit
    * lanes in the order of packs(p0, p1) and packs(p2, p3), p_v the lane sums of the levels of vector
    * v, and d; the offsets −dmin·m of its 8 position groups go to b. 128-bit lane L of packs(p0, p1)
    * holds lanes 4L .. 4L + 3 of p0 (sub-block 0 for L < 2, else 2) then those of p1 (1, else 3).
    */
-  NS_TARGET_AVX512 static float header512(const uint8_t* row, int sb, __m512i* s01, __m512i* s23, float* b) {
-    const uint8_t* p = row + sb * Bytes;
+  NS_TARGET_AVX512 static float header512(const uint8_t* p, __m512i* s01, __m512i* s23, float* b) {
     uint64_t sc, mn;
     unpackHeader(p, &sc, &mn);
     const __m512i w = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_cvtsi64_si128(static_cast<long long>(sc))));
@@ -144,10 +143,9 @@ struct KMin {
     return _mm_cvtss_f32(dd);
   }
 
-  /** Levels of vector v = 4·sb + 2c + h: the nibbles h of chunks 2c and 2c + 1 (sub-blocks 4c + h, 4c + 2 + h). */
-  NS_TARGET_AVX512 static __m512i levels512(const uint8_t* row, int v) {
-    const uint8_t* p = row + (v / 4) * Bytes;
-    const int c = (v % 4) / 2, h = v & 1;
+  /** Levels of vector vv = 2c + h of the super-block at p: the nibbles h of chunks 2c and 2c + 1 (sub-blocks 4c + h, 4c + 2 + h). */
+  NS_TARGET_AVX512 static __m512i sbLevels512(const uint8_t* p, int vv) {
+    const int c = vv / 2, h = vv & 1;
     __m512i z = _mm512_loadu_si512(p + Qs + 64 * c);
     if (h) z = _mm512_srli_epi16(z, 4);
     z = _mm512_and_si512(z, _mm512_set1_epi8(15));
@@ -159,6 +157,7 @@ struct KMin {
     }
     return z;
   }
+  NS_TARGET_AVX512 static __m512i levels512(const uint8_t* row, int v) { return sbLevels512(row + (v / 4) * Bytes, v % 4); }
   NS_TARGET_AVX512 static __m512i levels512Half(const uint8_t* row, int v) { return levels512(row, v); }
 
   /** Position group h % 8 of super-block h / 8 (AVX2). */
@@ -245,13 +244,12 @@ struct Q6_KT {
   }
 
   /**
-   * Quarter v % 4 of super-block v / 4: half h = (v % 4) / 2 holds values 128h .. 128h + 127; its
+   * Quarter vv of the super-block at p: half h = vv / 2 holds values 128h .. 128h + 127; its
    * 64 low-nibble bytes give the first 64 of them (value order), their high nibbles the last 64,
    * and each value's 2 high bits sit in byte l of qh at bit 2k, k = (value % 128) / 32.
    */
-  NS_TARGET_AVX512 static __m512i levels512(const uint8_t* row, int v) {
-    const uint8_t* p = row + (v / 4) * kBytes;
-    const int h = (v % 4) / 2, upper = v & 1;
+  NS_TARGET_AVX512 static __m512i sbLevels512(const uint8_t* p, int vv) {
+    const int h = vv / 2, upper = vv & 1;
     __m512i ql = _mm512_loadu_si512(p + kQl + 64 * h);
     if (upper) ql = _mm512_srli_epi16(ql, 4);
     const __m512i qh = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kQh + 32 * h)));
@@ -261,15 +259,15 @@ struct Q6_KT {
     // (ql & 15) | (high & 0x30)
     return _mm512_ternarylogic_epi32(_mm512_and_si512(ql, _mm512_set1_epi8(15)), high, _mm512_set1_epi8(0x30), 0xf8);
   }
+  NS_TARGET_AVX512 static __m512i levels512(const uint8_t* row, int v) { return sbLevels512(row + (v / 4) * kBytes, v % 4); }
   NS_TARGET_AVX512 static __m512i levels512Half(const uint8_t* row, int v) { return levels512(row, v); }
 
   /**
-   * What the K kernel needs of super-block sb (see KMin::header512): the 16 group scales as 16-bit
+   * What the K kernel needs of the super-block at p (see KMin::header512): the 16 group scales as 16-bit
    * lanes in the order of packs(p0, p1) (groups L, 4 + L in 128-bit lane L) and packs(p2, p3), and
    * d; the offsets −32·d·sc go to b.
    */
-  NS_TARGET_AVX512 static float header512(const uint8_t* row, int sb, __m512i* s01, __m512i* s23, float* b) {
-    const uint8_t* p = row + sb * kBytes;
+  NS_TARGET_AVX512 static float header512(const uint8_t* p, __m512i* s01, __m512i* s23, float* b) {
     const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kSc));
     const __m512i w = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(sc));
     *s01 = _mm512_permutexvar_epi16(_mm512_set_epi64(0x0007000700070007, 0x0003000300030003, 0x0006000600060006, 0x0002000200020002,

@@ -118,72 +118,64 @@ template <class B>
 struct Legacy : B {
   using B::kBytes;
   static constexpr bool kSwap = false;
-  /** b / a where the offset is a fixed number of levels (not for the _1 types, whose b is the stored min). */
-  static constexpr float kOffset = B::kBytes == 18 ? -8.0f : B::kBytes == 22 ? -16.0f : -128.0f;
+  /** b / a where the offset is a fixed number of levels; 0 for the _1 types, whose b is the stored min. */
+  static constexpr int kOffset = B::kQs == 4 || B::kQs == 8 ? 0 : B::kBytes == 18 ? -8 : B::kBytes == 22 ? -16 : -128;
   static void scales(const uint8_t* row, int k, float* a, float* b) {
     for (int g = 0; g < k / 32; g++) B::blockScales(row + g * kBytes, a + g, b + g);
   }
   static void levels(const uint8_t* row, int g, uint8_t* q) { B::blockLevels(row + g * kBytes, q); }
 
 #if NS_X86
-  /** The fifth bits of blocks blk and blk + 1 as a byte mask over value order. */
-  NS_TARGET_AVX512 static __mmask64 fifthBits(const uint8_t* row, int blk, bool both) {
-    const uint64_t lo = load32(row + blk * kBytes + B::kQh);
-    const uint64_t hi = both ? load32(row + (blk + 1) * kBytes + B::kQh) : 0;
-    return lo | (hi << 32);
-  }
-
-  NS_TARGET_AVX512 static __m512i levels512(const uint8_t* row, int v) {
+  /**
+   * The levels of the block at p (bytes 0..31 of the result) and, when `both`, of the next one (bytes
+   * 32..63; else whatever the first block's bytes give, which the zero activations padding the row
+   * cancel).
+   */
+  NS_TARGET_AVX512 static __m512i pairLevels512(const uint8_t* p, bool both) {
     if constexpr (B::kBytes == 34) {
-      const uint8_t* p = row + 2 * v * kBytes + B::kQs;
-      __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-      __m256i hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kBytes));
-      return _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), _mm512_set1_epi8(char(0x80)));
+      const __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + B::kQs));
+      const __m512i z = both ? _mm512_inserti64x4(_mm512_castsi256_si512(lo), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kBytes + B::kQs)), 1)
+                             : _mm512_zextsi256_si512(lo);
+      return _mm512_xor_si512(z, _mm512_set1_epi8(char(0x80)));
     } else {
-      __m512i z = nibbles2(row, 2 * v, true);
-      if constexpr (B::kQs >= 6) z = _mm512_mask_add_epi8(z, fifthBits(row, 2 * v, true), z, _mm512_set1_epi8(16));
+      // 128-bit lanes [qs0, qs0, qs1, qs1], then lanes 1 and 3 shifted down a nibble.
+      __m512i z = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + B::kQs)));
+      if (both) z = _mm512_mask_broadcast_i32x4(z, 0xff00, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kBytes + B::kQs)));
+      z = _mm512_and_si512(_mm512_mask_srli_epi16(z, 0xff00ff00u, z, 4), _mm512_set1_epi8(15));
+      if constexpr (B::kQs >= 6) {
+        // The fifth bits, bit j of each block's u32 for its value j, as a byte mask in value order.
+        const uint64_t fifth = load32(p + B::kQh) | (both ? static_cast<uint64_t>(load32(p + kBytes + B::kQh)) << 32 : 0);
+        z = _mm512_mask_add_epi8(z, fifth, z, _mm512_set1_epi8(16));
+      }
       return z;
     }
   }
 
-  NS_TARGET_AVX512 static __m512i levels512Half(const uint8_t* row, int v) {
-    if constexpr (B::kBytes == 34) {
-      const uint8_t* p = row + 2 * v * kBytes + B::kQs;
-      __m256i lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
-      return _mm512_xor_si512(_mm512_zextsi256_si512(lo), _mm512_set1_epi8(char(0x80)));
-    } else {
-      __m512i z = nibbles2(row, 2 * v, false);
-      if constexpr (B::kQs >= 6) z = _mm512_mask_add_epi8(z, fifthBits(row, 2 * v, false), z, _mm512_set1_epi8(16));
-      return z;
-    }
-  }
+  NS_TARGET_AVX512 static __m512i levels512(const uint8_t* row, int v) { return pairLevels512(row + 2 * v * kBytes, true); }
+  NS_TARGET_AVX512 static __m512i levels512Half(const uint8_t* row, int v) { return pairLevels512(row + 2 * v * kBytes, false); }
 
   /**
-   * Nibble levels of block blk (bytes 0..31 of the result) and, when `both`, block blk + 1 (bytes
-   * 32..63; else a copy of block blk, which the zero activations padding the row cancel).
+   * The two blocks' headers as 16-bit words: the d of the block at p in word 0, its min (the _1
+   * types) in word 1, those of the next block in words kBytes/2 and kBytes/2 + 1 (block sizes are
+   * even). A masked load, so nothing past the headers is touched: no read beyond the row's end.
    */
-  NS_TARGET_AVX512 static __m512i nibbles2(const uint8_t* row, int blk, bool both) {
-    const uint8_t* p = row + blk * kBytes + B::kQs;
-    // 128-bit lanes [qs0, qs0, qs1, qs1], then lanes 1 and 3 shifted down a nibble.
-    __m512i z = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    if (both) z = _mm512_mask_broadcast_i32x4(z, 0xff00, _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kBytes)));
-    z = _mm512_mask_srli_epi16(z, 0xff00ff00u, z, 4);
-    return _mm512_and_si512(z, _mm512_set1_epi8(15));
+  NS_TARGET_AVX512 static __m512i headers512(const uint8_t* p, bool both) {
+    constexpr uint32_t first = 3u, second = 3u << (kBytes / 2);
+    return _mm512_maskz_loadu_epi16(both ? first | second : first, p);
   }
 
-  /**
-   * Blocks blk and (when `both`) blk + 1 as floats [a0, a1, b0, b1], from their headers (the first 4
-   * bytes: d, and the _1 types' min), read in the order the row streams in.
-   */
-  NS_TARGET_AVX512 static __m128 blockPair512(const uint8_t* row, int blk, bool both) {
-    const uint8_t* p = row + blk * kBytes;
+  /** The lane scales of the block at p (lanes 0-7) and the next (8-15; 0 unless `both`): their d. */
+  NS_TARGET_AVX512 static __m512 blockScales512(const uint8_t* p, bool both) {
+    constexpr short d1 = kBytes / 2;
+    const __m256i idx = _mm256_set_epi16(d1, d1, d1, d1, d1, d1, d1, d1, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(_mm512_castsi256_si512(idx), headers512(p, both))));
+  }
+
+  /** The _1 types: the lane scales as blockScales512, and the mins [m0, m1] (float) to b. */
+  NS_TARGET_AVX512 static __m512 blockPair512(const uint8_t* p, bool both, float* b) {
     const __m128 h = _mm_cvtph_ps(_mm_set_epi32(0, 0, both ? static_cast<int>(load32(p + kBytes)) : 0, static_cast<int>(load32(p))));  // [d0, m0, d1, m1]
-    if constexpr (B::kQs == 4 || B::kQs == 8) {
-      return _mm_shuffle_ps(h, h, _MM_SHUFFLE(3, 1, 2, 0));
-    } else {
-      const __m128 d = _mm_shuffle_ps(h, h, _MM_SHUFFLE(2, 0, 2, 0));  // [d0, d1, d0, d1]
-      return _mm_blend_ps(d, _mm_mul_ps(d, _mm_set1_ps(kOffset)), 0xc);
-    }
+    _mm_storel_pi(reinterpret_cast<__m64*>(b), _mm_shuffle_ps(h, h, _MM_SHUFFLE(3, 1, 3, 1)));
+    return _mm512_permutexvar_ps(_mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0), _mm512_castps128_ps512(h));
   }
 
   /** All block scales of a row at once: one gather of the blocks' first 4 bytes per 16 blocks. */
@@ -198,7 +190,7 @@ struct Legacy : B {
       if constexpr (B::kQs == 4 || B::kQs == 8) {
         off = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(head, 16)));  // the min m
       } else {
-        off = _mm512_mul_ps(d, _mm512_set1_ps(kOffset));
+        off = _mm512_mul_ps(d, _mm512_set1_ps(static_cast<float>(kOffset)));
       }
       _mm512_mask_storeu_ps(a + g, live, d);
       _mm512_mask_storeu_ps(b + g, live, off);
@@ -219,7 +211,7 @@ struct Legacy : B {
       if constexpr (B::kQs == 4 || B::kQs == 8) {
         off = _mm256_cvtph_ps(_mm256_extracti128_si256(head, 1));
       } else {
-        off = _mm256_mul_ps(d, _mm256_set1_ps(kOffset));
+        off = _mm256_mul_ps(d, _mm256_set1_ps(static_cast<float>(kOffset)));
       }
       _mm256_storeu_ps(a + g, d);
       _mm256_storeu_ps(b + g, off);

@@ -25,6 +25,7 @@ struct TypeInfo {
   int ablock;  // values per activation scale (Act::ablock)
   bool swap;   // the kernels take the values of every 128 in the order of quarters 0, 2, 1, 3 (Q4_K, Q5_K)
   int tileFrom;  // activation rows from which the tiled AVX-512 kernel beats the per-row one (measured)
+  int levelOffset;  // b / a where that is a constant number of levels (Q4_0 −8, Q5_0 −16, Q8_0 −128), else 0
 };
 
 /** The type with ggml id `id`, or nullptr where nanoseek does not read it. */
@@ -56,6 +57,11 @@ struct Act {
   float* d = nullptr;       // m × ds: the block scales
   float* lanes = nullptr;   // m × kp/4 when ablock = 32: the scale of each 4-value lane (AVX-512 kernels)
   float* u = nullptr;       // m × nu: d·Σq over each group
+  // With a constant level offset o (TypeInfo::levelOffset) and the AVX-512 path: m × kp/4 lanes, o·Σq
+  // of block j in lane 8j of its 64-value vector, zeros elsewhere. A vpdpbusd started from these
+  // subtracts the offset in the integer sum itself.
+  int levelOffset = 0;
+  int32_t* init = nullptr;
 };
 
 /** Quantizes rows [i0, i1) of x (row stride k) into `a` (allocated by the caller with the sizes above). */

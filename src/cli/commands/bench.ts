@@ -64,7 +64,10 @@ export function register(program: Command): void {
         if (match === null) throw new Error(`--shapes: expected ROWSxCOLS, got '${s}'`);
         return [Number(match[1]), Number(match[2])] as const;
       });
-      const result = await benchQuantNative({ types, shapes, ms: list(o.m, 'm'), threads: list(o.threads, 'threads'), peer: o.peer });
+      const result = await benchQuantNative({
+        types, shapes, ms: list(o.m, 'm'), threads: list(o.threads, 'threads'), peer: o.peer,
+        onRow: (r) => process.stderr.write(`${r.type} ${r.rows}x${r.cols} m=${r.m} threads=${r.threads}: ${r.ours_gbps} GB/s, ${r.ours_gflops} GFLOP/s${r.ratio === undefined ? '' : `, ratio ${r.ratio}`}\n`),
+      });
       process.stdout.write(o.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatQuantBench(result)}\n`);
     });
 
