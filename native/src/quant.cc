@@ -1,18 +1,21 @@
 // Products with weights kept in their GGUF encoding, read in place: `dequantize` and `packedMatmul`
 // for F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K.
 //
-// Quantized weights meet quantized activations, as in llama.cpp: every 32 activations of a row
-// become int8 levels with one float scale, and each group of weight levels (32 values, 16 for Q6_K)
-// is multiplied by them in exact integer arithmetic (vpdpbusd on AVX-512 VNNI, pmaddubsw on AVX2);
-// the float work is one scale multiply per group. The result differs from the exact product by the
-// activations' rounding, at most half a level (max|x| / 254 per block of 32) per value. Unlike
-// llama.cpp's Q8_K, the K-quants' activations keep one scale per 32 values too, not per 256, so
-// their rounding is as fine as the 32-value types'. Float weights (F16, BF16, F32) are widened to
-// float32 and multiplied exactly. The kernels are in quant/: dot.h (the integer products, written
-// once for all types), legacy.cc and kquants.cc (each type's levels and scales), float.cc.
+// Quantized weights meet quantized activations, as in llama.cpp: the activations of a row become
+// int8 levels with one float scale per block, 32 values for the 32-value weight types (llama.cpp's
+// Q8_0) and 256 for the K-quants (its Q8_K), and each group of weight levels (32 values, 16 for
+// Q6_K) is multiplied with them in exact integer arithmetic (vpdpbusd on AVX-512 VNNI, pmaddubsw
+// on AVX2). The float work is a scale multiply per group, or for the K-quants, whose sub-block
+// scales are small integers applied in the integer sums, one per super-block. The result differs
+// from the exact product by the activations' rounding, at most half a level (max|x| / 254 over the
+// block) per value. Float weights (F16, BF16, F32) are widened to float32 and multiplied exactly.
 //
-// Threads split the weight rows: every row is read once for all m activation rows, so a decode
-// step streams the weights from memory once, whatever the batch.
+// Three kinds of kernel, by the number m of activation rows: per weight row (decoding: each row
+// streamed from memory once for all m rows), and for many rows, bands of 32 weight rows unpacked
+// once into tiles (integer types) or slabs widened to float32 (float types) that every activation
+// row then meets from the cache; TypeInfo::tileFrom says where. The kernels are in quant/: dot.h
+// (the integer products, written once for all types), legacy.cc and kquants.cc (each type's levels
+// and scales), float.cc. Threads split the weight rows.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -53,7 +56,7 @@ Isa bestIsaHere() {
 
 Isa current = bestIsaHere();
 
-// ---- Activations: x ≈ d·q per 32 values (see quant.h).
+// ---- Activations: x ≈ d·q per block of 32 or 256 values (see quant.h).
 
 void quantizeRowPortable(const float* x, int k, int ab, int G, int8_t* q, float* d, float* lanes, float* u) {
   for (int b = 0; b < k / ab; b++) {

@@ -4,7 +4,7 @@
 // The arithmetic every path computes (see quant.cc for the whole design): a weight row is split into
 // groups of G values (G = 32, or 16 for Q6_K), each stored as small unsigned integer levels q with a
 // float scale a and offset b, so that the weight is w = a·q + b (Q4_0: a = d, b = −8d; Q4_K:
-// a = d·sc, b = −dmin·m; …). Activations are quantized per 32 values, x ≈ dx·qx (qx int8). Then
+// a = d·sc, b = −dmin·m; …). Activations are quantized per block, x ≈ dx·qx (qx int8). Then
 //   Σ w·x ≈ Σ_groups a·dx·(Σ q·qx) + b·dx·(Σ qx),
 // the first sum an exact integer dot (vpdpbusd, pmaddubsw), the second a short float dot of the
 // weights' offsets with the activations' group sums.
