@@ -14,6 +14,9 @@
         "src/rows.cc",
         "src/adamw.cc",
         "src/quant.cc",
+        "src/quant/legacy.cc",
+        "src/quant/kquants.cc",
+        "src/quant/float.cc",
         "src/mmap.cc"
       ],
       "cflags!": ["-fno-exceptions"],

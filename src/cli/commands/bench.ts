@@ -2,10 +2,12 @@
 // bench/. Other modules add their subcommands to the same `bench` with benchCommand(program).
 import type { Command } from 'commander';
 import { benchGemm, formatGemmRows, type GemmBenchBackend, parseGemmShapes } from '../../../bench/gemm.js';
+import { benchQuantNative, formatQuantBench } from '../../../bench/quant-native.js';
 import { formatTrainBench, runTrainBench } from '../../../bench/train.js';
 import { formatDecodeBench, runDecodeBench } from '../../../bench/decode.js';
 import { OPEN_WEIGHT_SHAPES, type OpenWeightShape } from '../../../bench/open-weights.js';
 import { DEFAULT_QUANT_TYPES, formatQuantizationBench, runQuantizationBench } from '../../../bench/quantization.js';
+import { GGML_TYPES, type GgmlType } from '../../kernels/quant/index.js';
 import { parseFileType } from '../../io/quant-mix.js';
 import { intFlag } from './generate.js';
 
@@ -46,6 +48,39 @@ export function register(program: Command): void {
         shapes: o.shapes === undefined ? undefined : parseGemmShapes(o.shapes),
       });
       process.stdout.write(o.json ? `${JSON.stringify(rows, null, 2)}\n` : `${formatGemmRows(rows)}\n`);
+    });
+
+  benchCommand(program)
+    .command('quant')
+    .description("native products with packed weights (packedMatmul) at the R1-Distill-Qwen-1.5B shapes, against llama.cpp's ggml_mul_mat on the same bytes and threads: GB/s, GFLOP/s, ratio")
+    .option('--json', 'one JSON document: {machine, date, simd, bandwidth, peer, rows: [{type, rows, cols, m, threads, ours_gbps, ours_gflops, peer_gbps, peer_gflops, ratio, ...}]}')
+    .option('--types <list>', 'ggml types (default: BF16,F16,Q8_0,Q4_0,Q4_1,Q5_0,Q5_1,Q4_K,Q5_K,Q6_K)')
+    .option('--shapes <list>', 'weight shapes as ROWSxCOLS,… (default: 1536x1536,256x1536,8960x1536,1536x8960,151936x1536)')
+    .option('--m <list>', 'activation rows (default: 1,8,32,512)')
+    .option('--threads <list>', 'thread counts (default: 1 and all cores)')
+    .option('--no-peer', 'time ours only')
+    .action(async (o: { json?: boolean; types?: string; shapes?: string; m?: string; threads?: string; peer: boolean }) => {
+      const list = (v: string | undefined, what: string): number[] | undefined =>
+        v?.split(',').map((s) => {
+          const n = Number(s);
+          if (!Number.isInteger(n) || n < 1) throw new Error(`--${what}: expected positive integers, got '${s}'`);
+          return n;
+        });
+      const types = o.types?.split(',').map((t) => {
+        const type = t.trim().toUpperCase();
+        if (!(type in GGML_TYPES)) throw new Error(`--types: unknown type '${t}' (${Object.keys(GGML_TYPES).join(', ')})`);
+        return type as GgmlType;
+      });
+      const shapes = o.shapes?.split(',').map((s) => {
+        const match = /^(\d+)x(\d+)$/.exec(s.trim());
+        if (match === null) throw new Error(`--shapes: expected ROWSxCOLS, got '${s}'`);
+        return [Number(match[1]), Number(match[2])] as const;
+      });
+      const result = await benchQuantNative({
+        types, shapes, ms: list(o.m, 'm'), threads: list(o.threads, 'threads'), peer: o.peer,
+        onRow: (r) => process.stderr.write(`${r.type} ${r.rows}x${r.cols} m=${r.m} threads=${r.threads}: ${r.ours_gbps} GB/s, ${r.ours_gflops} GFLOP/s${r.ratio === undefined ? '' : `, ratio ${r.ratio}`}\n`),
+      });
+      process.stdout.write(o.json ? `${JSON.stringify(result, null, 2)}\n` : `${formatQuantBench(result)}\n`);
     });
 
   benchCommand(program)
