@@ -13,7 +13,7 @@ import { Engine, EngineBusyError, EngineClosedError, ReasoningSplitter, promptOp
 import { heapStats } from '../kernels/memory.js';
 import { countParameters, describeModel } from '../model/config.js';
 import type { CausalLM } from '../model/model.js';
-import { applyChatTemplate, type Tokenizer } from '../tokenizer/index.js';
+import { applyChatTemplate, SPECIAL_TOKENS, type Tokenizer } from '../tokenizer/index.js';
 import { ApiError, completionBudget, parseChatRequest, parseCompletionRequest, type RequestLimits, type SamplingDefaults } from './api.js';
 import { CHAT_PAGE } from './page.js';
 
@@ -338,7 +338,9 @@ export class InferenceServer {
     const prompt = this.options.tokenizer.encode(text);
     const maxTokens = completionBudget(prompt.length, r.maxTokens, this.limits, 'messages');
     const opened = promptOpensThink(text);
-    const gen = this.submit(res, prompt, { ...r.sampling, maxTokens, stop: r.stop, stopTokenIds: r.ignoreEos ? [] : undefined });
+    // A reasoning model thinks freely; the schema holds from its '</think>' on.
+    const json = r.json === undefined ? undefined : { grammar: r.json, after: opened ? SPECIAL_TOKENS.thinkEnd : undefined };
+    const gen = this.submit(res, prompt, { ...r.sampling, maxTokens, stop: r.stop, stopTokenIds: r.ignoreEos ? [] : undefined, json });
     const id = `chatcmpl-${randomUUID().replace(/-/g, '')}`;
     const created = Math.floor(Date.now() / 1000);
     const splitter = new ReasoningSplitter(opened);
