@@ -23,6 +23,7 @@ export const LAYERS = [
   'eval', // evaluation metrics and reports
   'train', // pretraining, SFT, GRPO
   'serve', // the OpenAI-compatible server
+  'mail', // the email triage app: a client of the library's public API, with its page in serve
   'cli', // the `nanoseek` command
 ] as const;
 

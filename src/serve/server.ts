@@ -32,6 +32,14 @@ export interface ServerOptions {
   checkpointDir?: string;
   /** One line per request and lifecycle event; default: silent. */
   log?: (line: string) => void;
+  /** Pages and APIs of applications above the server (e.g. /mail), tried before the API routes. */
+  routes?: readonly ExtraRoute[];
+}
+
+/** A path prefix an application serves: `handle` gets every request for the prefix and below. */
+export interface ExtraRoute {
+  prefix: string;
+  handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void>;
 }
 
 const MAX_BODY_BYTES = 1 << 20;
@@ -223,6 +231,12 @@ export class InferenceServer {
       allow('GET');
       sendJson(res, 200, this.health());
       return;
+    }
+    for (const r of this.options.routes ?? []) {
+      if (path === r.prefix || path.startsWith(`${r.prefix}/`)) {
+        await r.handle(req, res, path);
+        return;
+      }
     }
     if (!path.startsWith('/v1/')) throw new ApiError(404, `no route ${path}`, null, 'not_found');
     if (!this.authorized(req)) throw new ApiError(401, 'missing or wrong API key: send "Authorization: Bearer <key>"', null, 'invalid_api_key');

@@ -6,6 +6,7 @@ import { register as convert } from './convert.js';
 import { register as evaluate } from './eval.js';
 import { register as generate } from './generate.js';
 import { register as grpo } from './grpo.js';
+import { register as mail } from './mail.js';
 import { register as model } from './model.js';
 import { register as plot } from './plot.js';
 import { register as r1zero } from './r1zero.js';
@@ -16,4 +17,4 @@ import { register as train } from './train.js';
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [bench, chat, convert, evaluate, generate, grpo, model, plot, r1zero, serve, tasks, tokenize, train];
+export const commands: Register[] = [bench, chat, convert, evaluate, generate, grpo, mail, model, plot, r1zero, serve, tasks, tokenize, train];
