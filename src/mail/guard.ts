@@ -64,14 +64,16 @@ export class NetworkGuard {
   }
 
   private onSocket(socket: Socket): void {
-    // connect() runs right after the socket is published: by the next tick the host is known and
-    // no lookup or connection has happened yet.
+    // connect() runs right after the socket is published: by the next tick a host name is known and
+    // its lookup has not finished (Node drops a lookup whose socket was destroyed meanwhile).
     process.nextTick(() => {
       const host = (socket as Socket & { _host?: string | null })._host;
       if (typeof host === 'string' && host !== '' && !isIP(host) && !isLoopbackHost(host) && !this.hosts.has(host.toLowerCase())) this.refuse(socket, host);
     });
     socket.on('connectionAttempt', (ip: string, port: number) => {
-      if (!this.allowedAddress(ip)) this.refuse(socket, `${ip}:${port}`);
+      // Node calls connect right after this event and would trip over a socket destroyed inside it;
+      // destroyed on the next turn, the attempt ends before any byte of ours is written.
+      if (!this.allowedAddress(ip)) setImmediate(() => this.refuse(socket, `${ip}:${port}`));
     });
   }
 }

@@ -38,14 +38,21 @@ export function htmlToText(html: string, maxChars = 200_000): HtmlText {
   const hrefs: string[] = [];
   let skipping: string | null = null;
   let i = 0;
+  let atBreak = true;
   const emit = (s: string): void => {
+    // Runs of breaks and spaces collapse here, so that empty nesting adds nothing to the output.
+    if ((s === '\n' || s === ' ') && atBreak) return;
     out.push(s);
     size += s.length;
+    atBreak = s === '\n' || s.endsWith(' ');
   };
   while (i < html.length && size < maxChars) {
     const lt = html.indexOf('<', i);
     const end = lt < 0 ? html.length : lt;
-    if (skipping === null && end > i) emit(decodeEntities(html.slice(i, end)).replace(/\s+/g, ' '));
+    if (skipping === null && end > i) {
+      const text = decodeEntities(html.slice(i, end)).replace(/\s+/g, ' ');
+      if (text.trim() !== '' || !atBreak) emit(text);
+    }
     if (lt < 0) break;
     if (html.startsWith('<!--', lt)) {
       const close = html.indexOf('-->', lt + 4);

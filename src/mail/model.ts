@@ -105,6 +105,7 @@ export class EndpointModel implements TriageModel {
     categories: readonly string[],
     private readonly apiKey?: string,
     private readonly timeoutMs = 600_000,
+    private readonly context = 8192,
   ) {
     this.name = `${modelId} at ${baseUrl}`;
     this.schema = triageSchema(categories);
@@ -131,12 +132,18 @@ export class EndpointModel implements TriageModel {
       model = list.data?.[0]?.id;
       if (model === undefined) throw new Error(`--endpoint ${url}: the server lists no model; pass --endpoint-model`);
     }
-    return new EndpointModel(base, model, categories, options.apiKey);
+    // The context window, where the server says (nanoseek serve and vLLM do; others: assume 8k).
+    const info = (await fetch(`${base}/models/${encodeURIComponent(model)}`, { headers: options.apiKey ? { Authorization: `Bearer ${options.apiKey}` } : {} })
+      .then((r) => (r.ok ? r.json() : null))
+      .catch(() => null)) as { context_length?: number; max_model_len?: number } | null;
+    const context = info?.context_length ?? info?.max_model_len ?? 8192;
+    return new EndpointModel(base, model, categories, options.apiKey, 600_000, context);
   }
 
-  fits(messages: ChatMessage[]): boolean {
-    // The server checks its own context; the body is already bounded in characters.
-    return messages.reduce((n, m) => n + m.content.length, 0) < 32_000;
+  fits(messages: ChatMessage[], maxTokens: number): boolean {
+    // Without the server's tokenizer: about 3 characters a token, on the safe side for most text.
+    const chars = messages.reduce((n, m) => n + m.content.length, 0);
+    return Math.ceil(chars / 3) + 16 + maxTokens < this.context;
   }
 
   async complete(req: CompleteRequest): Promise<CompleteResult> {

@@ -117,7 +117,7 @@ export async function parseMessage(raw: Uint8Array): Promise<ParsedMessage> {
     const what = html ? 'HTML without text (images and links only)' : email.attachments.length > 0 ? 'no text, only attachments' : 'an empty body';
     text = `[${what}]`;
   }
-  const messageId = email.messageId ? stripBrackets(email.messageId) : null;
+  const messageId = email.messageId ? stripBrackets(email.messageId) || null : null;
   const references = (email.references ?? '').split(/\s+/).filter((r) => r !== '').map(stripBrackets);
   const inReplyTo = email.inReplyTo ? stripBrackets(email.inReplyTo.split(/\s+/)[0]) : null;
   const id = messageId ?? `sha256:${createHash('sha256').update(raw).digest('hex')}`;

@@ -20,7 +20,7 @@ export function priorityOf(category: string): number {
 }
 
 function matches(rule: Rule, m: ParsedMessage): boolean {
-  if (rule.from && !rule.from.test(`${m.from.name} <${m.from.address}>`)) return false;
+  if (rule.from && !rule.from.test(m.from.address) && !rule.from.test(`${m.from.name} <${m.from.address}>`)) return false;
   if (rule.to && !m.to.some((t) => rule.to!.test(t))) return false;
   if (rule.subject && !rule.subject.test(m.subject)) return false;
   if (rule.listId && !rule.listId.test(m.headers['list-id'] ?? '')) return false;

@@ -31,6 +31,8 @@ export interface RunOptions {
   guard?: boolean;
   allowHosts?: string[];
   maxCalls?: number;
+  /** Answer tokens per model call (default 160). */
+  answerTokens?: number;
   /** Send every message to the model, rules set aside (benchmarks). */
   noRules?: boolean;
   onRecord?: (rec: TriageRecord, progress: RunProgress) => void;
@@ -57,7 +59,10 @@ export async function runTriage(o: RunOptions): Promise<RunSummary> {
   const t0 = performance.now();
   const summary: RunSummary = { found: 0, skipped: 0, ok: 0, needsReview: 0, errors: 0, pending: 0, seconds: 0, stoppedBy: null, records: [] };
   const stop = new AbortController();
-  const onAbort = (): void => stop.abort(o.signal?.reason ?? new Error('interrupted'));
+  const onAbort = (): void => {
+    const r = o.signal?.reason;
+    stop.abort(r instanceof Error && r.name !== 'AbortError' ? r : new Error('interrupted'));
+  };
   o.signal?.addEventListener('abort', onAbort, { once: true });
   const guard = o.guard === false ? null : await new NetworkGuard(o.allowHosts ?? [], (err) => stop.abort(err)).start();
   try {
@@ -87,7 +92,7 @@ export async function runTriage(o: RunOptions): Promise<RunSummary> {
             summary.pending++;
             return;
           }
-          rec = await triageMessage({ ...ref, bytes }, o.source.uri, { config: o.config, model: o.model, senders, maxCalls: o.maxCalls, noRules: o.noRules });
+          rec = await triageMessage({ ...ref, bytes }, o.source.uri, { config: o.config, model: o.model, senders, maxCalls: o.maxCalls, noRules: o.noRules, answerTokens: o.answerTokens });
         } catch (err) {
           if (err instanceof SourceError) {
             // The source itself failed (a dropped connection): stop; this message and the rest wait.

@@ -116,7 +116,7 @@ function renderList() {
     list.append(li);
   }
 }
-function renderView(r) {
+function renderView(r, note = '') {
   const v = $('view'); v.textContent = '';
   v.append(el('h2', { textContent: r.subject || '(no subject)' }));
   v.append(el('p', { className: 'from', textContent: (r.from.name ? r.from.name + ' <' + r.from.address + '>' : r.from.address) + ' · ' + (r.date || 'no date') }));
@@ -129,10 +129,9 @@ function renderView(r) {
     const out = await res.json();
     if (!res.ok) { $('msg').textContent = out.error.message; return; }
     data.records[data.records.findIndex((x) => keyOf(x) === keyOf(r))] = out;
-    $('msg').textContent = 'Saved: ' + out.category + '. Mail from ' + out.from.address + ' will be filed so next time.';
-    renderList(); renderView(out);
+    renderList(); renderView(out, 'Saved: ' + out.category + '. Mail from ' + out.from.address + ' will be filed so next time.');
   };
-  v.append(el('p', {}, 'Category ', sel, ' ', btn, ' ', el('span', { id: 'msg', className: 'muted' })));
+  v.append(el('p', {}, 'Category ', sel, ' ', btn, ' ', el('span', { id: 'msg', className: 'muted', textContent: note })));
   v.append(el('p', { className: 'muted', textContent: 'decided by ' + (r.decided_by || 'nothing') + (r.priority ? ' · priority ' + r.priority : '') }));
   if (r.error) v.append(el('p', { textContent: r.error }));
   v.append(el('p', { id: 'summary', textContent: r.summary }));
