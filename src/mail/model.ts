@@ -69,6 +69,12 @@ export class LocalModel implements TriageModel {
     return { text, thinks: false };
   }
 
+  /** The engine's counters (benchmarks). */
+  stats(): { promptTokens: number; generatedTokens: number } {
+    const s = this.engine.stats();
+    return { promptTokens: s.promptTokens, generatedTokens: s.generatedTokens };
+  }
+
   fits(messages: ChatMessage[], maxTokens: number): boolean {
     const { text, thinks } = this.render(messages);
     return this.ckpt.tokenizer.encode(text).length + maxTokens + (thinks ? (this.options.thinkTokens ?? 512) : 0) < this.context;

@@ -1,6 +1,7 @@
 // `nanoseek mail …`: triage a mailbox (and --apply the plan), make a sample mailbox from the corpus,
 // evaluate against hand labels, train the shipped model; `nanoseek bench mail`: messages per minute.
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { benchMail, formatMailBench } from '../../../bench/mail.js';
 import { loadForInference, packageRoot } from '../../infer/index.js';
@@ -174,6 +175,18 @@ export function register(program: Command): void {
       process.stdout.write(`wrote ${n} messages to ${o.out}; now: nanoseek mail triage --source maildir:${o.out}\n`);
     });
 
+  mail
+    .command('demo')
+    .description('one command to see it work: a sample Maildir from the corpus, triaged by the shipped model, with a digest')
+    .option('--out <dir>', 'where the sample mailbox, state and digest go', 'mail-demo')
+    .option('--count <n>', 'messages in the sample mailbox', intFlag('--count'), 40)
+    .action(async (o: { out: string; count: number }) => {
+      const box = join(o.out, 'Maildir');
+      if (!existsSync(box)) process.stderr.write(`wrote ${await writeSampleMaildir(box, o.count)} corpus messages to ${box}\n`);
+      await triageCommand({ source: `maildir:${box}`, state: join(o.out, 'state.db'), jsonl: join(o.out, 'triage.jsonl'), html: join(o.out, 'digest.html'), concurrency: 4, passwordEnv: 'NANOSEEK_IMAP_PASSWORD' });
+      process.stderr.write(`digest: ${join(o.out, 'digest.html')}; records: ${join(o.out, 'triage.jsonl')}; browse and correct: nanoseek serve --mail-state ${join(o.out, 'state.db')} (then open http://127.0.0.1:8080/mail)\n`);
+    });
+
   withMailModelFlags(mail.command('eval').description('accuracy per category, confusion matrix, spam precision/recall against hand labels'))
     .option('--labels <jsonl>', 'hand labels: {"id": corpus id | "path": file, "category": …} per line', 'data/mail/eval-labels.jsonl')
     .option('--config <json>', 'categories and rules')
@@ -222,11 +235,13 @@ export function register(program: Command): void {
     .command('mail')
     .description('messages per minute end to end (parse, rules, model, state) on a sample Maildir from the corpus')
     .option('--model <path>', `checkpoint directory or .gguf (default: ${DEFAULT_MAIL_MODEL})`)
+    .option('--r1-distill', 'measure a random-weight DeepSeek-R1-Distill-Qwen-1.5B stand-in in Q4_K_M instead (use --messages 3)')
     .option('--messages <n>', 'messages in the sample mailbox', intFlag('--messages'), 60)
     .option('--concurrency <n>', 'messages in flight', intFlag('--concurrency'), 4)
     .option('--json', 'one JSON document')
-    .action(async (o: { model?: string; messages: number; concurrency: number; json?: boolean }) => {
-      const r = await benchMail({ model: o.model ?? join(await packageRoot(), DEFAULT_MAIL_MODEL), messages: o.messages, concurrency: o.concurrency });
+    .action(async (o: { model?: string; r1Distill?: boolean; messages: number; concurrency: number; json?: boolean }) => {
+      const model = o.r1Distill ? 'r1-distill' : (o.model ?? join(await packageRoot(), DEFAULT_MAIL_MODEL));
+      const r = await benchMail({ model, messages: o.messages, concurrency: o.concurrency });
       process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatMailBench(r)}\n`);
     });
 }
