@@ -23,7 +23,7 @@ export interface MailBenchOptions {
 }
 
 export interface MailBenchRun {
-  mode: 'rules then model' | 'model for every message';
+  mode: 'rules then model' | 'model for every message' | 'the same, unconstrained';
   messages: number;
   by_model: number;
   seconds: number;
@@ -58,14 +58,18 @@ export async function benchMail(o: MailBenchOptions): Promise<MailBenchResult> {
     const modes: [MailBenchRun['mode'], MailConfig][] = [
       ['rules then model', defaultConfig()],
       ['model for every message', defaultConfig()],
+      // The peer: the same decoding without the grammar, so the ratio is what constraining costs.
+      ['the same, unconstrained', defaultConfig()],
     ];
-    if (o.model === 'r1-distill') modes.shift(); // minutes per message: the model-only run says it all
+    // Minutes per message: only the model-for-every-message run (a random model never stops early
+    // unconstrained, so that peer would measure nothing but the token limit).
+    if (o.model === 'r1-distill') modes.splice(0, 3, modes[1]);
     for (const [mode, config] of modes) {
-      const model = new LocalModel(ckpt, config.categories, { concurrency: o.concurrency });
+      const model = new LocalModel(ckpt, config.categories, { concurrency: o.concurrency, constrained: mode !== 'the same, unconstrained' });
       const state = new MailState(join(dir, `${runs.length}.db`));
       const t0 = performance.now();
       const before = model.stats();
-      const s = await runTriage({ source: new MaildirSource(maildir), state, config, model, concurrency: o.concurrency, guard: false, noRules: mode === 'model for every message' });
+      const s = await runTriage({ source: new MaildirSource(maildir), state, config, model, concurrency: o.concurrency, guard: false, noRules: mode !== 'rules then model' });
       const seconds = (performance.now() - t0) / 1000;
       const byModel = s.records.filter((r) => r.decided_by?.startsWith('model:') || r.status === 'needs_review').length;
       runs.push({

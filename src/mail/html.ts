@@ -38,20 +38,23 @@ export function htmlToText(html: string, maxChars = 200_000): HtmlText {
   const hrefs: string[] = [];
   let skipping: string | null = null;
   let i = 0;
-  let atBreak = true;
+  // Runs of breaks (at most a blank line) and of spaces collapse as they are made, so that empty
+  // nesting adds nothing to the output.
+  let breaks = 2;
+  let space = true;
   const emit = (s: string): void => {
-    // Runs of breaks and spaces collapse here, so that empty nesting adds nothing to the output.
-    if ((s === '\n' || s === ' ') && atBreak) return;
+    if (s === '\n' ? breaks >= 2 : s === ' ' && space) return;
     out.push(s);
     size += s.length;
-    atBreak = s === '\n' || s.endsWith(' ');
+    breaks = s === '\n' ? breaks + 1 : 0;
+    space = s === '\n' || s.endsWith(' ');
   };
   while (i < html.length && size < maxChars) {
     const lt = html.indexOf('<', i);
     const end = lt < 0 ? html.length : lt;
     if (skipping === null && end > i) {
       const text = decodeEntities(html.slice(i, end)).replace(/\s+/g, ' ');
-      if (text.trim() !== '' || !atBreak) emit(text);
+      if (text.trim() !== '' || !space) emit(text);
     }
     if (lt < 0) break;
     if (html.startsWith('<!--', lt)) {

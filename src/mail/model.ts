@@ -39,6 +39,8 @@ export interface LocalModelOptions {
   thinkTokens?: number;
   /** Messages decoded together (default 4). */
   concurrency?: number;
+  /** Decode inside the schema (default true; false only to measure what the grammar costs). */
+  constrained?: boolean;
 }
 
 /** nanoseek's engine in this process. */
@@ -89,7 +91,7 @@ export class LocalModel implements TriageModel {
       seed: req.seed,
       maxTokens: Math.max(1, Math.min(budget, this.context - prompt.length - 1)),
       logprobs: false,
-      json: { grammar: this.grammar, after: thinks ? SPECIAL_TOKENS.thinkEnd : undefined },
+      json: this.options.constrained === false ? undefined : { grammar: this.grammar, after: thinks ? SPECIAL_TOKENS.thinkEnd : undefined },
     }).result;
     const split = thinks ? splitCompletion(r.text, true) : { reasoning: '', content: r.text.trim() };
     return { text: split.content, reasoning: split.reasoning, finishReason: r.finishReason, promptTokens: r.promptTokens, completionTokens: r.tokens.length };
