@@ -19,6 +19,7 @@ import {
   EmlSource,
   EndpointModel,
   groundAnswer,
+  summaryGrounded,
   LocalModel,
   MaildirSource,
   MailState,
@@ -174,6 +175,14 @@ test("grounding: a link the model makes up is dropped, dates must be real days, 
     { task: 'x', due: null },
   ]);
   assert.equal(g.summary, 'Review the doc.');
+  assert.equal(g.problem, undefined);
+  // A summary of some other message gives way to the subject; a paraphrase or another script stays.
+  const other = groundAnswer({ category: 'FYI', priority: 4, summary: 'Selling Wedded Bliss (was: Ouch)', actions: [], links: [] }, m);
+  assert.equal(other.summary, 's');
+  assert.match(other.problem!, /not about this message/);
+  assert.ok(summaryGrounded('Alice asks for a review of the document by Friday', m));
+  const ja = await parseMessage(Buffer.from('From: a@b.c\nSubject: =?UTF-8?B?5Lya6K2w44Gu5LqI5a6a?=\nContent-Type: text/plain; charset=utf-8\n\n明日の会議は十時からです。'));
+  assert.ok(summaryGrounded('明日の会議は十時から', ja));
 });
 
 test('a model that fails or answers badly marks the message for review after at most 2 calls; the run goes on', async () => {

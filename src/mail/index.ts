@@ -23,7 +23,7 @@ export { runTriage, type RunOptions, type RunProgress, type RunSummary } from '.
 export { answerValidator, triageSchema, type ModelAnswer } from './schema.js';
 export * from './sources/index.js';
 export { MailState, type Correction } from './state.js';
-export { cleanSubject, groundAnswer, triageMessage, type TriageContext, type TriageRecord, type TriageStatus } from './triage.js';
+export { cleanSubject, groundAnswer, summaryGrounded, triageMessage, type TriageContext, type TriageRecord, type TriageStatus } from './triage.js';
 export { mailRoutes } from './web.js';
 
 /** Where the shipped mail model lives, relative to the package root. */

@@ -105,12 +105,35 @@ function base(raw: RawMessage, source: string): TriageRecord {
   };
 }
 
-/** Checks a model's answer against the message: links it holds, real dates, resolved deadlines. */
-export function groundAnswer(a: ModelAnswer, m: ParsedMessage): ModelAnswer {
+const CJK = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}\p{Script=Thai}]/u;
+
+/**
+ * Whether a summary is about the message: at least a quarter of its words (of 3+ letters; character pairs
+ * in scripts written without spaces) occur in the subject or text. A paraphrase passes; a summary of
+ * some other message — what a small model writes when it cannot copy — does not.
+ */
+export function summaryGrounded(summary: string, m: ParsedMessage): boolean {
+  const hay = `${m.subject}\n${m.text}`.toLowerCase();
+  const units: string[] = [];
+  for (const w of summary.toLowerCase().match(/[\p{L}\p{N}]+/gu) ?? []) {
+    if (CJK.test(w)) for (let i = 0; i + 1 < w.length; i++) units.push(w.slice(i, i + 2));
+    else if (w.length >= 3) units.push(w);
+  }
+  if (units.length === 0) return true;
+  return units.filter((u) => hay.includes(u)).length / units.length >= 0.25;
+}
+
+/**
+ * Checks a model's answer against the message: links it holds, real dates, resolved deadlines, and a
+ * summary about this message (else the subject stands in, and `problem` says so).
+ */
+export function groundAnswer(a: ModelAnswer, m: ParsedMessage): ModelAnswer & { problem?: string } {
   const present = new Set(m.links.map((l) => cleanLink(l).toLowerCase()));
   const links = [...new Set(a.links.map(cleanLink))].filter((l) => present.has(l.toLowerCase()));
   const actions = a.actions.map((x) => ({ task: x.task.trim(), due: validDate(x.due) ?? resolveDue(x.task, m.date) }));
-  return { ...a, summary: a.summary.trim(), links, actions };
+  const summary = a.summary.trim();
+  if (summaryGrounded(summary, m)) return { ...a, summary, links, actions };
+  return { ...a, summary: cleanSubject(m.subject), links, actions, problem: `the model's summary was not about this message (${JSON.stringify(summary.slice(0, 80))}); the subject stands in` };
 }
 
 export async function triageMessage(raw: RawMessage, source: string, ctx: TriageContext): Promise<TriageRecord> {
@@ -177,6 +200,7 @@ export async function triageMessage(raw: RawMessage, source: string, ctx: Triage
       continue;
     }
     const a = groundAnswer(value as ModelAnswer, m);
+    if (a.problem !== undefined) rec.problems = [...rec.problems, a.problem];
     Object.assign(rec, { status: 'ok', category: a.category, priority: a.priority, summary: a.summary, actions: a.actions, links: a.links, decided_by: `model:${ctx.model.name}`, error: null });
     return done();
   }

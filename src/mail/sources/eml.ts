@@ -1,6 +1,6 @@
 // A folder of .eml files (any depth), or one .eml file: each file is one raw message.
 import { readdir, readFile, stat } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { SourceError, type MailSource, type MessageRef } from './source.js';
 
 export class EmlSource implements MailSource {
@@ -8,8 +8,12 @@ export class EmlSource implements MailSource {
   readonly uri: string;
   private single = false;
 
-  constructor(readonly path: string) {
-    this.uri = `eml:${path}`;
+  readonly path: string;
+
+  constructor(path: string) {
+    // Absolute: the state database knows a source by its URI, however the path was written.
+    this.path = resolve(path);
+    this.uri = `eml:${this.path}`;
   }
 
   async open(): Promise<void> {

@@ -3,7 +3,7 @@
 // name is "<unique>[:2,<flags>]": the unique part is the message's key, the flags (ASCII-sorted
 // letters: D draft, F flagged, P passed, R replied, S seen, T trashed) change as mail is read.
 import { mkdir, readdir, readFile, rename, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { SourceError, type MailSource, type MessageRef } from './source.js';
 
 const INBOX = 'INBOX';
@@ -14,8 +14,12 @@ export class MaildirSource implements MailSource {
   /** key → current file path, per folder (names change when flags do). */
   private readonly files = new Map<string, Map<string, string>>();
 
-  constructor(readonly root: string) {
-    this.uri = `maildir:${root}`;
+  readonly root: string;
+
+  constructor(root: string) {
+    // Absolute: the state database knows a source by its URI, however the path was written.
+    this.root = resolve(root);
+    this.uri = `maildir:${this.root}`;
   }
 
   async open(): Promise<void> {

@@ -5,6 +5,7 @@
 // cannot tell.
 import { createHash } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { SourceError, type MailSource, type MessageRef } from './source.js';
 
 /** Byte ranges [start, end) of the messages (From_ line included) in an mbox file. */
@@ -34,8 +35,12 @@ export class MboxSource implements MailSource {
   private buf: Uint8Array | null = null;
   private readonly ranges = new Map<string, [number, number]>();
 
-  constructor(readonly path: string) {
-    this.uri = `mbox:${path}`;
+  readonly path: string;
+
+  constructor(path: string) {
+    // Absolute: the state database knows a source by its URI, however the path was written.
+    this.path = resolve(path);
+    this.uri = `mbox:${this.path}`;
   }
 
   async open(): Promise<void> {
