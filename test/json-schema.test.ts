@@ -5,7 +5,8 @@ import assert from 'node:assert/strict';
 import { Ajv } from 'ajv';
 import { compileJsonSchema, Engine, grammarMasks, JsonMatcher, maskHas, matchesGrammar, SchemaError, type JsonGrammar } from '../src/infer/index.js';
 import { Rng } from '../src/util/rng.js';
-import { applyChatTemplate } from '../src/tokenizer/index.js';
+import { applyChatTemplate, loadTokenizer } from '../src/tokenizer/index.js';
+import { realTokenizerDir } from './tokenizer-helpers.js';
 import { fixtureTokenizer, randomModel } from './serve-fixture.js';
 
 const TRIAGE = {
@@ -128,6 +129,23 @@ test('masks: the trie walk allows exactly the tokens whose bytes the grammar acc
       if (expect) allowed++;
     }
     assert.ok(allowed > 0, `nothing allowed after ${JSON.stringify(p)}`);
+  }
+});
+
+test("masks on DeepSeek-V3's 129k vocabulary: long tokens (checked one by one) and short ones agree with a token-by-token check", async () => {
+  const tok = await loadTokenizer(realTokenizerDir('deepseek_v3'));
+  const g = compileJsonSchema(TRIAGE);
+  const masks = grammarMasks(g, tok, tok.vocabSize);
+  assert.ok(masks.trie.long.length > 100, `${masks.trie.long.length} long tokens`);
+  // Inside a string near its length limit (long tokens must not fit) and far from it (they may).
+  for (const p of ['{"category":"FYI","priority":2,"summary":"', '{"category":"FYI","priority":2,"summary":"abcdefghijklmnopqrstuvwxyz0123', '{"category":"FYI","priority":2,"summary":"x","due":null,"score":1']) {
+    const m = JsonMatcher.start(g).feed(enc.encode(p))!;
+    const mask = masks.mask(m);
+    for (let id = 0; id < tok.vocabSize; id++) {
+      const b = tok.tokenBytes(id);
+      const expect = b !== null && b.length > 0 && m.feed(b) !== null;
+      if (maskHas(mask, id) !== expect) assert.fail(`after ${JSON.stringify(p)}: token ${id} ${JSON.stringify(tok.idToToken(id))} ${expect ? 'refused' : 'allowed'}`);
+    }
   }
 });
 
