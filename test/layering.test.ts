@@ -24,6 +24,7 @@ export const LAYERS = [
   'experts', // expert load recording, EPLB, placements and SGLang export, expert parallelism, the V3-scale simulator
   'train', // pretraining, SFT, GRPO
   'serve', // the OpenAI-compatible server
+  'mail', // the email triage app: a client of the library's public API, with its page in serve
   'cli', // the `nanoseek` command
 ] as const;
 
@@ -170,19 +171,19 @@ describe('layering', () => {
       ['src/cli/bench.ts', "import { benchGemm } from '../../bench/gemm.js';"],
       ['src/train/bench.ts', "import { benchGemm } from '../../bench/gemm.js';"],
       ['src/train/test.ts', "import { noise } from '../../test/helpers.js';"],
-      ['src/mail/app.ts', "import { t } from '../tensor/index.js';"],
+      ['src/plugins/app.ts', "import { t } from '../tensor/index.js';"],
       ['test/anything.ts', "import { c } from '../src/cli/main.js';"],
     ]);
     assert.deepEqual(checkLayers(files, []), [
-      'src/model/a.ts imports src/train/b.ts: model is below train (order: util < report < kernels < tensor < model < tokenizer < io < infer < tasks < eval < experts < train < serve < cli)',
-      'src/model/type-only.ts imports src/train/b.ts: model is below train (order: util < report < kernels < tensor < model < tokenizer < io < infer < tasks < eval < experts < train < serve < cli)',
-      'src/model/multi.ts imports src/eval/c.ts: model is below eval (order: util < report < kernels < tensor < model < tokenizer < io < infer < tasks < eval < experts < train < serve < cli)',
-      'src/model/reexport.ts imports src/serve/d.ts: model is below serve (order: util < report < kernels < tensor < model < tokenizer < io < infer < tasks < eval < experts < train < serve < cli)',
-      'src/model/side-effect.ts imports src/cli/e.ts: model is below cli (order: util < report < kernels < tensor < model < tokenizer < io < infer < tasks < eval < experts < train < serve < cli)',
-      'src/model/dynamic.ts imports src/infer/f.ts: model is below infer (order: util < report < kernels < tensor < model < tokenizer < io < infer < tasks < eval < experts < train < serve < cli)',
+      'src/model/a.ts imports src/train/b.ts: model is below train (order: util < report < kernels < tensor < model < tokenizer < io < infer < tasks < eval < experts < train < serve < mail < cli)',
+      'src/model/type-only.ts imports src/train/b.ts: model is below train (order: util < report < kernels < tensor < model < tokenizer < io < infer < tasks < eval < experts < train < serve < mail < cli)',
+      'src/model/multi.ts imports src/eval/c.ts: model is below eval (order: util < report < kernels < tensor < model < tokenizer < io < infer < tasks < eval < experts < train < serve < mail < cli)',
+      'src/model/reexport.ts imports src/serve/d.ts: model is below serve (order: util < report < kernels < tensor < model < tokenizer < io < infer < tasks < eval < experts < train < serve < mail < cli)',
+      'src/model/side-effect.ts imports src/cli/e.ts: model is below cli (order: util < report < kernels < tensor < model < tokenizer < io < infer < tasks < eval < experts < train < serve < mail < cli)',
+      'src/model/dynamic.ts imports src/infer/f.ts: model is below infer (order: util < report < kernels < tensor < model < tokenizer < io < infer < tasks < eval < experts < train < serve < mail < cli)',
       'src/train/bench.ts imports bench/gemm.ts, outside src/: only cli may',
       'src/train/test.ts imports test/helpers.ts, outside src/: no layer may',
-      'src/mail/app.ts: folder src/mail is in no layer: add it to LAYERS in test/layering.test.ts',
+      'src/plugins/app.ts: folder src/plugins is in no layer: add it to LAYERS in test/layering.test.ts',
     ]);
   });
 
@@ -190,7 +191,7 @@ describe('layering', () => {
     const files = new Map([['src/model/persist.ts', "import { load } from '../io/checkpoint.js';\nimport { x } from '../io/gguf.js';"]]);
     const exception = [{ from: 'src/model/persist.ts', to: 'src/io/checkpoint.ts' }];
     assert.deepEqual(checkLayers(files, exception), [
-      'src/model/persist.ts imports src/io/gguf.ts: model is below io (order: util < report < kernels < tensor < model < tokenizer < io < infer < tasks < eval < experts < train < serve < cli)',
+      'src/model/persist.ts imports src/io/gguf.ts: model is below io (order: util < report < kernels < tensor < model < tokenizer < io < infer < tasks < eval < experts < train < serve < mail < cli)',
     ]);
     assert.deepEqual(checkLayers(new Map([['src/model/persist.ts', '']]), exception), [
       'the exception src/model/persist.ts → src/io/checkpoint.ts is no longer needed: delete it from EXCEPTIONS in test/layering.test.ts',

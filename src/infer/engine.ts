@@ -8,7 +8,9 @@ import type { CausalLM } from '../model/model.js';
 import * as T from '../tensor/index.js';
 import type { DecodeStream, Tokenizer } from '../tokenizer/index.js';
 import { Rng } from '../util/rng.js';
-import { Sampler, checkSamplingOptions, type SamplingOptions } from './sampler.js';
+import { grammarMasks, type GrammarMasks } from './constraint.js';
+import { JsonMatcher, type JsonGrammar } from './json-schema.js';
+import { Sampler, checkSamplingOptions, type Sample, type SamplingOptions } from './sampler.js';
 import { StopStrings } from './stop.js';
 
 export interface GenerationOptions extends SamplingOptions {
@@ -24,6 +26,29 @@ export interface GenerationOptions extends SamplingOptions {
   onToken?: (event: TokenEvent) => void;
   /** Report each token's log-probability (default true); without, they are NaN and sampling is cheaper. */
   logprobs?: boolean;
+  /** Constrain the output to JSON (see JsonConstraint). */
+  json?: JsonConstraint;
+}
+
+/**
+ * JSON-constrained decoding: every token after the constraint engages keeps the output a prefix of a
+ * value the grammar accepts (compileJsonSchema), and the sequence stops with 'stop' once the value is
+ * complete. With `after`, the text is free until that string has been generated (a reasoning model's
+ * '</think>': it thinks freely, then answers in the schema); without, from the first token.
+ */
+export interface JsonConstraint {
+  grammar: JsonGrammar;
+  after?: string;
+}
+
+interface JsonState {
+  masks: GrammarMasks;
+  grammar: JsonGrammar;
+  /** null until `after` has been generated. */
+  matcher: JsonMatcher | null;
+  after: string;
+  /** The end of the text so far, while looking for `after`. */
+  tail: string;
 }
 
 export interface TokenEvent {
@@ -154,6 +179,7 @@ interface Sequence {
   logprobs: number[];
   text: string;
   done: boolean;
+  json: JsonState | null;
 }
 
 function eosIds(model: CausalLM, tokenizer: Tokenizer): number[] {
@@ -227,6 +253,11 @@ export class Engine {
     }
     for (const id of prompt) if (!Number.isInteger(id) || id < 0 || id >= V) throw new RangeError(`prompt token ${id} is outside the vocabulary [0, ${V})`);
     checkSamplingOptions(options);
+    const c = options.json;
+    const json: JsonState | null =
+      c === undefined
+        ? null
+        : { masks: grammarMasks(c.grammar, this.tokenizer, V), grammar: c.grammar, matcher: c.after ? null : JsonMatcher.start(c.grammar), after: c.after ?? '', tail: '' };
     const maxTokens = positiveInt('maxTokens', options.maxTokens ?? Infinity, true);
     const stopper = new StopStrings(options.stop ?? []);
     if (this.running.length >= this.maxConcurrent && this.waiting.length >= this.maxQueue) {
@@ -261,6 +292,7 @@ export class Engine {
       logprobs: [],
       text: '',
       done: false,
+      json,
     };
     const cancel = (): void => this.finish(s, 'cancelled', null);
     const signal = options.signal;
@@ -347,7 +379,7 @@ export class Engine {
               this.promptTokens += b.ids.length;
               if (b.s.prefilled < b.s.prompt.length) return null;
             }
-            return b.s.sampler.sample(logits.data.subarray(r * V, (r + 1) * V), b.s.wantLogprobs);
+            return this.sample(b.s, logits.data.subarray(r * V, (r + 1) * V));
           });
         }),
       );
@@ -366,6 +398,42 @@ export class Engine {
     });
   }
 
+  /** The next token of a sequence, within its JSON grammar when one is engaged. */
+  private sample(s: Sequence, row: ArrayLike<number>): Sample {
+    const m = s.json?.matcher;
+    if (m === undefined || m === null) return s.sampler.sample(row, s.wantLogprobs);
+    const masks = s.json!.masks;
+    if (s.sampler.greedy) {
+      // The likeliest token is usually allowed; then it is also the likeliest allowed one.
+      let best = 0;
+      for (let i = 1; i < row.length; i++) if (row[i] > row[best]) best = i;
+      if (masks.allows(m, best)) return s.sampler.sample(row, s.wantLogprobs);
+    }
+    const mask = masks.mask(m);
+    if (!mask.some((w) => w !== 0)) throw new Error('constrained decoding: no token of the vocabulary can continue the JSON');
+    return s.sampler.sample(row, s.wantLogprobs, mask);
+  }
+
+  /** Advances the JSON state over a generated token; true when the value is complete. */
+  private advanceJson(j: JsonState, token: number, piece: string): boolean {
+    if (j.matcher === null) {
+      j.tail += piece;
+      const at = j.tail.indexOf(j.after);
+      if (at < 0) {
+        j.tail = j.tail.slice(-j.after.length);
+        return false;
+      }
+      // Engaged: whatever followed `after` in this token starts the value (or is left out of it).
+      const start = JsonMatcher.start(j.grammar);
+      j.matcher = start.feed(new TextEncoder().encode(j.tail.slice(at + j.after.length))) ?? start;
+      j.tail = '';
+    } else {
+      const bytes = j.masks.trie.bytesOf[token];
+      j.matcher = (bytes === null ? null : j.matcher.feed(bytes)) ?? j.matcher;
+    }
+    return j.matcher.finished;
+  }
+
   private accept(s: Sequence, token: number, logprob: number): void {
     s.tokens.push(token);
     s.logprobs.push(logprob);
@@ -379,8 +447,12 @@ export class Engine {
       stoppedBy = token;
       text = rest();
     } else {
-      text = s.stopper.push(s.decoder.push(token));
-      if (s.stopper.matched !== null) {
+      const piece = s.decoder.push(token);
+      text = s.stopper.push(piece);
+      if (s.json !== null && this.advanceJson(s.json, token, piece)) {
+        reason = 'stop';
+        text += rest();
+      } else if (s.stopper.matched !== null) {
         reason = 'stop';
         stoppedBy = s.stopper.matched;
       } else if (s.tokens.length >= s.maxTokens || s.prompt.length + s.tokens.length >= this.contextLength) {

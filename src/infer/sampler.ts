@@ -37,6 +37,7 @@ export interface Sample {
 let scratchLogits = new Float64Array(0);
 let scratchProbs = new Float64Array(0);
 let scratchIndex = new Int32Array(0);
+let scratchMasked = new Float64Array(0);
 
 function scratch(V: number): void {
   if (scratchLogits.length >= V) return;
@@ -134,6 +135,11 @@ export class Sampler {
     this.rng = new Rng(options.seed ?? 0);
   }
 
+  /** Always picks the likeliest token: temperature 0 and no penalties. */
+  get greedy(): boolean {
+    return this.temperature === 0 && !this.penalised;
+  }
+
   private get penalised(): boolean {
     return this.repetitionPenalty !== 1 || this.presencePenalty !== 0 || this.frequencyPenalty !== 0;
   }
@@ -147,7 +153,8 @@ export class Sampler {
    * Picks the next token. `withLogprob` false skips the normaliser over the whole vocabulary (a pass
    * of exponentials) when the sampling itself does not need it; the log-prob is then NaN.
    */
-  sample(row: ArrayLike<number>, withLogprob = true): Sample {
+  sample(row: ArrayLike<number>, withLogprob = true, allowed?: Uint32Array): Sample {
+    if (allowed !== undefined) return this.sampleAllowed(row, withLogprob, allowed);
     const V = row.length;
     scratch(V);
     let best = 0;
@@ -164,6 +171,20 @@ export class Sampler {
     this.seen.add(token);
     this.generated.set(token, (this.generated.get(token) ?? 0) + 1);
     return { token, logprob: withLogprob ? row[token] - max - Math.log(sum) : NaN };
+  }
+
+  /**
+   * Samples among the tokens whose bit is set in `allowed` (constrained decoding): the others' logits
+   * become −∞ before penalties, temperature and truncation. The log-prob stays that of the model's
+   * own, unmasked distribution.
+   */
+  private sampleAllowed(row: ArrayLike<number>, withLogprob: boolean, allowed: Uint32Array): Sample {
+    const V = row.length;
+    if (scratchMasked.length < V) scratchMasked = new Float64Array(V);
+    const m = scratchMasked.subarray(0, V);
+    for (let i = 0; i < V; i++) m[i] = (allowed[i >>> 5] & (1 << (i & 31))) !== 0 ? row[i] : -Infinity;
+    const { token } = this.sample(m, false);
+    return { token, logprob: withLogprob ? row[token] - logSumExp(row) : NaN };
   }
 
   /** `sum`: Σ exp(row − max) with its terms in scratchProbs, or NaN when they were not computed. */

@@ -1,6 +1,6 @@
 // The OpenAI-compatible request bodies: validation into what the engine needs, with errors in
 // OpenAI's shape ({error: {message, type, param, code}}) that name the offending field.
-import type { SamplingOptions } from '../infer/index.js';
+import { compileJsonSchema, SchemaError, type JsonGrammar, type SamplingOptions } from '../infer/index.js';
 import type { ChatMessage } from '../tokenizer/index.js';
 
 export class ApiError extends Error {
@@ -42,6 +42,8 @@ interface Common {
 
 export interface ChatRequest extends Common {
   messages: ChatMessage[];
+  /** response_format json_schema / json_object: the grammar the answer must follow. */
+  json: JsonGrammar | undefined;
 }
 
 export interface CompletionRequest extends Common {
@@ -147,10 +149,7 @@ function messageContent(v: unknown, param: string): string {
 export function parseChatRequest(body: unknown, limits: RequestLimits, defaults: SamplingDefaults): ChatRequest {
   const o = asObject(body);
   refuseUnsupported(o, ['tools', 'functions', 'logprobs', 'top_logprobs', 'audio', 'prediction']);
-  const rf = o.response_format as Record<string, unknown> | undefined | null;
-  if (rf !== undefined && rf !== null && (typeof rf !== 'object' || rf.type !== 'text')) {
-    throw new ApiError(400, 'response_format: only {"type": "text"} is supported', 'response_format', 'unsupported_parameter');
-  }
+  const json = responseFormat(o.response_format);
   const m = o.messages;
   if (m === undefined) throw bad('messages', 'is required');
   if (!Array.isArray(m)) throw bad('messages', `must be an array, got ${typeName(m)}`);
@@ -164,7 +163,46 @@ export function parseChatRequest(body: unknown, limits: RequestLimits, defaults:
     // OpenAI's newer name for the system role; chat templates know only "system".
     return { role: msg.role === 'developer' ? 'system' : msg.role, content: messageContent(msg.content, `${param}.content`) };
   });
-  return { ...common(o, limits, defaults), messages };
+  return { ...common(o, limits, defaults), messages, json };
+}
+
+// Compiled grammars by schema text: clients send the same schema with every request, and requests
+// that share a grammar share its cache of token masks.
+const grammars = new Map<string, JsonGrammar>();
+const ANY_OBJECT = { type: 'object' };
+
+/**
+ * response_format: {type: "text"}, {type: "json_object"} (any JSON object) or {type: "json_schema",
+ * json_schema: {name, schema, strict?, description?}} (the answer follows the schema).
+ */
+function responseFormat(rf: unknown): JsonGrammar | undefined {
+  if (rf === undefined || rf === null) return undefined;
+  if (typeof rf !== 'object' || Array.isArray(rf)) throw bad('response_format', `must be an object, got ${typeName(rf)}`);
+  const r = rf as Record<string, unknown>;
+  if (r.type === 'text') return undefined;
+  let schema: unknown = ANY_OBJECT;
+  if (r.type === 'json_schema') {
+    const js = r.json_schema as Record<string, unknown> | undefined;
+    if (typeof js !== 'object' || js === null || Array.isArray(js)) throw bad('response_format.json_schema', 'is required: {"name": ..., "schema": {...}}');
+    if (typeof js.name !== 'string' || !/^[A-Za-z0-9_-]{1,64}$/.test(js.name)) throw bad('response_format.json_schema.name', 'must be 1 to 64 letters, digits, _ or -');
+    if (js.strict !== undefined && js.strict !== null && typeof js.strict !== 'boolean') throw bad('response_format.json_schema.strict', `must be a boolean, got ${typeName(js.strict)}`);
+    if (js.schema !== undefined) schema = js.schema;
+  } else if (r.type !== 'json_object') {
+    throw bad('response_format.type', `must be "text", "json_object" or "json_schema", got ${JSON.stringify(r.type)}`);
+  }
+  const key = JSON.stringify(schema);
+  let g = grammars.get(key);
+  if (g === undefined) {
+    try {
+      g = compileJsonSchema(schema, 'response_format.json_schema.schema');
+    } catch (err) {
+      if (err instanceof SchemaError) throw new ApiError(400, err.message, err.path, 'unsupported_schema');
+      throw err;
+    }
+    if (grammars.size >= 64) grammars.delete(grammars.keys().next().value!);
+    grammars.set(key, g);
+  }
+  return g;
 }
 
 export function parseCompletionRequest(body: unknown, limits: RequestLimits, defaults: SamplingDefaults): CompletionRequest {

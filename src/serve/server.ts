@@ -14,7 +14,7 @@ import { heapStats } from '../kernels/memory.js';
 import { countParameters, describeModel } from '../model/config.js';
 import type { ModelCard } from '../io/model-card.js';
 import type { CausalLM } from '../model/model.js';
-import { applyChatTemplate, type Tokenizer } from '../tokenizer/index.js';
+import { applyChatTemplate, SPECIAL_TOKENS, type Tokenizer } from '../tokenizer/index.js';
 import { ApiError, completionBudget, parseChatRequest, parseCompletionRequest, type RequestLimits, type SamplingDefaults } from './api.js';
 import { CHAT_PAGE } from './page.js';
 
@@ -35,6 +35,14 @@ export interface ServerOptions {
   card?: ModelCard | null;
   /** One line per request and lifecycle event; default: silent. */
   log?: (line: string) => void;
+  /** Pages and APIs of applications above the server (e.g. /mail), tried before the API routes. */
+  routes?: readonly ExtraRoute[];
+}
+
+/** A path prefix an application serves: `handle` gets every request for the prefix and below. */
+export interface ExtraRoute {
+  prefix: string;
+  handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void>;
 }
 
 const MAX_BODY_BYTES = 1 << 20;
@@ -227,6 +235,12 @@ export class InferenceServer {
       sendJson(res, 200, this.health());
       return;
     }
+    for (const r of this.options.routes ?? []) {
+      if (path === r.prefix || path.startsWith(`${r.prefix}/`)) {
+        await r.handle(req, res, path);
+        return;
+      }
+    }
     if (!path.startsWith('/v1/')) throw new ApiError(404, `no route ${path}`, null, 'not_found');
     if (!this.authorized(req)) throw new ApiError(401, 'missing or wrong API key: send "Authorization: Bearer <key>"', null, 'invalid_api_key');
     if (path === '/v1/models') {
@@ -342,7 +356,9 @@ export class InferenceServer {
     const prompt = this.options.tokenizer.encode(text);
     const maxTokens = completionBudget(prompt.length, r.maxTokens, this.limits, 'messages');
     const opened = promptOpensThink(text);
-    const gen = this.submit(res, prompt, { ...r.sampling, maxTokens, stop: r.stop, stopTokenIds: r.ignoreEos ? [] : undefined });
+    // A reasoning model thinks freely; the schema holds from its '</think>' on.
+    const json = r.json === undefined ? undefined : { grammar: r.json, after: opened ? SPECIAL_TOKENS.thinkEnd : undefined };
+    const gen = this.submit(res, prompt, { ...r.sampling, maxTokens, stop: r.stop, stopTokenIds: r.ignoreEos ? [] : undefined, json });
     const id = `chatcmpl-${randomUUID().replace(/-/g, '')}`;
     const created = Math.floor(Date.now() / 1000);
     const splitter = new ReasoningSplitter(opened);

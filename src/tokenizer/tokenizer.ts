@@ -52,6 +52,11 @@ export interface Tokenizer {
   createDecodeStream(options?: DecodeOptions): DecodeStream;
   idToToken(id: number): string | undefined;
   tokenToId(token: string): number | undefined;
+  /**
+   * The bytes an ordinary (BPE) token stands for; null for added tokens (special, role and think
+   * tags) and ids without a token. Constrained decoding matches these bytes against a grammar.
+   */
+  tokenBytes(id: number): Uint8Array | null;
   /** Writes tokenizer.json and tokenizer_config.json into `dir` (created if needed). */
   save(dir: string): Promise<void>;
 }
@@ -223,7 +228,7 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
   private readonly preTokenizer: PreTokenizer;
   private readonly rawMatcher: AddedTokenMatcher;
   private readonly normalizedMatcher: AddedTokenMatcher;
-  private readonly tokenBytes: (Uint8Array | null | undefined)[] = [];
+  private readonly bytesCache: (Uint8Array | null | undefined)[] = [];
   // ignoreBOM: a leading U+FEFF is text like any other and must survive the round trip.
   private readonly utf8 = new TextDecoder('utf-8', { ignoreBOM: true });
   private decodeBuffer = new Uint8Array(1024);
@@ -310,11 +315,11 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
 
   /** The bytes of a non-added token, or null for ids with no token. */
   private bytesOf(id: number): Uint8Array | null {
-    let b = this.tokenBytes[id];
+    let b = this.bytesCache[id];
     if (b === undefined) {
       const token = Number.isInteger(id) && id >= 0 ? this.model.vocab[id] : undefined;
       b = token === undefined ? null : (tokenStringToBytes(token) ?? new TextEncoder().encode(token));
-      if (Number.isInteger(id) && id >= 0 && id < this.vocabSize) this.tokenBytes[id] = b;
+      if (Number.isInteger(id) && id >= 0 && id < this.vocabSize) this.bytesCache[id] = b;
     }
     return b;
   }
@@ -362,6 +367,10 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
       },
       flush: (): string => utf8.decode(),
     };
+  }
+
+  tokenBytes(id: number): Uint8Array | null {
+    return this.addedById.has(id) ? null : this.bytesOf(id);
   }
 
   idToToken(id: number): string | undefined {

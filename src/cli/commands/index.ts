@@ -7,6 +7,7 @@ import { register as evaluate } from './eval.js';
 import { register as experts } from './experts.js';
 import { register as generate } from './generate.js';
 import { register as grpo } from './grpo.js';
+import { register as mail } from './mail.js';
 import { register as model } from './model.js';
 import { register as perplexity } from './perplexity.js';
 import { register as plot } from './plot.js';
@@ -18,4 +19,4 @@ import { register as train } from './train.js';
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [bench, chat, convert, evaluate, experts, generate, grpo, model, perplexity, plot, r1zero, serve, tasks, tokenize, train];
+export const commands: Register[] = [bench, chat, convert, evaluate, experts, generate, grpo, mail, model, perplexity, plot, r1zero, serve, tasks, tokenize, train];

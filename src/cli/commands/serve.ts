@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { formatServeBench, runServeBench } from '../../../bench/serve.js';
 import { PRESET_NAMES, type PresetName } from '../../model/config.js';
 import { startExperts, withExpertFlags, type ExpertFlags } from '../expert-flags.js';
+import { loadMailConfig, MailState, mailRoutes } from '../../mail/index.js';
 import { InferenceServer } from '../../serve/server.js';
 import { benchCommand } from './bench.js';
 import { intFlag, loadFromFlags, numberFlag, withModelFlags } from './generate.js';
@@ -22,6 +23,8 @@ interface ServeFlags extends ExpertFlags {
   prefillChunk: number;
   grace: number;
   quiet?: boolean;
+  mailState?: string;
+  mailConfig?: string;
 }
 
 interface BenchFlags {
@@ -53,8 +56,15 @@ export function register(program: Command): void {
     .option('--prefill-chunk <n>', 'prompt tokens per sequence per step', intFlag('--prefill-chunk'), 64)
     .option('--grace <seconds>', 'on shutdown, how long running requests may take to finish', numberFlag('--grace', 0, 3600), 10)
     .option('--quiet', 'no request log on stderr')
+    .option('--mail-state <db>', 'also serve the /mail page over this nanoseek mail state database (loopback only)')
+    .option('--mail-config <json>', 'the mail config whose categories the /mail page offers')
     .action(async (o: ServeFlags) => {
       const apiKey = o.apiKey ?? (process.env.NANOSEEK_API_KEY || undefined);
+      let routes;
+      if (o.mailState !== undefined) {
+        if (!['127.0.0.1', 'localhost', '::1'].includes(o.host)) throw new Error('--mail-state: the /mail page shows your mail; serve it on 127.0.0.1 only');
+        routes = [mailRoutes(new MailState(o.mailState), (await loadMailConfig(o.mailConfig)).categories)];
+      }
       const ckpt = await loadFromFlags(o);
       const experts = await startExperts(ckpt.model, o, ckpt.dir, 'serve', 30);
       const log = o.quiet ? undefined : (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
@@ -69,12 +79,13 @@ export function register(program: Command): void {
         checkpointDir: ckpt.dir,
         card: ckpt.card,
         log,
+        routes,
       });
       const addr = await server.listen(o.port, o.host).catch((err: NodeJS.ErrnoException) => {
         throw new Error(listenProblem(err, o.host, o.port));
       });
       const host = addr.family === 'IPv6' ? `[${addr.address}]` : addr.address;
-      process.stdout.write(`serving ${server.modelId} on http://${host}:${addr.port} (chat page at /, OpenAI API at /v1${apiKey ? ', API key required' : ''})\n`);
+      process.stdout.write(`serving ${server.modelId} on http://${host}:${addr.port} (chat page at /, OpenAI API at /v1${routes ? ', mail at /mail' : ''}${apiKey ? ', API key required' : ''})\n`);
 
       await new Promise<void>((resolve) => {
         let stopping = false;
