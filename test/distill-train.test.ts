@@ -1,0 +1,110 @@
+// `nanoseek train distill` through the library: a dense Llama student learning from the shipped
+// DeepSeek-V3 MoE teacher, off-policy on traces and on-policy on its own samples. A run stopped
+// mid-way and resumed ends with the same weights as an uninterrupted one; on-policy batches are the
+// student's samples with the loss on their reply tokens only, the same for the same seed; a student
+// with another tokenizer is refused, saying why.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { loadModel, loadModelTokenizer } from '../src/io/model-file.js';
+import { presetConfig } from '../src/model/config.js';
+import { CausalLM } from '../src/model/model.js';
+import * as T from '../src/tensor/index.js';
+import { parseTrainConfig, train } from '../src/train/index.js';
+import { Distiller } from '../src/train/distill/distiller.js';
+import { fixtureTokenizer } from './serve-fixture.js';
+
+const TEACHER = 'models/nano-r1zero';
+const TASK = { task: 'arithmetic', digits: [1, 1, 1, 1, 1], ops: ['+'] };
+
+// Six replies in the teacher's own chain format (what `distill traces` writes).
+const TRACES = [
+  ['What is 1 + 2 + 3 + 4 + 5?', '1 + 2 + 3 + 4 + 5\n= 3 + 3 + 4 + 5\n= 6 + 4 + 5\n= 10 + 5\n= 15', '15'],
+  ['What is 2 + 2 + 2 + 9 + 1?', '2 + 2 + 2 + 9 + 1\n= 4 + 2 + 9 + 1\n= 6 + 9 + 1\n= 15 + 1\n= 16', '16'],
+  ['What is 7 + 0 + 3 + 1 + 8?', '7 + 0 + 3 + 1 + 8\n= 7 + 3 + 1 + 8\n= 10 + 1 + 8\n= 11 + 8\n= 19', '19'],
+  ['What is 5 + 5 + 1 + 6 + 2?', '5 + 5 + 1 + 6 + 2\n= 10 + 1 + 6 + 2\n= 11 + 6 + 2\n= 17 + 2\n= 19', '19'],
+  ['What is 9 + 9 + 4 + 0 + 3?', '9 + 9 + 4 + 0 + 3\n= 18 + 4 + 0 + 3\n= 22 + 0 + 3\n= 22 + 3\n= 25', '25'],
+  ['What is 3 + 8 + 6 + 2 + 7?', '3 + 8 + 6 + 2 + 7\n= 11 + 6 + 2 + 7\n= 17 + 2 + 7\n= 19 + 7\n= 26', '26'],
+].map(([q, steps, a]) => JSON.stringify({ prompt: q, completion: `<think>\n${steps}\n</think>\n<answer>${a}</answer>` })).join('\n');
+
+function config(dir: string, over: Record<string, unknown> = {}) {
+  return parseTrainConfig({
+    stage: 'distill',
+    model: { preset: 'nano-dense' },
+    tokenizer: { path: TEACHER },
+    data: { source: 'jsonl', path: join(dir, 'traces.jsonl'), val_path: join(dir, 'traces.jsonl'), format: 'r1' },
+    distill: { teacher: TEACHER, divergence: 'jsd', beta: 0.5, temperature: 1.5, alpha: 0.5, lambda: 0.5, tasks: [TASK], max_new_tokens: 24 },
+    seq_len: 128, batch_size: 2, grad_accum: 2, steps: 4, lr: 3e-3, warmup: 1, eval_every: 2, eval_batches: 1, log_every: 1, save_every: 2,
+    ...over,
+  });
+}
+
+test('train distill: kill and resume gives the weights of an uninterrupted run (off- and on-policy steps)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'nanoseek-distill-'));
+  try {
+    await writeFile(join(dir, 'traces.jsonl'), `${TRACES}\n`);
+    const cfg = config(dir);
+    const whole = await train(cfg, { out: join(dir, 'whole') });
+    assert.equal(whole.step, 4);
+    const metrics = (await readFile(join(dir, 'whole', 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+    assert.equal(metrics.length, 4);
+    for (const m of metrics) assert.ok(Number.isFinite(m.kd) && m.kd > 0 && (m.on_policy === 0 || m.on_policy === 1));
+    assert.ok(metrics.some((m) => m.on_policy === 1) && metrics.some((m) => m.on_policy === 0), 'λ = 0.5 over 4 steps mixes both kinds here');
+
+    const stop = new AbortController();
+    const first = await train(cfg, { out: join(dir, 'split'), signal: stop.signal, onStep: (s) => s.step === 2 && stop.abort() });
+    assert.equal(first.stopped, true);
+    assert.equal(first.step, 2);
+    const rest = await train(cfg, { out: join(dir, 'split'), resume: true });
+    assert.equal(rest.step, 4);
+    const a = await readFile(join(whole.checkpoint, 'model.safetensors'));
+    const b = await readFile(join(rest.checkpoint, 'model.safetensors'));
+    assert.ok(a.equals(b), 'resumed weights differ from the uninterrupted run');
+    const card = JSON.parse(await readFile(join(rest.checkpoint, 'model_card.json'), 'utf8'));
+    assert.match(card.description, /^Distilled from models\/nano-r1zero .*jsd β 0.5 KD, τ 1.5, α 0.5, λ 0.5/);
+    assert.equal((await loadModel(rest.checkpoint)).model.config.architectures[0], 'LlamaForCausalLM');
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('train distill: on-policy batches are the student\'s samples, loss on their reply tokens, fixed by the seed', async () => {
+  const tok = await loadModelTokenizer(TEACHER);
+  const student = new CausalLM(presetConfig('nano-dense', { vocabSize: tok.vocabSize }), { seed: 3 });
+  const spec = config('.', { distill: { teacher: TEACHER, lambda: 1, tasks: [TASK], max_new_tokens: 16 } }).distill!;
+  const draw = async () => {
+    const d = await Distiller.open(spec, student, tok, 'r1', 7, undefined, 'test');
+    return d.nextBatches(student, tok, { accum: 1, batch: 3, seqLen: 128, padId: 2 }, () => assert.fail('λ = 1 never takes an off-policy batch'));
+  };
+  const x = await draw();
+  const y = await draw();
+  assert.equal(x.onPolicy, true);
+  assert.deepEqual(x.micro, y.micro);
+  const b = x.micro[0];
+  for (let r = 0; r < b.B; r++) {
+    const ids = Array.from(b.ids.subarray(r * b.T, (r + 1) * b.T));
+    const targets = Array.from(b.targets.subarray(r * b.T, (r + 1) * b.T));
+    const firstTarget = targets.findIndex((t) => t !== T.IGNORE_INDEX);
+    const prompt = tok.decode(ids.slice(0, firstTarget + 1));
+    assert.match(prompt, /What is \d( \+ \d){4}\?/, 'the prompt is a training problem in the student\'s chat format');
+    assert.ok(prompt.endsWith('<think>'), 'the chat template opens the think block; the sample continues it');
+    const reply = targets.filter((t) => t !== T.IGNORE_INDEX);
+    assert.ok(reply.length >= 1 && reply.length <= 16);
+    // Targets are the next inputs: the sampled tokens themselves.
+    for (let t = firstTarget; t < firstTarget + reply.length - 1; t++) assert.equal(targets[t], ids[t + 1]);
+  }
+});
+
+test('train distill: a student with another tokenizer is refused with the reason', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'nanoseek-distill-'));
+  try {
+    await writeFile(join(dir, 'traces.jsonl'), `${TRACES}\n`);
+    await (await fixtureTokenizer()).save(join(dir, 'other-tokenizer'));
+    const cfg = config(dir, { tokenizer: { path: join(dir, 'other-tokenizer') } });
+    await assert.rejects(train(cfg, { out: join(dir, 'run') }), /distill\.teacher models\/nano-r1zero: its tokenizer is not the student's \(the teacher's vocabulary has 517 tokens, the student's 400\)\. Logit distillation compares/);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
