@@ -9,11 +9,12 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadModel, loadModelTokenizer } from '../src/io/model-file.js';
-import { presetConfig } from '../src/model/config.js';
+import { countParameters, presetConfig } from '../src/model/config.js';
 import { CausalLM } from '../src/model/model.js';
 import * as T from '../src/tensor/index.js';
 import { parseTrainConfig, train } from '../src/train/index.js';
 import { Distiller } from '../src/train/distill/distiller.js';
+import { parseDistillRecipe, studentConfig } from '../src/train/distill/recipe.js';
 import { fixtureTokenizer } from './serve-fixture.js';
 
 const TEACHER = 'models/nano-r1zero';
@@ -107,4 +108,18 @@ test('train distill: a student with another tokenizer is refused with the reason
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test('distill recipe config: the shipped one parses; mistakes are refused naming the field', async () => {
+  const json = JSON.parse(await readFile('configs/distill.json', 'utf8'));
+  const cfg = parseDistillRecipe(json, 'configs/distill.json');
+  assert.equal(cfg.kd.distill!.lambda, 0);
+  assert.ok(cfg.onpolicy.distill!.lambda > 0);
+  // The student is about half the teacher's 926K active parameters.
+  const p = countParameters(studentConfig(cfg.student, 517, 'test'));
+  assert.ok(p.active > 0.4 * 926_384 && p.active < 0.6 * 926_384, `${p.active}`);
+  assert.throws(() => parseDistillRecipe({ ...json, extra: 1 }, 'c.json'), /c\.json: extra: unknown field/);
+  assert.throws(() => parseDistillRecipe({ ...json, sft: { ...json.sft, data: {} } }, 'c.json'), /sft\.data: the recipe fills it in/);
+  assert.throws(() => parseDistillRecipe({ ...json, kd: { ...json.kd, distill: { ...json.kd.distill, alpha: 2 } } }, 'c.json'), /distill\.alpha/);
+  assert.throws(() => parseDistillRecipe({ ...json, student: { ...json.student, family: 'gpt2' } }, 'c.json'), /student\.family: must be "llama" or "qwen2"/);
 });

@@ -1,12 +1,15 @@
 // `nanoseek distill traces`: a teacher's correct, well-formed answers to training problems as SFT
-// JSONL (rejection sampling, as DeepSeek made the data of its distilled models). Ctrl-C stops after
-// the current round; --resume continues it.
+// JSONL (rejection sampling, as DeepSeek made the data of its distilled models). `nanoseek distill
+// run`: the whole recipe (src/train/distill/recipe.ts). Ctrl-C stops at the next round or step;
+// --resume continues.
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { loadForInference, resolveModelDir } from '../../infer/index.js';
 import { loadProblems, type Problem } from '../../tasks/index.js';
 import { endpointTeacher, modelTeacher, traceProblems, writeTraces, type Teacher } from '../../train/distill/traces.js';
 import { formatDuration } from '../../train/index.js';
-import { withStopSignal } from '../run-control.js';
+import { exportStudent, parseDistillRecipe, runDistillRecipe } from '../../train/distill/recipe.js';
+import { readJsonConfig, withStopSignal } from '../run-control.js';
 import { cardTaskSpec, describeSpec, intFlag as int, numFlag, promptFrom, taskNameFrom, taskSpecFromFlags, withTaskSpecFlags, type TaskSpecFlags } from '../task-flags.js';
 
 interface TracesFlags extends TaskSpecFlags {
@@ -86,6 +89,35 @@ async function tracesCommand(o: TracesFlags): Promise<void> {
   );
 }
 
+interface RunFlags {
+  config: string;
+  out: string;
+  base?: string;
+  resume?: boolean;
+  docs?: string;
+  export?: string;
+  name: string;
+}
+
+async function runCommand(o: RunFlags): Promise<void> {
+  const read = await readJsonConfig(o.config, ['teacher'], (line) => process.stderr.write(`${line}\n`));
+  const cfg = parseDistillRecipe(read.json, o.config);
+  const log = (line: string) => process.stdout.write(`${line}\n`);
+  const r = await withStopSignal(log, (signal) => runDistillRecipe(cfg, o.config, { out: o.out, base: o.base, resume: o.resume, docsDir: o.docs, log, signal }));
+  const teacher = r.rows[0].reports[0]['pass@1'];
+  for (const row of r.rows) {
+    const p = row.reports[0]['pass@1'];
+    log(`${row.label}: pass@1 ${(100 * p).toFixed(1)}%${row === r.rows[0] ? '' : ` (${((100 * p) / Math.max(teacher, 1e-9)).toFixed(0)}% of the teacher's)`}${row.tokens === null ? '' : `, ${row.tokens} student tokens trained`}`);
+  }
+  if (o.export !== undefined) {
+    const best = r.rows.find((row) => row.name === r.best.name)!;
+    const to = join(o.export, o.name);
+    const e = await exportStudent(r.best.dir, to, cfg, { name: r.best.name, source: `nanoseek distill run --config ${o.config} --export ${o.export}`, summary: best.label.replace(/^\(\w\) /, '') });
+    log(`exported the best student (${best.label}) to ${e.dir} and ${e.gguf}`);
+  }
+  log(`done in ${(r.seconds / 60).toFixed(1)} min; report ${r.report}`);
+}
+
 export function register(program: Command): void {
   const distill = program.command('distill').description('distillation: a teacher\'s reasoning traces as SFT data (train the student with nanoseek train distill)');
   const traces = distill
@@ -110,4 +142,15 @@ export function register(program: Command): void {
     .option('--batch <n>', 'problems per round (each round is appended and recorded for --resume)', '32')
     .option('--resume', 'continue the run recorded in <out>.progress.json')
     .action(tracesCommand);
+  distill
+    .command('run')
+    .description('the recipe: student base, traces, then SFT, off-policy KD, on-policy KD and a GRPO-only control with equal student tokens; held-out evaluation and an HTML report')
+    .option('--config <json>', 'recipe config', 'configs/distill.json')
+    .option('--out <dir>', 'run directory (pretrain/, traces.jsonl, sft/, kd/, onpolicy/, grpo/, eval/, report.html)', 'runs/distill')
+    .option('--base <dir>', 'a student base checkpoint with the teacher\'s tokenizer, instead of pretraining one')
+    .option('--resume', 'continue a run directory after its last finished phase')
+    .option('--docs <dir>', 'also copy the report, metrics and evaluations to <dir>')
+    .option('--export <dir>', 'also write the best student to <dir>/<name> (HF directory with a GGUF inside)')
+    .option('--name <name>', 'directory name of the exported student', 'nano-distill-llama')
+    .action(runCommand);
 }
