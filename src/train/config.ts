@@ -193,6 +193,8 @@ function parseTokenizer(r: JsonFields, hasInit: boolean): TokenizerSpec {
     r.done();
     return spec;
   }
+  // Parsed configs (in trainer_state.json) say {"from_init": true}; config files leave it out.
+  if (r.has('from_init') && r.raw('from_init') !== true) r.fail('from_init', 'must be true (or left out)');
   r.done();
   if (!hasInit) r.fail('path', 'the tokenizer needs "path" or "train" (only a model.init checkpoint brings its own)');
   return { from_init: true };
@@ -231,7 +233,10 @@ function parseData(r: JsonFields, stage: Stage, seed: number): DataSpec {
     if (stage !== 'pretrain') {
       out = { source: 'jsonl', path, val_path: valPath, val_fraction: fraction, seed: dataSeed, format: r.oneOf<SftFormat>('format', ['r1', 'r1-zero'], 'r1') };
     } else {
-      out = { source: source as 'text' | 'jsonl', path, field: source === 'jsonl' ? r.str('field', 'text') : 'text', val_path: valPath, val_fraction: fraction, seed: dataSeed };
+      // A parsed config (trainer_state.json) carries field "text" for text files too.
+      const field = r.str('field', 'text');
+      if (source === 'text' && field !== 'text') r.fail('field', 'applies to jsonl data only');
+      out = { source: source as 'text' | 'jsonl', path, field, val_path: valPath, val_fraction: fraction, seed: dataSeed };
     }
   }
   r.done();

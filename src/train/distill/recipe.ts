@@ -12,7 +12,7 @@
 // after the last finished phase (and inside each training run at its last checkpoint).
 import { cpus } from 'node:os';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../../util/atomic.js';
 import { countParameters, parseModelConfig, presetConfig } from '../../model/config.js';
 import { CausalLM } from '../../model/model.js';
@@ -25,6 +25,7 @@ import { evaluateModel, type EvalReport } from '../../eval/evaluate.js';
 import { renderDistillReport, type DistillRow } from '../../eval/report.js';
 import { checkTrainConfig, parseTrainConfig, type TrainConfig } from '../config.js';
 import { train } from '../trainer.js';
+import { latestCheckpoint } from '../checkpoint-state.js';
 import { parseGrpoConfig, parseTaskSpec, type GrpoConfig } from '../grpo/config.js';
 import { trainGrpo } from '../grpo/trainer.js';
 import { exportModel } from '../grpo/r1zero.js';
@@ -182,7 +183,7 @@ function trainedTokens(records: readonly MetricsRecord[]): number {
 
 /** The same for a GRPO run: every logged step's groups × G × mean response tokens (log_every 1). */
 function grpoTokens(records: readonly MetricsRecord[], G: number): number {
-  return records.reduce((s, r) => s + (r.groups_used as number) * G * (r.response_tokens as number), 0);
+  return Math.round(records.reduce((s, r) => s + (r.groups_used as number) * G * (r.response_tokens as number), 0));
 }
 
 /** Runs the recipe; see the file comment. */
@@ -263,14 +264,17 @@ export async function runDistillRecipe(cfg: DistillRecipeConfig, source: string,
   const grpoDir = join(out, 'grpo');
   const G = cfg.grpo.group_size;
   await timed('student grpo (control, equal student tokens)', async () => {
-    let steps = cfg.grpo.steps;
+    // A resumed recipe continues from the steps the control already ran.
+    let steps = Math.max(cfg.grpo.steps, (await latestCheckpoint(grpoDir))?.step ?? 0);
     for (;;) {
       await trainGrpo({ ...cfg.grpo, model: { init: base! }, steps }, { out: grpoDir, resume: true, log: sub, signal: o.signal, source: `${source} (grpo)` });
       stopIfAsked();
-      const used = grpoTokens(await readMetrics(join(grpoDir, METRICS_FILE)), G);
+      const records = await readMetrics(join(grpoDir, METRICS_FILE));
+      const used = grpoTokens(records, G);
       if (used >= target) break;
-      const perStep = used / steps;
-      steps += Math.max(1, Math.ceil((target - used) / Math.max(perStep, 1)));
+      // Responses grow as GRPO goes on (R1-Zero's length growth): plan from the latest step's tokens.
+      const last = grpoTokens(records.slice(-1), G);
+      steps += Math.max(1, Math.ceil((target - used) / Math.max(last, 1)));
       sub(`GRPO has trained on ${used} student tokens of ${target}: continuing to step ${steps}`);
     }
   });
@@ -321,7 +325,7 @@ export async function runDistillRecipe(cfg: DistillRecipeConfig, source: string,
   const html = renderDistillReport({
     title: 'nanoseek: distilling a DeepSeek-V3 MoE reasoning model into a dense student',
     intro: [
-      `Teacher: ${cfg.teacher}, a DeepSeek-V3-architecture MoE (${(rows[0].params / 1e6).toFixed(2)}M parameters, ${(teacherP / 1e3).toFixed(0)}K active per token) trained with R1-Zero-style GRPO. ` +
+      `Teacher: ${shown(cfg.teacher)}, a DeepSeek-V3-architecture MoE (${(rows[0].params / 1e6).toFixed(2)}M parameters, ${(teacherP / 1e3).toFixed(0)}K active per token) trained with R1-Zero-style GRPO. ` +
         `Student: a dense ${cfg.student.family === 'llama' ? 'Llama' : 'Qwen2'} (${cfg.student.num_hidden_layers} layers × ${cfg.student.hidden_size}, GQA ${cfg.student.num_attention_heads}/${cfg.student.num_key_value_heads} heads, ` +
         `${(rows[1].active / 1e3).toFixed(0)}K parameters: ${(rows[1].active / teacherP).toFixed(2)}× the teacher's active ones) with the teacher's tokenizer, ` +
         (o.base === undefined ? `pretrained from scratch on the teacher's generated corpus (${(cfg.corpus.bytes / 1e6).toFixed(0)} MB, ${cfg.pretrain.steps} steps).` : `taken from ${o.base}.`),
@@ -350,6 +354,11 @@ export async function runDistillRecipe(cfg: DistillRecipeConfig, source: string,
   }
   const bestName = bestRow.name as RunName;
   return { report, rows, best: { name: bestName, dir: join(out, bestName, 'latest') }, seconds: timings.reduce((s, x) => s + x.seconds, 0) };
+}
+
+/** A path as a reader of the report or card should see it: relative to where the command ran. */
+function shown(path: string): string {
+  return relative(process.cwd(), path) || path;
 }
 
 function describeKd(c: TrainConfig): string {
@@ -382,7 +391,7 @@ export async function exportStudent(from: string, to: string, cfg: DistillRecipe
   const p = countParameters(model.config);
   const card: ModelCard = {
     description:
-      `A dense ${model.config.architectures[0].replace('ForCausalLM', '')} student (${(p.total / 1e3).toFixed(0)}K parameters) distilled from ${cfg.teacher}, a DeepSeek-V3 MoE reasoning model, ` +
+      `A dense ${model.config.architectures[0].replace('ForCausalLM', '')} student (${(p.total / 1e3).toFixed(0)}K parameters) distilled from ${shown(cfg.teacher)}, a DeepSeek-V3 MoE reasoning model, ` +
       `on ${taskPhrase(cfg.traces.tasks)}: ${info.summary}. It reasons inside <think>, then answers ` +
       `(held-out ${taskPhrase([spec])}: greedy pass@1 ${r['pass@1'].toFixed(3)}, ${r.mean_response_tokens.toFixed(0)} tokens per answer, as exported in BF16). ` +
       'A demonstration of the distillation recipe, not an assistant: anything else gets a made-up answer.',
