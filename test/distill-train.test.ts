@@ -7,7 +7,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
 import { loadModel, loadModelTokenizer } from '../src/io/model-file.js';
 import { countParameters, presetConfig } from '../src/model/config.js';
 import { CausalLM } from '../src/model/model.js';
@@ -15,7 +18,7 @@ import * as T from '../src/tensor/index.js';
 import { parseTrainConfig, train } from '../src/train/index.js';
 import { Distiller } from '../src/train/distill/distiller.js';
 import { parseDistillRecipe, studentConfig } from '../src/train/distill/recipe.js';
-import { fixtureTokenizer } from './serve-fixture.js';
+import { cliArgs, fixtureTokenizer } from './serve-fixture.js';
 
 const TEACHER = 'models/nano-r1zero';
 const TASK = { task: 'arithmetic', digits: [1, 1, 1, 1, 1], ops: ['+'] };
@@ -30,42 +33,60 @@ const TRACES = [
   ['What is 3 + 8 + 6 + 2 + 7?', '3 + 8 + 6 + 2 + 7\n= 11 + 6 + 2 + 7\n= 17 + 2 + 7\n= 19 + 7\n= 26', '26'],
 ].map(([q, steps, a]) => JSON.stringify({ prompt: q, completion: `<think>\n${steps}\n</think>\n<answer>${a}</answer>` })).join('\n');
 
-function config(dir: string, over: Record<string, unknown> = {}) {
-  return parseTrainConfig({
+function rawConfig(dir: string, over: Record<string, unknown> = {}): Record<string, unknown> {
+  return {
     stage: 'distill',
     model: { preset: 'nano-dense' },
-    tokenizer: { path: TEACHER },
+    tokenizer: { path: resolve(TEACHER) },
     data: { source: 'jsonl', path: join(dir, 'traces.jsonl'), val_path: join(dir, 'traces.jsonl'), format: 'r1' },
-    distill: { teacher: TEACHER, divergence: 'jsd', beta: 0.5, temperature: 1.5, alpha: 0.5, lambda: 0.5, tasks: [TASK], max_new_tokens: 24 },
+    distill: { teacher: resolve(TEACHER), divergence: 'jsd', beta: 0.5, temperature: 1.5, alpha: 0.5, lambda: 0.5, tasks: [TASK], max_new_tokens: 24 },
     seq_len: 128, batch_size: 2, grad_accum: 2, steps: 4, lr: 3e-3, warmup: 1, eval_every: 2, eval_batches: 1, log_every: 1, save_every: 2,
     ...over,
-  });
+  };
 }
 
-test('train distill: kill and resume gives the weights of an uninterrupted run (off- and on-policy steps)', async () => {
+const config = (dir: string, over: Record<string, unknown> = {}) => parseTrainConfig(rawConfig(dir, over));
+
+test('train distill: SIGKILL after a checkpoint, then --resume, gives the weights of an uninterrupted run (off- and on-policy steps)', { timeout: 60_000 }, async () => {
   const dir = await mkdtemp(join(tmpdir(), 'nanoseek-distill-'));
   try {
     await writeFile(join(dir, 'traces.jsonl'), `${TRACES}\n`);
-    const cfg = config(dir);
-    const whole = await train(cfg, { out: join(dir, 'whole') });
-    assert.equal(whole.step, 4);
+    const raw = rawConfig(dir, { steps: 8 });
+    const whole = await train(parseTrainConfig(raw), { out: join(dir, 'whole') });
+    assert.equal(whole.step, 8);
     const metrics = (await readFile(join(dir, 'whole', 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
-    assert.equal(metrics.length, 4);
+    assert.equal(metrics.length, 8);
     for (const m of metrics) assert.ok(Number.isFinite(m.kd) && m.kd > 0 && (m.on_policy === 0 || m.on_policy === 1));
-    assert.ok(metrics.some((m) => m.on_policy === 1) && metrics.some((m) => m.on_policy === 0), 'λ = 0.5 over 4 steps mixes both kinds here');
+    assert.ok(metrics.some((m) => m.on_policy === 1) && metrics.some((m) => m.on_policy === 0), 'λ = 0.5 over 8 steps mixes both kinds here');
 
-    const stop = new AbortController();
-    const first = await train(cfg, { out: join(dir, 'split'), signal: stop.signal, onStep: (s) => s.step === 2 && stop.abort() });
-    assert.equal(first.stopped, true);
-    assert.equal(first.step, 2);
-    const rest = await train(cfg, { out: join(dir, 'split'), resume: true });
-    assert.equal(rest.step, 4);
-    const a = await readFile(join(whole.checkpoint, 'model.safetensors'));
-    const b = await readFile(join(rest.checkpoint, 'model.safetensors'));
-    assert.ok(a.equals(b), 'resumed weights differ from the uninterrupted run');
-    const card = JSON.parse(await readFile(join(rest.checkpoint, 'model_card.json'), 'utf8'));
-    assert.match(card.description, /^Distilled from models\/nano-r1zero .*jsd β 0.5 KD, τ 1.5, α 0.5, λ 0.5/);
-    assert.equal((await loadModel(rest.checkpoint)).model.config.architectures[0], 'LlamaForCausalLM');
+    // The same run through the CLI, killed once its first checkpoint exists, resumed from its own saved config.
+    const cfgPath = join(dir, 'distill.json');
+    await writeFile(cfgPath, JSON.stringify(raw));
+    const killed = join(dir, 'killed');
+    const child = spawn(process.execPath, [...cliArgs(), 'train', 'distill', '--config', cfgPath, '--out', killed], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d) => (output += d));
+    child.stderr.on('data', (d) => (output += d));
+    const exited = once(child, 'exit');
+    while (!existsSync(join(killed, 'checkpoint-2', 'trainer_state.json'))) {
+      assert.equal(child.exitCode, null, `the run ended before its first checkpoint:\n${output}`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    child.kill('SIGKILL');
+    assert.equal((await exited)[1], 'SIGKILL');
+    assert.equal(existsSync(join(killed, 'checkpoint-8')), false, 'the run must be killed before it finishes');
+    const resumed = spawn(process.execPath, [...cliArgs(), 'train', 'distill', '--out', killed, '--resume'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let resumedOutput = '';
+    resumed.stdout.on('data', (d) => (resumedOutput += d));
+    resumed.stderr.on('data', (d) => (resumedOutput += d));
+    assert.equal((await once(resumed, 'exit'))[0], 0, resumedOutput);
+    assert.match(resumedOutput, /resuming .* from checkpoint-\d+/);
+    const final = (run: string, file: string) => readFile(join(run, 'checkpoint-8', file));
+    assert.ok((await final(join(dir, 'whole'), 'model.safetensors')).equals(await final(killed, 'model.safetensors')), 'resumed weights differ from the uninterrupted run');
+    assert.ok((await final(join(dir, 'whole'), 'optimizer.safetensors')).equals(await final(killed, 'optimizer.safetensors')), 'resumed optimizer state differs');
+    const card = JSON.parse((await final(killed, 'model_card.json')).toString());
+    assert.match(card.description, /^Distilled from \S*models\/nano-r1zero .*jsd β 0.5 KD, τ 1.5, α 0.5, λ 0.5/);
+    assert.equal((await loadModel(join(killed, 'checkpoint-8'))).model.config.architectures[0], 'LlamaForCausalLM');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -104,7 +125,7 @@ test('train distill: a student with another tokenizer is refused with the reason
     await writeFile(join(dir, 'traces.jsonl'), `${TRACES}\n`);
     await (await fixtureTokenizer()).save(join(dir, 'other-tokenizer'));
     const cfg = config(dir, { tokenizer: { path: join(dir, 'other-tokenizer') } });
-    await assert.rejects(train(cfg, { out: join(dir, 'run') }), /distill\.teacher models\/nano-r1zero: its tokenizer is not the student's \(the teacher's vocabulary has 517 tokens, the student's 400\)\. Logit distillation compares/);
+    await assert.rejects(train(cfg, { out: join(dir, 'run') }), /distill\.teacher \S*models\/nano-r1zero: its tokenizer is not the student's \(the teacher's vocabulary has 517 tokens, the student's 400\)\. Logit distillation compares/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
