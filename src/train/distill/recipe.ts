@@ -342,7 +342,7 @@ export async function runDistillRecipe(cfg: DistillRecipeConfig, source: string,
     curves,
     pretrainRecords,
     timings,
-    details: JSON.stringify(cfg, null, 2),
+    details: JSON.stringify({ ...cfg, teacher: shown(cfg.teacher) }, null, 2),
   });
   const report = join(out, 'report.html');
   await writeFileAtomic(report, html);
