@@ -196,6 +196,7 @@ export async function writeTraces(teacher: Teacher, problems: readonly Problem[]
       throw new Error(`${opts.out}: cannot resume: ${err.message}`);
     });
   } else {
+    if (saved !== null && saved.done) throw new Error(`${opts.out}: already holds a finished traces run (${saved.kept} traces); choose another --out`);
     if (saved !== null || outExists) throw new Error(`${opts.out}: already exists${saved !== null ? ' with a traces run in progress' : ''}; pass --resume to continue it, or choose another --out`);
     st = { format: 'nanoseek-traces', version: 1, problems: 0, total: problems.length, sampled: 0, correct: 0, kept: 0, solved: 0, tokens: 0, elapsed_s: 0, bytes: 0, settings, done: false };
     await writeJsonAtomic(ppath, st);
