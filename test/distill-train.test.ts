@@ -143,4 +143,10 @@ test('distill recipe config: the shipped one parses; mistakes are refused naming
   assert.throws(() => parseDistillRecipe({ ...json, sft: { ...json.sft, data: {} } }, 'c.json'), /sft\.data: the recipe fills it in/);
   assert.throws(() => parseDistillRecipe({ ...json, kd: { ...json.kd, distill: { ...json.kd.distill, alpha: 2 } } }, 'c.json'), /distill\.alpha/);
   assert.throws(() => parseDistillRecipe({ ...json, student: { ...json.student, family: 'gpt2' } }, 'c.json'), /student\.family: must be "llama" or "qwen2"/);
+  assert.throws(() => parseDistillRecipe({ ...json, student: { ...json.student, n_routed_experts: 8 } }, 'c.json'), /student\.n_routed_experts: not a config\.json field of preset nano-dense/);
+  // The smaller MoE student of configs/distill-moe.json: about half the teacher's active and total parameters.
+  const moe = parseDistillRecipe(JSON.parse(await readFile('configs/distill-moe.json', 'utf8')), 'configs/distill-moe.json');
+  const q = countParameters(studentConfig(moe.student, 517, 'test'));
+  assert.equal(studentConfig(moe.student, 517, 'test').model_type, 'deepseek_v3');
+  assert.ok(q.active < 0.6 * 926_384 && q.total < 0.5 * 1_811_120, `${q.active} / ${q.total}`);
 });

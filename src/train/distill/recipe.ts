@@ -1,5 +1,5 @@
 // The R1 distillation recipe at small scale (`nanoseek distill run --config configs/distill.json`):
-// from the shipped DeepSeek-V3 MoE teacher, make a dense Llama/Qwen2 student base of about half its
+// from the shipped DeepSeek-V3 MoE teacher, make a student base (dense Llama/Qwen2, or a smaller MoE) of about half its
 // active parameters (pretrained on the teacher's corpus, with the teacher's tokenizer), build the
 // trace set by rejection sampling, then train four students from that one base:
 //   (a) sft       sequence-level distillation: SFT on the traces (what DeepSeek did);
@@ -14,7 +14,7 @@ import { cpus } from 'node:os';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { writeFileAtomic, writeJsonAtomic } from '../../util/atomic.js';
-import { countParameters, parseModelConfig, presetConfig } from '../../model/config.js';
+import { countParameters, parseModelConfig, presetConfig, PRESET_NAMES, type ModelConfig, type PresetName } from '../../model/config.js';
 import { CausalLM } from '../../model/model.js';
 import { loadModel, loadModelTokenizer, saveModel } from '../../io/model-file.js';
 import { convertModel } from '../../io/convert.js';
@@ -35,14 +35,17 @@ import { openPhases } from '../phases.js';
 type Json = Record<string, unknown>;
 const isRecord = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/**
+ * The student: a preset (a dense `nano-dense`, or a DeepSeek-V3 `nano`) with config.json fields
+ * replaced (hidden_size, num_hidden_layers, n_routed_experts, …), and its initialisation seed.
+ */
 export interface StudentShape {
-  family: 'llama' | 'qwen2';
-  hidden_size: number;
-  num_hidden_layers: number;
-  intermediate_size: number;
-  num_attention_heads: number;
-  num_key_value_heads: number;
+  preset: PresetName;
+  /** Dense presets: llama or qwen2. */
+  family: 'llama' | 'qwen2' | null;
   seed: number;
+  /** config.json fields that replace the preset's. */
+  config: Record<string, number>;
 }
 
 export interface DistillRecipeConfig {
@@ -86,17 +89,19 @@ export function parseDistillRecipe(json: unknown, source = 'distill config'): Di
     if (!(typeof o[k] === 'number' && Number.isSafeInteger(o[k]) && (o[k] as number) >= 1)) fail(`${where}.${k}`, 'must be a positive integer');
     return o[k] as number;
   };
-  for (const k of Object.keys(s)) if (!['family', 'hidden_size', 'num_hidden_layers', 'intermediate_size', 'num_attention_heads', 'num_key_value_heads', 'seed'].includes(k)) fail(`student.${k}`, 'unknown field');
-  if (s.family !== 'llama' && s.family !== 'qwen2') fail('student.family', 'must be "llama" or "qwen2"');
-  const student: StudentShape = {
-    family: s.family as 'llama' | 'qwen2',
-    hidden_size: posInt(s, 'hidden_size', 'student'),
-    num_hidden_layers: posInt(s, 'num_hidden_layers', 'student'),
-    intermediate_size: posInt(s, 'intermediate_size', 'student'),
-    num_attention_heads: posInt(s, 'num_attention_heads', 'student'),
-    num_key_value_heads: posInt(s, 'num_key_value_heads', 'student'),
-    seed: typeof s.seed === 'number' ? s.seed : 0,
-  };
+  const preset = s.preset ?? 'nano-dense';
+  if (!(PRESET_NAMES as readonly unknown[]).includes(preset)) fail('student.preset', `must be one of ${PRESET_NAMES.join(', ')}`);
+  const family = s.family ?? null;
+  if (family !== null && family !== 'llama' && family !== 'qwen2') fail('student.family', 'must be "llama" or "qwen2"');
+  const shapeKeys = Object.keys(presetConfig(preset as PresetName, { vocabSize: 512 }));
+  const config: Record<string, number> = {};
+  for (const [k, v] of Object.entries(s)) {
+    if (k === 'preset' || k === 'family' || k === 'seed') continue;
+    if (!shapeKeys.includes(k)) fail(`student.${k}`, `not a config.json field of preset ${preset}`);
+    if (typeof v !== 'number') fail(`student.${k}`, 'must be a number');
+    config[k] = v as number;
+  }
+  const student: StudentShape = { preset: preset as PresetName, family: family as StudentShape['family'], seed: typeof s.seed === 'number' ? s.seed : 0, config };
   studentConfig(student, 512, source);
   const c = section(json, 'corpus', source);
   if (!(typeof c.bytes === 'number' && Number.isSafeInteger(c.bytes) && c.bytes > 0)) fail('corpus.bytes', 'must be a positive integer');
@@ -144,11 +149,10 @@ export function parseDistillRecipe(json: unknown, source = 'distill config'): Di
   };
 }
 
-/** The student's config.json: the dense preset of its family with the recipe's shape and the teacher's vocabulary. */
+/** The student's config.json: its preset with the recipe's fields and the teacher's vocabulary, checked. */
 export function studentConfig(s: StudentShape, vocabSize: number, source: string, tokens: { bos: number; eos: number } = { bos: 0, eos: 1 }) {
-  const base = presetConfig('nano-dense', { vocabSize, denseFamily: s.family, bosTokenId: tokens.bos, eosTokenId: tokens.eos });
-  const { family: _f, seed: _s, ...shape } = s;
-  return parseModelConfig({ ...base, ...shape }, `${source} (student)`);
+  const base = presetConfig(s.preset, { vocabSize, ...(s.family === null ? {} : { denseFamily: s.family }), bosTokenId: tokens.bos, eosTokenId: tokens.eos });
+  return parseModelConfig({ ...base, ...s.config }, `${source} (student)`);
 }
 
 export interface DistillRecipeOptions {
@@ -323,11 +327,10 @@ export async function runDistillRecipe(cfg: DistillRecipeConfig, source: string,
   for (const name of RUNS) curves[name] = await readMetrics(join(out, name, METRICS_FILE));
   const teacherP = rows[0].active;
   const html = renderDistillReport({
-    title: 'nanoseek: distilling a DeepSeek-V3 MoE reasoning model into a dense student',
+    title: `nanoseek: distilling a DeepSeek-V3 MoE reasoning model into ${studentConfig(cfg.student, tokenizer.vocabSize, source).model_type === 'deepseek_v3' ? 'a smaller MoE' : 'a dense'} student`,
     intro: [
       `Teacher: ${shown(cfg.teacher)}, a DeepSeek-V3-architecture MoE (${(rows[0].params / 1e6).toFixed(2)}M parameters, ${(teacherP / 1e3).toFixed(0)}K active per token) trained with R1-Zero-style GRPO. ` +
-        `Student: a dense ${cfg.student.family === 'llama' ? 'Llama' : 'Qwen2'} (${cfg.student.num_hidden_layers} layers × ${cfg.student.hidden_size}, GQA ${cfg.student.num_attention_heads}/${cfg.student.num_key_value_heads} heads, ` +
-        `${(rows[1].active / 1e3).toFixed(0)}K parameters: ${(rows[1].active / teacherP).toFixed(2)}× the teacher's active ones) with the teacher's tokenizer, ` +
+        `Student: ${describeStudent(studentConfig(cfg.student, tokenizer.vocabSize, source))} (${(rows[1].params / 1e3).toFixed(0)}K parameters, ${(rows[1].active / 1e3).toFixed(0)}K active: ${(rows[1].active / teacherP).toFixed(2)}× the teacher's active ones) with the teacher's tokenizer, ` +
         (o.base === undefined ? `pretrained from scratch on the teacher's generated corpus (${(cfg.corpus.bytes / 1e6).toFixed(0)} MB, ${cfg.pretrain.steps} steps).` : `taken from ${o.base}.`),
       `Traces: the teacher answered ${traceStats.problems} training problems (${taskPhrase(t.tasks)}) ${t.samples} times each at temperature ${t.temperature}; ` +
         `${traceStats.correct} of ${traceStats.sampled} answers were correct, and ${traceStats.kept} correct, well-formed ones (at most ${t.keep} per problem) became SFT records with their reasoning.`,
@@ -354,6 +357,13 @@ export async function runDistillRecipe(cfg: DistillRecipeConfig, source: string,
   }
   const bestName = bestRow.name as RunName;
   return { report, rows, best: { name: bestName, dir: join(out, bestName, 'latest') }, seconds: timings.reduce((s, x) => s + x.seconds, 0) };
+}
+
+/** A model's shape in words: "a dense Llama (4 layers × 96, GQA 4/2 heads)", "a DeepSeek-V3 MoE (…)". */
+function describeStudent(c: ModelConfig): string {
+  const head = `${c.num_hidden_layers} layers × ${c.hidden_size}`;
+  if (c.model_type === 'deepseek_v3') return `a smaller DeepSeek-V3 MoE (${head}, MLA, ${c.n_routed_experts} routed experts, top-${c.num_experts_per_tok}, 1 shared)`;
+  return `a dense ${c.model_type === 'llama' ? 'Llama' : 'Qwen2'} (${head}, GQA ${c.num_attention_heads}/${c.num_key_value_heads} heads)`;
 }
 
 /** A path as a reader of the report or card should see it: relative to where the command ran. */
@@ -391,7 +401,7 @@ export async function exportStudent(from: string, to: string, cfg: DistillRecipe
   const p = countParameters(model.config);
   const card: ModelCard = {
     description:
-      `A dense ${model.config.architectures[0].replace('ForCausalLM', '')} student (${(p.total / 1e3).toFixed(0)}K parameters) distilled from ${shown(cfg.teacher)}, a DeepSeek-V3 MoE reasoning model, ` +
+      `${describeStudent(model.config).replace(/^a/, 'A')} student (${(p.total / 1e3).toFixed(0)}K parameters, ${(p.active / 1e3).toFixed(0)}K active) distilled from ${shown(cfg.teacher)}, a DeepSeek-V3 MoE reasoning model, ` +
       `on ${taskPhrase(cfg.traces.tasks)}: ${info.summary}. It reasons inside <think>, then answers ` +
       `(held-out ${taskPhrase([spec])}: greedy pass@1 ${r['pass@1'].toFixed(3)}, ${r.mean_response_tokens.toFixed(0)} tokens per answer, as exported in BF16). ` +
       'A demonstration of the distillation recipe, not an assistant: anything else gets a made-up answer.',
