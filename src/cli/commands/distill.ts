@@ -119,7 +119,7 @@ async function runCommand(o: RunFlags): Promise<void> {
 }
 
 export function register(program: Command): void {
-  const distill = program.command('distill').description('distillation: a teacher\'s reasoning traces as SFT data (train the student with nanoseek train distill)');
+  const distill = program.command('distill').description('distillation: a teacher\'s reasoning traces as SFT data, and the whole recipe (logit KD itself: nanoseek train distill)');
   const traces = distill
     .command('traces')
     .description('a teacher answers training problems G times each; its correct, well-formed answers become SFT JSONL with the reasoning kept (resumable)')
