@@ -19,6 +19,7 @@ import { CausalLM } from '../../model/model.js';
 import { loadModel, loadModelTokenizer, saveModel } from '../../io/model-file.js';
 import { convertModel } from '../../io/convert.js';
 import { writeModelCard, type ModelCard } from '../../io/model-card.js';
+import { loadForInference } from '../../infer/index.js';
 import { readMetrics, METRICS_FILE, type MetricsRecord } from '../../report/index.js';
 import { heldOutSet, solutionOf, taskPhrase, writeCorpus, type CorpusOptions, type TaskSpec } from '../../tasks/index.js';
 import { evaluateModel, type EvalReport } from '../../eval/evaluate.js';
@@ -204,7 +205,7 @@ export async function runDistillRecipe(cfg: DistillRecipeConfig, source: string,
   const sub = (l: string) => log(`  ${l}`);
   const tokenizer = await loadModelTokenizer(cfg.teacher);
 
-  // The student base: the recipe's dense shape with the teacher's tokenizer, pretrained on the corpus.
+  // The student base: the recipe's shape with the teacher's tokenizer, pretrained on the teacher's corpus.
   let base = o.base;
   let pretrainRecords: MetricsRecord[] = [];
   if (base === undefined) {
@@ -233,9 +234,9 @@ export async function runDistillRecipe(cfg: DistillRecipeConfig, source: string,
   const traces = join(out, 'traces.jsonl');
   const t = cfg.traces;
   const traceStats = await timed('traces (teacher, rejection sampling)', async () => {
-    const teacher = await loadModel(cfg.teacher);
-    const card = JSON.parse(await readFile(join(cfg.teacher, 'model_card.json'), 'utf8').catch(() => '{}')) as { prompt?: { template?: 'r1' | 'r1-zero'; open_think?: boolean } };
-    const tm = modelTeacher(cfg.teacher, teacher.model, tokenizer, card.prompt?.template ?? 'r1', card.prompt?.open_think ?? false);
+    // Prompted as the teacher was trained (its model card), else with its chat template.
+    const teacher = await loadForInference(cfg.teacher);
+    const tm = modelTeacher(cfg.teacher, teacher.model, teacher.tokenizer, teacher.card?.prompt?.template ?? 'r1', teacher.card?.prompt?.open_think ?? false);
     const { problems } = traceProblems({ tasks: t.tasks, count: t.problems, seed: t.seed });
     const done = JSON.parse(await readFile(progressPath(traces), 'utf8').catch(() => 'null')) as { done?: boolean } | null;
     return writeTraces(tm, problems, {
@@ -287,7 +288,8 @@ export async function runDistillRecipe(cfg: DistillRecipeConfig, source: string,
   // Held-out evaluation of the teacher, the base and the four students.
   const evalDir = join(out, 'eval');
   await mkdir(evalDir, { recursive: true });
-  const evaluate = async (name: string, dir: string, template: 'r1' | 'r1-zero', openThink: boolean): Promise<EvalReport[]> => {
+  // Every model is prompted the same way: the teacher's chat template (the R1-Zero prompt, opening <think>).
+  const evaluate = async (name: string, dir: string): Promise<EvalReport[]> => {
     const file = join(evalDir, `${name}.json`);
     if (await exists(file)) return JSON.parse(await readFile(file, 'utf8')) as EvalReport[];
     const m = await loadModel(dir);
@@ -295,7 +297,7 @@ export async function runDistillRecipe(cfg: DistillRecipeConfig, source: string,
     const reports: EvalReport[] = [];
     for (const spec of cfg.eval.tasks) {
       const e = cfg.eval;
-      const r = await evaluateModel(m.model, tok, heldOutSet(spec, e.problems), { template, openThink, n: e.n, maxNewTokens: e.max_new_tokens, temperature: e.temperature, seed: e.seed, examples: 3 });
+      const r = await evaluateModel(m.model, tok, heldOutSet(spec, e.problems), { template: 'r1', n: e.n, maxNewTokens: e.max_new_tokens, temperature: e.temperature, seed: e.seed, examples: 3 });
       sub(`${name}, ${taskPhrase([spec])}: pass@1 ${r['pass@1'].toFixed(3)}${r['pass@k'] === null ? '' : `, pass@${r.k} ${r['pass@k'].toFixed(3)}`}, format ${r.format_rate.toFixed(3)}, ${r.mean_response_tokens.toFixed(1)} tokens`);
       reports.push(r);
     }
@@ -304,7 +306,6 @@ export async function runDistillRecipe(cfg: DistillRecipeConfig, source: string,
   };
   const rows: DistillRow[] = [];
   await timed('held-out evaluation', async () => {
-    // Every model is prompted the same way: the teacher's chat template (the R1-Zero prompt, opening <think>).
     const entries: [string, string, string][] = [
       ['teacher', cfg.teacher, 'the teacher (DeepSeek-V3 MoE)'],
       ['base', base!, 'student base (pretrained only)'],
@@ -314,7 +315,7 @@ export async function runDistillRecipe(cfg: DistillRecipeConfig, source: string,
       ['grpo', join(grpoDir, 'latest'), '(d) GRPO only (control)'],
     ];
     for (const [name, dir, label] of entries) {
-      const reports = await evaluate(name, dir, 'r1', false);
+      const reports = await evaluate(name, dir);
       const cfgOf = (await loadModel(dir)).model.config;
       const p = countParameters(cfgOf);
       rows.push({ name, label, architecture: cfgOf.architectures[0], params: p.total, active: p.active, tokens: budget[name] ?? null, reports });
