@@ -157,3 +157,16 @@ test('the shipped SFT config runs from any directory (its paths and --config res
   assert.equal(report.task, 'arithmetic 1x1x1x1x1 +');
   assert.ok(report.format_rate > 0.5, `format ${report.format_rate}`);
 });
+
+test('a parsed config parses again to itself (what --resume reads from trainer_state.json): tokenizer from init, text data, distill', () => {
+  for (const json of [
+    { stage: 'sft', model: { init: 'runs/x' }, data: { source: 'jsonl', path: 'sft.jsonl' }, seq_len: 64, batch_size: 2, steps: 5, lr: 1e-3 },
+    { stage: 'pretrain', model: { init: 'runs/x' }, data: { source: 'text', path: 'c.txt' }, seq_len: 64, batch_size: 2, steps: 5, lr: 1e-3 },
+    { stage: 'distill', model: { init: 'runs/x' }, data: { source: 'jsonl', path: 't.jsonl' }, distill: { teacher: 'models/t', lambda: 0.5, tasks: [{ task: 'arithmetic', digits: [1, 1], ops: ['+'] }] }, seq_len: 64, batch_size: 2, steps: 5, lr: 1e-3 },
+  ]) {
+    const once = parseTrainConfig(json);
+    assert.deepEqual(parseTrainConfig(JSON.parse(JSON.stringify(once))), once);
+  }
+  assert.throws(() => parseTrainConfig({ stage: 'pretrain', model: { init: 'x' }, data: { source: 'text', path: 'c.txt', field: 'body' }, seq_len: 64, batch_size: 2, steps: 5, lr: 1e-3 }), /data\.field .*applies to jsonl data only/);
+  assert.throws(() => parseTrainConfig({ stage: 'sft', model: { init: 'x' }, data: { source: 'jsonl', path: 's.jsonl' }, distill: { teacher: 't' }, seq_len: 64, batch_size: 2, steps: 5, lr: 1e-3 }), /distill .*applies to stage "distill" only/);
+});

@@ -1,5 +1,6 @@
 // Self-contained HTML for GRPO runs: the training curves of a run (`nanoseek grpo plot`) and the
-// R1-Zero reproduction report (before/after table, curves, sample completions). Inline SVG only: no
+// R1-Zero reproduction report (before/after table, curves, sample completions), and the distillation
+// recipe's report (students against teacher and the RL-only control). Inline SVG only: no
 // scripts, fonts or other external assets, so the file reads offline and attaches to an issue.
 import { COLORS, escapeHtml, htmlPage, lineChart, metricPoints, type MetricsRecord, type Series } from '../report/index.js';
 import type { EvalReport } from './evaluate.js';
@@ -138,5 +139,80 @@ export function renderR1ZeroReport(r: R1ZeroReportInput): string {
   }
   body.push('<h2>Sample completions (greedy, held-out)</h2>', ...r.comparisons.map((c) => `<h3>${escapeHtml(c.task)}</h3>${examples(c)}`));
   body.push('<h2>Wall time</h2>', timing, `<details><summary>configuration</summary><pre>${escapeHtml(r.details)}</pre></details>`);
+  return htmlPage(r.title, STYLE, body);
+}
+
+/** One model of the distillation report: what it is and its held-out evaluation (one report per task). */
+export interface DistillRow {
+  name: string;
+  label: string;
+  architecture: string;
+  params: number;
+  active: number;
+  /** Student tokens trained on with a gradient (null: not trained here). */
+  tokens: number | null;
+  reports: EvalReport[];
+}
+
+export interface DistillReportInput {
+  title: string;
+  intro: string[];
+  /** The teacher first, then the base, then the students. */
+  rows: DistillRow[];
+  /** The name of the best distilled student. */
+  best: string;
+  /** Training metrics per student run (sft, kd, onpolicy: trainer records; grpo: GRPO records). */
+  curves: Record<string, readonly MetricsRecord[]>;
+  pretrainRecords: readonly MetricsRecord[];
+  timings: readonly { phase: string; seconds: number }[];
+  details: string;
+}
+
+/** The distillation recipe's report: the held-out table (with each model's share of the teacher's pass@1), curves, examples, wall time. */
+export function renderDistillReport(r: DistillReportInput): string {
+  const teacher = r.rows[0];
+  const tasks = teacher.reports.length;
+  const body = r.intro.map((p) => `<p>${escapeHtml(p)}</p>`);
+  for (let t = 0; t < tasks; t++) {
+    const k = teacher.reports[t].k;
+    body.push(
+      `<h2>Held-out evaluation${tasks > 1 ? ` (task ${t + 1})` : ''}: ${teacher.reports[t].problems} problems</h2>`,
+      `<table><tr><th class="l">model</th><th class="l">architecture</th><th>parameters (active)</th><th>student tokens trained</th><th>pass@1 (greedy)</th><th>of the teacher's</th>${k === null ? '' : `<th>pass@${k}</th>`}<th>strict format</th><th>response tokens</th></tr>`,
+      ...r.rows.map((row) => {
+        const e = row.reports[t];
+        const share = e['pass@1'] / Math.max(teacher.reports[t]['pass@1'], 1e-9);
+        const name = row.name === r.best ? `<b>${escapeHtml(row.label)}</b> (best student)` : escapeHtml(row.label);
+        return `<tr><td class="l">${name}</td><td class="l">${escapeHtml(row.architecture)}</td><td>${(row.params / 1e3).toFixed(0)}K (${(row.active / 1e3).toFixed(0)}K)</td>` +
+          `<td>${row.tokens === null ? '–' : row.tokens.toLocaleString('en-US')}</td><td>${pct(e['pass@1'])}</td><td>${row === teacher ? '–' : `${(100 * share).toFixed(0)}%`}</td>` +
+          `${k === null ? '' : `<td>${pct(e['pass@k'])}</td>`}<td>${pct(e.format_rate)}</td><td>${tok(e.mean_response_tokens)}</td></tr>`;
+      }),
+      '</table>',
+    );
+  }
+  const x = { xLabel: 'step' };
+  const c = r.curves;
+  const distilled = ['sft', 'kd', 'onpolicy'].filter((n) => (c[n] ?? []).length > 0);
+  body.push(
+    '<h2>Training curves</h2>',
+    lineChart('Cross-entropy on the reply tokens (training batches)', distilled.map((n, i) => series(c[n], 'ce', n, COLORS[i])), { ...x, yLabel: 'nats / token' }),
+    lineChart('Validation cross-entropy on held-back traces', distilled.map((n, i) => series(c[n], 'val_loss', n, COLORS[i], true)), { ...x, yLabel: 'nats / token' }),
+    lineChart('Distillation loss τ²·D(teacher ‖ student)', distilled.filter((n) => n !== 'sft').map((n, i) => series(c[n], 'kd', n, COLORS[i + 1])), { ...x, yLabel: 'nats / token' }),
+  );
+  if ((c.grpo ?? []).length > 0) body.push('<h3>(d) GRPO control</h3>', ...grpoCharts(c.grpo).slice(0, 3));
+  if (r.pretrainRecords.length > 0) {
+    body.push('<h2>Pretraining of the student base</h2>', lineChart('Pretraining loss', [series(r.pretrainRecords, 'loss', 'train loss', COLORS[0]), series(r.pretrainRecords, 'val_loss', 'validation loss', COLORS[1], true)], { ...x, yLabel: 'nats / token' }));
+  }
+  body.push('<h2>Sample completions (greedy, held-out)</h2>');
+  for (const row of r.rows) {
+    const e = row.reports[0].examples[0];
+    if (e === undefined) continue;
+    body.push(`<p><b>${escapeHtml(row.label)}</b> — ${escapeHtml(e.question)} <span class="${e.accuracy ? 'ok' : 'bad'}">${e.accuracy ? 'correct' : 'wrong'}</span></p><pre>${escapeHtml(e.completion)}</pre>`);
+  }
+  const total = r.timings.reduce((s, t) => s + t.seconds, 0);
+  body.push(
+    '<h2>Wall time</h2>',
+    ['<table><tr><th class="l">phase</th><th>wall time</th></tr>', ...r.timings.map((t) => `<tr><td class="l">${escapeHtml(t.phase)}</td><td>${(t.seconds / 60).toFixed(1)} min</td></tr>`), `<tr><td class="l"><b>total</b></td><td><b>${(total / 60).toFixed(1)} min</b></td></tr></table>`].join('\n'),
+    `<details><summary>configuration</summary><pre>${escapeHtml(r.details)}</pre></details>`,
+  );
   return htmlPage(r.title, STYLE, body);
 }

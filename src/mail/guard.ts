@@ -9,10 +9,9 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { lookup } from 'node:dns/promises';
 import { isIP, type Socket } from 'node:net';
 
-export function isLoopbackHost(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || /^::ffff:127(\.\d{1,3}){3}$/.test(h);
-}
+import { isLoopbackHost } from '../util/net.js';
+
+export { isLoopbackHost };
 
 /** A connection the run was not allowed to make. */
 export class PrivacyError extends Error {

@@ -17,6 +17,7 @@ import type { CausalLM } from '../model/model.js';
 import { applyChatTemplate, SPECIAL_TOKENS, type Tokenizer } from '../tokenizer/index.js';
 import { ApiError, completionBudget, parseChatRequest, parseCompletionRequest, type RequestLimits, type SamplingDefaults } from './api.js';
 import { CHAT_PAGE } from './page.js';
+import { isLoopbackHost } from '../util/net.js';
 
 export interface ServerOptions {
   model: CausalLM;
@@ -47,11 +48,6 @@ export interface ExtraRoute {
 
 const MAX_BODY_BYTES = 1 << 20;
 
-/** Hosts that only this machine can reach: serving on them without a key is safe. */
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
-  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h) || h === '::ffff:127.0.0.1';
-}
 
 function sha256(s: string): Buffer {
   return createHash('sha256').update(s).digest();
@@ -152,7 +148,7 @@ export class InferenceServer {
 
   /** Starts listening; port 0 picks a free port. Refuses a non-loopback host without an API key. */
   listen(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
-    if (!isLoopback(host) && this.keyDigest === null) {
+    if (!isLoopbackHost(host) && this.keyDigest === null) {
       return Promise.reject(new Error(`refusing to serve on ${host} without an API key: anyone who can reach it could use the model (pass --api-key or set NANOSEEK_API_KEY, or bind to 127.0.0.1)`));
     }
     return new Promise((resolve, reject) => {

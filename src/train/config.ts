@@ -1,5 +1,5 @@
 // The training configuration: one JSON file (configs/*.json) with flat hyper-parameters and three
-// nested sections (model, tokenizer, data). `parseTrainConfig` is the only way in: every field is
+// nested sections (model, tokenizer, data; and distill for stage "distill"). `parseTrainConfig` is the only way in: every field is
 // checked for type and range, unknown fields are refused (a typo must not silently fall back to a
 // default), and each error names the field. `checkTrainConfig` then checks what needs files on disk
 // (the init checkpoint's context length, the tokenizer's vocabulary) before any training work starts.
@@ -10,12 +10,38 @@ import { PRESET_NAMES, presetConfig, type ModelConfig, type PresetName } from '.
 import { EVAL_SEED, validateSpec, type ArithOp, type CountdownSpec, type TaskSpec } from '../tasks/index.js';
 import { loadTokenizer } from '../tokenizer/index.js';
 import { ConfigFieldError, isRecord, JsonFields, show, type Json } from '../util/json-fields.js';
+import { DIVERGENCES, type Divergence } from './distill/loss.js';
 
 /** The resolved config a run started with, written into the run directory for people and `nanoseek plot`. */
 export const TRAIN_CONFIG_FILE = 'train_config.json';
 
-export type Stage = 'pretrain' | 'sft';
-export const STAGES: readonly Stage[] = ['pretrain', 'sft'];
+export type Stage = 'pretrain' | 'sft' | 'distill';
+export const STAGES: readonly Stage[] = ['pretrain', 'sft', 'distill'];
+
+/**
+ * Logit distillation (stage "distill"): the SFT data's replies (off-policy) or the student's own
+ * samples (on-policy, a share λ of the steps), scored token by token by a teacher in the same
+ * process; the loss is α·CE + (1 − α)·τ²·D(teacher ‖ student) on the reply tokens (src/train/distill).
+ */
+export interface DistillSpec {
+  /** Checkpoint directory or GGUF file of the teacher; its tokenizer must be the student's. */
+  teacher: string;
+  divergence: Divergence;
+  /** JSD's β (0: forward KL, 1: reverse KL). */
+  beta: number;
+  /** τ of both softmaxes; the divergence is scaled by τ². */
+  temperature: number;
+  /** Weight of the cross-entropy on the SFT replies (off-policy steps only). */
+  alpha: number;
+  /** Share of steps whose batches the student samples itself (GKD's λ; 0: off-policy only). */
+  lambda: number;
+  /** On-policy: training-split problems the student answers, in data.format's prompt. */
+  tasks: TaskSpec[];
+  max_new_tokens: number;
+  /** The student's sampling temperature on-policy (GKD's default 0.9). */
+  sample_temperature: number;
+  top_p: number;
+}
 
 export type ModelSpec =
   | {
@@ -114,10 +140,12 @@ export interface TrainConfig {
   log_every: number;
   /** How many checkpoint-<step> directories to keep (the newest). */
   keep_checkpoints: number;
+  /** Stage "distill" only (null otherwise). */
+  distill: DistillSpec | null;
 }
 
 /** Fields that hold paths: relative ones are relative to the config file (resolvePathFields). */
-export const TRAIN_PATH_FIELDS = ['model.init', 'tokenizer.path', 'data.path', 'data.val_path'] as const;
+export const TRAIN_PATH_FIELDS = ['model.init', 'tokenizer.path', 'data.path', 'data.val_path', 'distill.teacher'] as const;
 
 /** Fields that may change when a run is resumed: none of them alters the weights a step produces. */
 export const RESUMABLE_FIELDS = ['steps', 'eval_every', 'eval_batches', 'save_every', 'log_every', 'keep_checkpoints'] as const;
@@ -165,6 +193,8 @@ function parseTokenizer(r: JsonFields, hasInit: boolean): TokenizerSpec {
     r.done();
     return spec;
   }
+  // Parsed configs (in trainer_state.json) say {"from_init": true}; config files leave it out.
+  if (r.has('from_init') && r.raw('from_init') !== true) r.fail('from_init', 'must be true (or left out)');
   r.done();
   if (!hasInit) r.fail('path', 'the tokenizer needs "path" or "train" (only a model.init checkpoint brings its own)');
   return { from_init: true };
@@ -191,23 +221,46 @@ function parseData(r: JsonFields, stage: Stage, seed: number): DataSpec {
       ops: [...(ops as ArithOp[])],
       countdown: isRecord(cd) ? (taskSpec(r, 'countdown', { task: 'countdown', ...cd }) as CountdownSpec) : null,
     };
-  } else if (stage === 'sft' && source === 'tasks') {
+  } else if (stage !== 'pretrain' && source === 'tasks') {
     const tasks = r.raw('tasks');
     if (!Array.isArray(tasks) || tasks.length === 0) r.fail('tasks', 'must be a non-empty list of task specs');
     out = { source: 'tasks', tasks: tasks.map((t, i) => taskSpec(r, `tasks[${i}]`, t)), seed: dataSeed, format: r.oneOf<SftFormat>('format', ['r1', 'r1-zero'], 'r1') };
   } else {
     const path = r.str('path');
     const valPath = r.optStr('val_path');
-    const fraction = r.num('val_fraction', 0, stage === 'sft' ? 0.05 : 0.02, 0.5);
+    const fraction = r.num('val_fraction', 0, stage !== 'pretrain' ? 0.05 : 0.02, 0.5);
     if (valPath === null && fraction === 0) r.fail('val_fraction', 'must be > 0 when there is no val_path (validation needs held-out documents)');
-    if (stage === 'sft') {
+    if (stage !== 'pretrain') {
       out = { source: 'jsonl', path, val_path: valPath, val_fraction: fraction, seed: dataSeed, format: r.oneOf<SftFormat>('format', ['r1', 'r1-zero'], 'r1') };
     } else {
-      out = { source: source as 'text' | 'jsonl', path, field: source === 'jsonl' ? r.str('field', 'text') : 'text', val_path: valPath, val_fraction: fraction, seed: dataSeed };
+      // A parsed config (trainer_state.json) carries field "text" for text files too.
+      const field = r.str('field', 'text');
+      if (source === 'text' && field !== 'text') r.fail('field', 'applies to jsonl data only');
+      out = { source: source as 'text' | 'jsonl', path, field, val_path: valPath, val_fraction: fraction, seed: dataSeed };
     }
   }
   r.done();
   return out;
+}
+
+function parseDistill(r: JsonFields): DistillSpec {
+  const tasks = r.raw('tasks') ?? [];
+  if (!Array.isArray(tasks)) r.fail('tasks', 'must be a list of task specs (the on-policy problems)');
+  const spec: DistillSpec = {
+    teacher: r.str('teacher'),
+    divergence: r.oneOf<Divergence>('divergence', DIVERGENCES, 'forward'),
+    beta: r.num('beta', 0, 0.5, 1),
+    temperature: r.num('temperature', 0, 1, 100, true),
+    alpha: r.num('alpha', 0, 0.5, 1),
+    lambda: r.num('lambda', 0, 0, 1),
+    tasks: (tasks as unknown[]).map((t, i) => taskSpec(r, `tasks[${i}]`, t)),
+    max_new_tokens: r.int('max_new_tokens', 1, 128),
+    sample_temperature: r.num('sample_temperature', 0, 0.9, 100),
+    top_p: r.num('top_p', 0, 1, 1, true),
+  };
+  if (spec.lambda > 0 && spec.tasks.length === 0) r.fail('tasks', `lambda = ${spec.lambda} samples on-policy batches from problems: give the task specs they come from`);
+  r.done();
+  return spec;
 }
 
 /**
@@ -252,7 +305,10 @@ export function parseTrainConfig(json: unknown, source = 'train config', stage?:
     save_every: r.int('save_every', 0, 0),
     log_every: r.int('log_every', 1, 10),
     keep_checkpoints: r.int('keep_checkpoints', 1, 2),
+    distill: null,
   };
+  if (theStage === 'distill') cfg.distill = parseDistill(r.object('distill'));
+  else if (r.raw('distill') != null) r.fail('distill', `applies to stage "distill" only, not "${theStage}"`);
   if ('preset' in model && !model.mtp && cfg.mtp_weight > 0) r.fail('mtp_weight', 'is > 0 but the model has no MTP module (set model.mtp to true)');
   r.done();
   return cfg;
@@ -309,6 +365,7 @@ export async function checkTrainConfig(cfg: TrainConfig, source = 'train config'
     throw new ConfigFieldError(source, field, value, problem);
   };
   const data = cfg.data;
+  if (cfg.distill !== null && !(await exists(cfg.distill.teacher))) fail('distill.teacher', cfg.distill.teacher, 'no such file or directory');
   if ('path' in data) {
     if (!(await exists(data.path))) fail('data.path', data.path, 'no such file');
     if (data.val_path !== null && !(await exists(data.val_path))) fail('data.val_path', data.val_path, 'no such file');

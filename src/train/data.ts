@@ -411,7 +411,7 @@ export async function tokenizerTexts(data: DataSpec, stage: TrainConfig['stage']
   if (stage === 'pretrain' && data.source === 'tasks') {
     const s = new CorpusStream(corpusOptions(data as CorpusData, data.seed));
     for (let i = 0; i < n; i++) out.push(s.next());
-  } else if (stage === 'sft' && data.source === 'tasks') {
+  } else if (stage !== 'pretrain' && data.source === 'tasks') {
     const s = new TaskSftStream((data as SftTaskData).tasks, data.seed);
     for (let i = 0; i < n; i++) {
       const e = s.next();

@@ -8,6 +8,10 @@ export interface TrainRecord extends MetricsRecord {
   ce: number;
   mtp: number | null;
   balance: number | null;
+  /** Distillation: τ²·D(teacher ‖ student) on the reply tokens. */
+  kd?: number;
+  /** Distillation: share of the interval's steps trained on the student's own samples. */
+  on_policy?: number;
   lr: number;
   grad_norm: number;
   /** Target tokens trained on so far. */

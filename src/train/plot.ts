@@ -16,9 +16,12 @@ export function renderReport(records: readonly MetricsRecord[], opts: { title: s
     { name: 'train loss', points: metricPoints(records, 'loss'), color: COLORS[0] },
     { name: 'train CE', points: metricPoints(records, 'ce'), color: COLORS[2] },
     { name: 'MTP CE', points: metricPoints(records, 'mtp'), color: COLORS[3] },
+    { name: 'KD τ²·D (distillation)', points: metricPoints(records, 'kd'), color: COLORS[5] },
     { name: 'validation loss', points: metricPoints(records, 'val_loss'), color: COLORS[1], markers: true },
   ].filter((s) => s.points.length > 0);
   charts.push(lineChart('Loss', loss, { xLabel: 'step', yLabel: 'nats / token' }));
+  const onPolicy = metricPoints(records, 'on_policy');
+  if (onPolicy.length > 0) charts.push(lineChart('Distillation: share of steps on the student\'s own samples', [{ name: 'on-policy', points: onPolicy, color: COLORS[4] }], { xLabel: 'step' }));
   charts.push(lineChart('Learning rate', [{ name: 'lr', points: metricPoints(records, 'lr'), color: COLORS[4] }], { xLabel: 'step' }));
   charts.push(lineChart('Gradient norm (before clipping)', [{ name: 'grad norm', points: metricPoints(records, 'grad_norm'), color: COLORS[5] }], { xLabel: 'step' }));
   charts.push(lineChart('Throughput', [{ name: 'tokens/s', points: metricPoints(records, 'tokens_per_s'), color: COLORS[0] }], { xLabel: 'step', yLabel: 'tokens / s' }));

@@ -26,6 +26,7 @@ import { openTrainData, tokenizerTexts } from './data.js';
 import { expertStats, logInterval, type TrainRecord } from './metrics.js';
 import { AdamW, cosineSchedule } from './optim.js';
 import { countTargets, trainStep, type Batch, type StepStats } from './step.js';
+import { Distiller, type DistillStats } from './distill/distiller.js';
 
 export const TOKENIZER_DIR = 'tokenizer';
 
@@ -149,17 +150,21 @@ function formatCount(n: number): string {
  * fine-tuned on the R1-Zero prompt is also served with it (its chat template).
  */
 function sftCard(cfg: TrainConfig, step: number, out: string): { card?: ModelCard; chatTemplate?: string } {
-  if (cfg.stage !== 'sft') return {};
+  if (cfg.stage === 'pretrain') return {};
   const data = cfg.data as SftTaskData | SftFileData;
-  const tasks = data.source === 'tasks' ? data.tasks : [];
+  const tasks = data.source === 'tasks' ? data.tasks : (cfg.distill?.tasks ?? []);
   const from = 'init' in cfg.model ? ` from ${cfg.model.init}` : '';
+  const d = cfg.distill;
+  const how = d === null
+    ? `Fine-tuned (SFT, ${data.format} format)${from}`
+    : `Distilled from ${d.teacher}${from} (${d.divergence}${d.divergence === 'jsd' ? ` β ${d.beta}` : ''} KD, τ ${d.temperature}, α ${d.alpha}, λ ${d.lambda}; ${data.format} format)`;
   return {
     card: {
-      description: `Fine-tuned (SFT, ${data.format} format)${from} on ${tasks.length > 0 ? taskPhrase(tasks) : (data as SftFileData).path}: step ${step} of ${cfg.steps} of the run in ${out}.`,
+      description: `${how} on ${tasks.length > 0 ? taskPhrase(tasks) : (data as SftFileData).path}: step ${step} of ${cfg.steps} of the run in ${out}.`,
       examples: [],
       prompt: { template: data.format, open_think: false },
       task: tasks.length > 0 ? { ...tasks[0] } : null,
-      source: `nanoseek train sft --out ${out}`,
+      source: `nanoseek train ${cfg.stage} --out ${out}`,
     },
     chatTemplate: data.format === 'r1-zero' ? r1ZeroChatTemplate(false) : undefined,
   };
@@ -172,6 +177,8 @@ class Interval {
   ce = 0;
   mtp = 0;
   balance = 0;
+  kd = 0;
+  onPolicy = 0;
   gradNorm = 0;
   positions = 0;
   seconds = 0;
@@ -179,10 +186,14 @@ class Interval {
   hasBalance = false;
   load: number[][] = [];
 
-  add(s: StepStats, positions: number, seconds: number): void {
+  add(s: StepStats | DistillStats, positions: number, seconds: number): void {
     this.steps++;
     this.loss += s.loss;
     this.ce += s.ce;
+    if ('kd' in s) {
+      this.kd += s.kd;
+      if (s.onPolicy) this.onPolicy++;
+    }
     if (s.mtpCe !== null) {
       this.hasMtp = true;
       this.mtp += s.mtpCe;
@@ -243,6 +254,8 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
   const opt = new AdamW(model.trainableParams(), { lr: cfg.lr, beta1: cfg.beta1, beta2: cfg.beta2, eps: cfg.eps, weightDecay: cfg.weight_decay, gradClip: cfg.grad_clip });
   if (latest !== null) await loadOptimizerState(join(latest.dir, OPTIMIZER_FILE), model, opt);
   const data = await openTrainData(cfg, tokenizer, state?.data);
+  const distill = cfg.distill === null ? null : await Distiller.open(cfg.distill, model, tokenizer, (cfg.data as SftFileData).format, cfg.seed, state?.rng, source);
+  const padId = tokenizer.special.pad ?? tokenizer.special.eos ?? 0;
 
   let step = state?.step ?? 0;
   let tokens = state?.tokens ?? 0;
@@ -255,6 +268,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
   log(
     `${cfg.stage}: ${model.config.architectures[0]} ${formatCount(p.total)} params (${formatCount(p.active)} active), vocab ${model.config.vocab_size}; ` +
       `${cfg.steps} steps of ${cfg.grad_accum}×${cfg.batch_size}×${cfg.seq_len} = ${perStep} tokens${cfg.stage === 'sft' ? ' at most' : ''}; ` +
+      `${distill === null ? '' : `teacher ${cfg.distill!.teacher} (${countParameters(distill.teacher.config).active} active params), ${cfg.distill!.divergence} KD, α ${cfg.distill!.alpha}, τ ${cfg.distill!.temperature}, on-policy share λ ${cfg.distill!.lambda}; `}` +
       `validation ${data.val.length} batches; a log line every ${logEvery === 1 ? 'step' : `${logEvery} steps`}${logEvery < cfg.log_every ? ` (log_every ${cfg.log_every} would leave this run too few points to plot)` : ''}`,
   );
 
@@ -263,7 +277,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
   let checkpoint = latest?.dir ?? '';
   let savedStep = latest?.step ?? -1;
   const save = async () => {
-    const st: State = { format: 'nanoseek-trainer-state', version: 1, stage: cfg.stage, step, tokens, elapsed_s: elapsed(), val_loss: valLoss, config: cfg, data: data.batcher.state() };
+    const st: State = { format: 'nanoseek-trainer-state', version: 1, stage: cfg.stage, step, tokens, elapsed_s: elapsed(), val_loss: valLoss, config: cfg, data: data.batcher.state(), ...(distill === null ? {} : { rng: distill.rngState() }) };
     checkpoint = await saveTrainingCheckpoint(out, { model, optimizer: opt, tokenizer, state: st, ...sftCard(cfg, step, out) });
     await pruneCheckpoints(out, cfg.keep_checkpoints);
     savedStep = step;
@@ -279,8 +293,16 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
     }
     const lr = cosineSchedule(step, cfg.lr, cfg.warmup, cfg.steps, cfg.min_lr_ratio);
     const t0 = performance.now();
-    const micro = Array.from({ length: cfg.grad_accum }, () => data.batcher.next());
-    const stats = trainStep(model, opt, micro, { lr, mtpWeight: cfg.mtp_weight, balanceAlpha: cfg.balance_alpha, biasUpdateSpeed: cfg.bias_update_speed });
+    let stats: StepStats | DistillStats;
+    let micro: Batch[];
+    if (distill === null) {
+      micro = Array.from({ length: cfg.grad_accum }, () => data.batcher.next());
+      stats = trainStep(model, opt, micro, { lr, mtpWeight: cfg.mtp_weight, balanceAlpha: cfg.balance_alpha, biasUpdateSpeed: cfg.bias_update_speed });
+    } else {
+      const next = await distill.nextBatches(model, tokenizer, { accum: cfg.grad_accum, batch: cfg.batch_size, seqLen: cfg.seq_len, padId }, () => data.batcher.next());
+      micro = next.micro;
+      stats = distill.step(model, opt, micro, next.onPolicy, { lr, biasUpdateSpeed: cfg.bias_update_speed });
+    }
     const seconds = (performance.now() - t0) / 1000;
     step++;
     tokens += stats.tokens;
@@ -299,6 +321,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
         ce: interval.ce / n,
         mtp: interval.hasMtp ? interval.mtp / n : null,
         balance: interval.hasBalance ? interval.balance / n : null,
+        ...(distill === null ? {} : { kd: interval.kd / n, on_policy: interval.onPolicy / n }),
         lr,
         grad_norm: interval.gradNorm / n,
         tokens,
@@ -316,6 +339,7 @@ export async function train(config: TrainConfig, opts: TrainOptions): Promise<Tr
       // Training losses are means over the steps since the last line; the validation loss is on held-out batches.
       const parts = [`step ${step}/${cfg.steps}`, `train loss ${record.loss.toFixed(4)} (mean of ${n} step${n === 1 ? '' : 's'})`, `ce ${record.ce.toFixed(4)}`];
       if (record.mtp !== null) parts.push(`mtp ce ${record.mtp.toFixed(4)}`);
+      if (record.kd !== undefined) parts.push(`kd ${record.kd.toFixed(4)}`, `on-policy ${interval.onPolicy}/${n}`);
       parts.push(`lr ${lr.toExponential(2)}`, `gnorm ${record.grad_norm.toFixed(3)}`, `${Math.round(record.tokens_per_s)} tok/s`);
       if (record.expert_imbalance) parts.push(`imbalance ${Math.max(...record.expert_imbalance).toFixed(2)}`);
       if (evalNow) parts.push(`val loss ${valLoss!.toFixed(4)}`);

@@ -3,6 +3,7 @@ import type { Command } from 'commander';
 import { register as bench } from './bench.js';
 import { register as chat } from './chat.js';
 import { register as convert } from './convert.js';
+import { register as distill } from './distill.js';
 import { register as evaluate } from './eval.js';
 import { register as experts } from './experts.js';
 import { register as generate } from './generate.js';
@@ -19,4 +20,4 @@ import { register as train } from './train.js';
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [bench, chat, convert, evaluate, experts, generate, grpo, mail, model, perplexity, plot, r1zero, serve, tasks, tokenize, train];
+export const commands: Register[] = [bench, chat, convert, distill, evaluate, experts, generate, grpo, mail, model, perplexity, plot, r1zero, serve, tasks, tokenize, train];

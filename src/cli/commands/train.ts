@@ -1,4 +1,4 @@
-// `nanoseek train pretrain|sft|grpo`: read a config, apply flag overrides, run the trainer with a progress
+// `nanoseek train pretrain|sft|distill|grpo`: read a config, apply flag overrides, run the trainer with a progress
 // line on a terminal (plain log lines elsewhere). Ctrl-C stops after the current step and saves a
 // checkpoint that `--resume` continues exactly; a second Ctrl-C quits at once.
 import type { Command } from 'commander';
@@ -63,7 +63,7 @@ function grpoStage(o: TrainFlags): Promise<void> {
 export function register(program: Command): void {
   program
     .command('train')
-    .description('pretrain, fine-tune (SFT) or GRPO-train a model; checkpoints, metrics.jsonl and --resume under --out')
+    .description('pretrain, fine-tune (SFT), distil from a teacher (logit KD, off- and on-policy) or GRPO-train a model; checkpoints, metrics.jsonl and --resume under --out')
     .argument('<stage>', `one of ${STAGES.join(', ')}, grpo (the same as nanoseek grpo train)`)
     .requiredOption('--out <dir>', 'run directory (checkpoint-<step>/, latest, metrics.jsonl)')
     .option('--config <json>', 'training config file (see configs/); optional with --resume')

@@ -19,6 +19,7 @@ import { checkTrainConfig, parseTrainConfig, type TrainConfig } from '../config.
 import { trainGrpo, GRPO_CONFIG_FILE } from './trainer.js';
 import { parseGrpoConfig, parseTaskSpec, type GrpoConfig } from './config.js';
 import { train } from '../trainer.js';
+import { openPhases } from '../phases.js';
 
 export interface R1ZeroEval {
   tasks: TaskSpec[];
@@ -270,18 +271,7 @@ export async function runR1Zero(cfg: R1ZeroConfig, source: string, o: R1ZeroOpti
   if (!o.resume && (await exists(join(out, 'r1zero_config.json')))) throw new Error(`${out}: already holds an r1zero run; pass --resume to continue it, or choose another --out`);
   await mkdir(out, { recursive: true });
   await writeJsonAtomic(join(out, 'r1zero_config.json'), cfg);
-  // Wall time per phase, kept across resumes so the report adds up the whole run.
-  const timingsFile = join(out, 'timings.json');
-  const timings: { phase: string; seconds: number }[] = (await exists(timingsFile)) ? JSON.parse(await readFile(timingsFile, 'utf8')) : [];
-  const timed = async <T>(phase: string, fn: () => Promise<T>): Promise<T> => {
-    const t0 = performance.now();
-    log(`== ${phase}`);
-    const r = await fn();
-    const entry = timings.find((t) => t.phase === phase) ?? timings[timings.push({ phase, seconds: 0 }) - 1];
-    entry.seconds += (performance.now() - t0) / 1000;
-    await writeJsonAtomic(timingsFile, timings);
-    return r;
-  };
+  const { timings, timed } = await openPhases(out, log);
   const stopIfAsked = () => {
     if (o.signal?.aborted) throw new Error('stopped; continue with --resume');
   };
