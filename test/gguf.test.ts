@@ -29,6 +29,7 @@ import {
   type GgufValue,
 } from '../src/io/gguf.js';
 import { GGML_TYPES, GGML_TYPE_NAMES, rowBytes, type GgmlType } from '../src/kernels/quant/types.js';
+import { mulberry32 as rng } from './helpers.js';
 
 let dir: string;
 before(async () => {
@@ -37,18 +38,6 @@ before(async () => {
 after(async () => {
   await rm(dir, { recursive: true, force: true });
 });
-
-/** Deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytes(n: number, seed: number): Uint8Array {
   const r = rng(seed);

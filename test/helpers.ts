@@ -2,6 +2,18 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Tensor, fromArray, type DType } from '../src/tensor/index.js';
+/** Deterministic uniform [0, 1) numbers from a 32-bit seed (mulberry32): test data that is the same on every run. */
+export function mulberry32(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 
 /** A deterministic value in (-1, 1) for index i under a seed (a hash, not a stream). */
 export function noise(i: number, seed: number): number {

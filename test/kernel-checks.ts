@@ -6,16 +6,11 @@ import {
   type AdamWArgs, adamwReference, allocF32, allocI32, type Backend, type FloatArray, freeF32, freeI32, type GemmArgs, gemmArgs,
   gemmReference, referenceBackend, type RowMask,
 } from '../src/kernels/index.js';
+import { mulberry32 } from './helpers.js';
 
 export function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
+  const u = mulberry32(seed);
+  return () => u() - 0.5;
 }
 
 /** n values from `rand` on the WASM heap. */

@@ -19,6 +19,7 @@ import { createBackend, loadNativeAddon, nativeUnavailableReason, type NativeAdd
 import { kMin, kScale } from '../src/kernels/quant/k-scales.js';
 import { dequantize, GGML_TYPES, type GgmlType, quantize, rowBytes } from '../src/kernels/quant/index.js';
 import { F16_TO_F32 } from '../src/kernels/quant/common.js';
+import { mulberry32 as rng } from './helpers.js';
 
 type QuantAddon = NativeAddon & Required<Pick<NativeAddon, 'dequantize' | 'packedMatmul'>> & { quantIsa(name: string | null): string };
 
@@ -38,17 +39,6 @@ function paths(): string[] {
   });
   lib!.quantIsa(best);
   return out;
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** N(0, 1) values, with an occasional outlier (activations have them; they set a block's scale). */

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, describe, test } from 'node:test';
 import { dequantize, GGML_TYPES, type GgmlType, quantize } from '../src/kernels/quant/index.js';
+import { mulberry32 as rng } from './helpers.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url)); // dist/test/ → repository root
 const libDir = join(root, 'node_modules/@node-llama-cpp/linux-x64/bins/linux-x64');
@@ -56,17 +57,6 @@ function ggmlQuantize(type: GgmlType, x: Float32Array): Uint8Array {
 function ggmlDequantize(type: GgmlType, q: Uint8Array, n: number): Float32Array {
   const out = execFileSync(build(), ['d', String(GGML_TYPES[type].id), String(n)], { input: q, maxBuffer: 1 << 28 });
   return new Float32Array(out.buffer.slice(out.byteOffset, out.byteOffset + out.byteLength));
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Rows that exercise the searches: ordinary, skewed, sparse, constant, tiny, huge, integer-valued. */

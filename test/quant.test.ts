@@ -6,20 +6,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { dequantize, firstNonFinite, GGML_TYPES, type GgmlType, quantize, rowBytes } from '../src/kernels/quant/index.js';
 import { setKSearchGate } from '../src/kernels/quant/k-scales.js';
+import { mulberry32 as rng } from './helpers.js';
 
 const QUANTIZED: GgmlType[] = ['Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q4_K', 'Q5_K', 'Q6_K'];
 const ALL: GgmlType[] = ['F32', 'F16', 'BF16', ...QUANTIZED];
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussian(n: number, seed: number, sigma = 1): Float32Array {
   const u = rng(seed);
