@@ -35,18 +35,23 @@ test('nano-distill-llama: llama.cpp gives the same greedy answers as nanoseek on
   const model = await llama.loadModel({ modelPath: gguf });
   let correct = 0;
   try {
-    // All 20 decode together, one sequence each; one thread (two spin-waiting threads on this shared
-    // machine took 100× longer for a model this small).
-    const ctx = await model.createContext({ contextSize: 20 * 256, sequences: 20, threads: 1, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
-    const theirs = await Promise.all(prompts.map(async (p) => {
-      const out: number[] = [];
-      for await (const t of ctx.getSequence().evaluate(p.ids as Token[], { temperature: 0 })) {
-        out.push(t);
-        if (stops.has(t) || out.length >= MAX_TOKENS) break;
+    // One problem at a time, each in a fresh context of its own, on one thread (two spin-waiting
+    // threads on this shared machine took 100× longer for a model this small). Decoding the 20 as
+    // sequences of one context gave llama.cpp's batched path a chance to differ between runs.
+    const theirs: number[][] = [];
+    for (const p of prompts) {
+      const ctx = await model.createContext({ contextSize: 256, sequences: 1, threads: 1, flashAttention: false, experimentalKvCacheKeyType: 'F32', experimentalKvCacheValueType: 'F32' });
+      try {
+        const out: number[] = [];
+        for await (const t of ctx.getSequence().evaluate(p.ids as Token[], { temperature: 0 })) {
+          out.push(t);
+          if (stops.has(t) || out.length >= MAX_TOKENS) break;
+        }
+        theirs.push(out);
+      } finally {
+        await ctx.dispose();
       }
-      return out;
-    }));
-    await ctx.dispose();
+    }
     for (let i = 0; i < problems.length; i++) {
       // node-llama-cpp ends on the end-of-sequence token without yielding it.
       const mine = ours[i].tokens.at(-1) === ck.tokenizer.special.eos ? ours[i].tokens.slice(0, -1) : ours[i].tokens;
