@@ -1,5 +1,5 @@
 // The recipe of the shipped mail model (configs/mail-nano.json): from the SpamAssassin corpus minus the
-// hand-labelled evaluation messages, train a byte-level BPE on the prompts, pretrain a nano
+// hand-labelled evaluation messages, train a byte-level BPE on the prompts and answers, pretrain a nano
 // DeepSeek-V3 on them (language first), fine-tune it to answer each prompt with its triage JSON
 // (weak labels, see labels.ts), export it, and score it and the naive Bayes baseline on the hand
 // labels. Every step is a library call; `nanoseek mail train` runs it.
@@ -16,7 +16,7 @@ import { DEFAULT_CATEGORIES } from './config.js';
 import { CORPUS_GROUPS, corpusEntries, readCorpusMessage, type CorpusEntry } from './corpus.js';
 import { readLabels, weakLabel } from './labels.js';
 import { parseMessage, type ParsedMessage } from './parse.js';
-import { fitBody } from './prompt.js';
+import { fitBody, triageMessages } from './prompt.js';
 import { priorityOf } from './rules.js';
 import type { ModelAnswer } from './schema.js';
 import { cleanSubject } from './triage.js';
@@ -107,10 +107,15 @@ export async function runMailRecipe(r: MailRecipe, o: { out: string; exportDir: 
   log(`weak labels: ${[...counts].map(([k, v]) => `${k} ${v}`).join(', ')}`);
   await mkdir(o.out, { recursive: true });
 
-  // 1. Tokenizer, on the messages' own text.
+  // 1. Tokenizer, on the texts the model reads and writes: instructions, headers and fenced body,
+  // and the JSON answer. Its merges then spend few tokens on the fixed parts and leave more of the
+  // prompt budget to the message itself.
   const tokDir = join(o.out, 'tokenizer');
   const tok = await trainTokenizer(
-    corpus.map((e) => `${e.message.subject}\n${e.message.body.slice(0, 3000)}`),
+    corpus.map((e) => {
+      const prompt = triageMessages(e.message, DEFAULT_CATEGORIES, e.message.body.slice(0, 3000));
+      return `${prompt.map((m) => m.content).join('\n')}\n${JSON.stringify(targetAnswer(e.message, e.label))}`;
+    }),
     { vocabSize: r.vocab_size },
   );
   await tok.save(tokDir);
