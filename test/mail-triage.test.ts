@@ -27,12 +27,14 @@ import {
   openSource,
   parseMailConfig,
   parseMessage,
+  parseRecipe,
   planActions,
   renderDigest,
   runTriage,
   splitMbox,
   triageMessage,
   unescapeMboxMessage,
+  weakLabel,
   writeSampleMaildir,
   type TriageModel,
 } from '../src/mail/index.js';
@@ -281,4 +283,32 @@ test('the network guard stops a run that opens a socket beyond loopback, before 
     rmSync(dir, { recursive: true, force: true });
   }
   void readFileSync;
+});
+
+test('weak labels of the training corpus: spam is the corpus label; list discussion, newsletters, bulk and delivery reports by headers', async () => {
+  const label = async (head: string, body = 'Hello there.', spam = false): Promise<string> => weakLabel(await parseMessage(Buffer.from(`${head}\n\n${body}\n`)), spam);
+  const list = 'List-Id: Talk <talk.example.org>\nList-Post: <mailto:talk@example.org>\nFrom: ann@example.org';
+  assert.equal(await label(`${list}\nSubject: [talk] a question`), 'FYI');
+  assert.equal(await label(`${list}\nSubject: [talk] cheap pills`, 'Buy now', true), 'spam', 'the corpus label wins');
+  // A list nobody may post to, or a publisher's address on a list, is a newsletter; a reply on any list is discussion.
+  assert.equal(await label('List-Id: News <news.example.org>\nList-Post: NO\nFrom: editor@example.org\nSubject: This week'), 'newsletter');
+  assert.equal(await label('List-Subscribe: <mailto:subscribe-x@example.org>\nFrom: subscriptions@example.org\nSubject: [Gnome Daily] Tips'), 'newsletter');
+  assert.equal(await label('List-Id: News <news.example.org>\nList-Post: NO\nFrom: bob@example.org\nSubject: Re: This week\nIn-Reply-To: <a@b>'), 'FYI');
+  // Bulk senders without list headers: Precedence, a per-recipient (VERP) address, opt-out text.
+  assert.equal(await label('Precedence: bulk\nFrom: shop@example.com\nSubject: 20% off: summer sale'), 'promotional');
+  assert.equal(await label('From: 2.20367.04-dn9zgucxf.1@mail4.example.com\nSubject: Your Daily Strip'), 'newsletter');
+  assert.equal(await label('From: kevin+dated+1027554588.4a2cc4@example.ie\nSubject: dinner', 'See you at 8.'), 'personal', 'a +detail sub-address is not a machine');
+  assert.equal(await label('From: shop@example.com\nSubject: New arrivals', 'To unsubscribe click here.'), 'newsletter');
+  assert.equal(await label('From: MAILER-DAEMON@example.org\nSubject: Returned mail'), 'notification');
+  assert.equal(await label('From: ann@example.org\nSubject: [Spambayes] test sets'), 'FYI', "a list's subject tag");
+  assert.equal(await label('From: ann@example.org\nSubject: lunch', 'Are you free on Friday?'), 'needs reply');
+});
+
+test('mail recipe: oversampling names corpus groups; unknown fields and bad values are named', () => {
+  const base = { labels: 'l.jsonl', vocab_size: 4096, prompt_tokens: 351, seed: 0, pretrain: {}, sft: {} };
+  assert.deepEqual(parseRecipe({ ...base }, 'r.json').oversample, {});
+  assert.deepEqual(parseRecipe({ ...base, oversample: { 'hard-ham-1': 3 } }, 'r.json').oversample, { 'hard-ham-1': 3 });
+  assert.throws(() => parseRecipe({ ...base, oversample: { 'hard-ham-9': 3 } }, 'r.json'), /r\.json: oversample = .*corpus groups/);
+  assert.throws(() => parseRecipe({ ...base, oversample: { 'hard-ham-1': 0 } }, 'r.json'), /oversample/);
+  assert.throws(() => parseRecipe({ ...base, epochs: 2 }, 'r.json'), /r\.json: epochs: unknown field/);
 });

@@ -1,17 +1,16 @@
 // `nanoseek mail eval`: the app (rules, then the model), the model alone, and the naive Bayes baseline
 // on hand-labelled messages, each scored by eval.ts. The baseline is trained on the corpus minus the
-// labelled messages, with the weak labels the shipped model was trained on, reading the same prompt
-// text; so the comparison is between two learners given the same data.
+// labelled messages, with the weak labels and oversampling the shipped model was trained on (its
+// recipe), reading the same prompt text; so the comparison is between two learners given the same data.
 import { readFile } from 'node:fs/promises';
 import type { Tokenizer } from '../tokenizer/index.js';
-import { NaiveBayes } from './baseline.js';
 import type { MailConfig } from './config.js';
 import { corpusEntries, readCorpusMessage } from './corpus.js';
 import { scoreTriage, type EvalPair, type EvalReport } from './eval.js';
 import type { HandLabel } from './labels.js';
 import type { TriageModel } from './model.js';
 import { parseMessage } from './parse.js';
-import { loadCorpus, promptFor } from './recipe.js';
+import { loadCorpus, oversampled, promptFor, trainBaseline, type MailRecipe } from './recipe.js';
 import { fitBody } from './prompt.js';
 import { answerValidator } from './schema.js';
 import { groundAnswer, triageMessage } from './triage.js';
@@ -21,9 +20,10 @@ export interface EvalOptions {
   model: TriageModel | null;
   /** Train and score the naive Bayes baseline (needs the corpus package). */
   baseline?: boolean;
-  /** Tokenizer and prompt budget that shape the baseline's input like the model's. */
+  /** Tokenizer that shapes the baseline's input like the model's. */
   tokenizer?: Tokenizer;
-  promptTokens?: number;
+  /** The recipe the model was trained by: the baseline gets its prompt budget and oversampling. */
+  recipe?: Pick<MailRecipe, 'prompt_tokens' | 'oversample'>;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -69,12 +69,12 @@ export async function evaluateTriage(labels: readonly HandLabel[], o: EvalOption
     if (o.tokenizer === undefined) throw new Error('the baseline needs the tokenizer that shapes the prompts (a local --model)');
     const held = new Set(labels.map((l) => l.id));
     const { train } = await loadCorpus(held, () => {});
-    const nb = new NaiveBayes();
-    for (const e of train) nb.train(promptFor(o.tokenizer, e.message, o.promptTokens ?? 400).text, e.label);
+    const promptTokens = o.recipe?.prompt_tokens ?? 351;
+    const nb = trainBaseline(oversampled(train, o.recipe?.oversample ?? {}), o.tokenizer, promptTokens);
     const bp: EvalPair[] = [];
     for (const l of labels) {
       const m = await parseMessage(await rawOf(l, corpus));
-      bp.push({ id: l.id, truth: l.category, predicted: nb.predict(promptFor(o.tokenizer, m, o.promptTokens ?? 400).text) });
+      bp.push({ id: l.id, truth: l.category, predicted: nb.predict(promptFor(o.tokenizer, m, promptTokens).text) });
     }
     baseline = scoreTriage(bp, cats);
   }

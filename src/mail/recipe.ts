@@ -1,5 +1,5 @@
 // The recipe of the shipped mail model (configs/mail-nano.json): from the SpamAssassin corpus minus the
-// hand-labelled evaluation messages, train a byte-level BPE on the prompts, pretrain a nano
+// hand-labelled evaluation messages, train a byte-level BPE on the prompts and answers, pretrain a nano
 // DeepSeek-V3 on them (language first), fine-tune it to answer each prompt with its triage JSON
 // (weak labels, see labels.ts), export it, and score it and the naive Bayes baseline on the hand
 // labels. Every step is a library call; `nanoseek mail train` runs it.
@@ -13,10 +13,10 @@ import { writeFileAtomic } from '../util/atomic.js';
 import { isRecord } from '../util/json-fields.js';
 import { NaiveBayes } from './baseline.js';
 import { DEFAULT_CATEGORIES } from './config.js';
-import { corpusEntries, readCorpusMessage, type CorpusEntry } from './corpus.js';
+import { CORPUS_GROUPS, corpusEntries, readCorpusMessage, type CorpusEntry } from './corpus.js';
 import { readLabels, weakLabel } from './labels.js';
 import { parseMessage, type ParsedMessage } from './parse.js';
-import { fitBody } from './prompt.js';
+import { fitBody, triageMessages } from './prompt.js';
 import { priorityOf } from './rules.js';
 import type { ModelAnswer } from './schema.js';
 import { cleanSubject } from './triage.js';
@@ -27,6 +27,8 @@ export interface MailRecipe {
   vocab_size: number;
   /** Most tokens of a prompt (the rest of the 512-token context is the answer's). */
   prompt_tokens: number;
+  /** Corpus groups shown more than once per epoch (e.g. {"hard-ham-1": 3}): the rare, hard ham. */
+  oversample: Record<string, number>;
   seed: number;
   /** Training configs (the fields of `nanoseek train`'s JSON) for the two stages, data filled in here. */
   pretrain: Record<string, unknown>;
@@ -35,13 +37,15 @@ export interface MailRecipe {
 
 export function parseRecipe(json: unknown, source: string): MailRecipe {
   if (!isRecord(json)) throw new Error(`${source}: must be a JSON object`);
-  for (const k of Object.keys(json)) if (!['labels', 'vocab_size', 'prompt_tokens', 'seed', 'pretrain', 'sft'].includes(k)) throw new Error(`${source}: ${k}: unknown field`);
+  for (const k of Object.keys(json)) if (!['labels', 'vocab_size', 'prompt_tokens', 'oversample', 'seed', 'pretrain', 'sft'].includes(k)) throw new Error(`${source}: ${k}: unknown field`);
   const need = (k: string, ok: boolean, what: string): void => {
     if (!ok) throw new Error(`${source}: ${k} = ${JSON.stringify(json[k])}: ${what}`);
   };
   need('labels', typeof json.labels === 'string', 'must be the path of the hand labels');
   need('vocab_size', Number.isSafeInteger(json.vocab_size) && (json.vocab_size as number) >= 512, 'must be an integer >= 512');
   need('prompt_tokens', Number.isSafeInteger(json.prompt_tokens) && (json.prompt_tokens as number) >= 64, 'must be an integer >= 64');
+  json.oversample ??= {};
+  need('oversample', isRecord(json.oversample) && Object.entries(json.oversample).every(([g, n]) => (CORPUS_GROUPS as readonly string[]).includes(g) && Number.isSafeInteger(n) && (n as number) >= 1), `must map corpus groups (${CORPUS_GROUPS.join(', ')}) to integers >= 1`);
   need('seed', Number.isSafeInteger(json.seed), 'must be an integer');
   need('pretrain', isRecord(json.pretrain), 'must be a training config object');
   need('sft', isRecord(json.sft), 'must be a training config object');
@@ -77,6 +81,11 @@ export async function loadCorpus(heldOut: ReadonlySet<string>, log: (l: string) 
   return { train, held };
 }
 
+/** The training list with each example of an oversampled group repeated; model and baseline both learn from it. */
+export function oversampled(examples: readonly Example[], oversample: Readonly<Record<string, number>>): Example[] {
+  return examples.flatMap((e) => Array<Example>(oversample[e.entry.group] ?? 1).fill(e));
+}
+
 /** The prompt text of a message for a tokenizer, cut to `promptTokens`. */
 export function promptFor(tok: Tokenizer, m: ParsedMessage, promptTokens: number): { messages: ReturnType<typeof fitBody>; text: string } {
   const messages = fitBody(m, DEFAULT_CATEGORIES, (msgs) => tok.encode(applyChatTemplate(tok, msgs)).length <= promptTokens, 3000);
@@ -91,16 +100,22 @@ export interface RecipeResult {
 export async function runMailRecipe(r: MailRecipe, o: { out: string; exportDir: string; log: (l: string) => void; signal?: AbortSignal }): Promise<string> {
   const log = o.log;
   const labels = await readLabels(r.labels, DEFAULT_CATEGORIES);
-  const { train: examples } = await loadCorpus(new Set(labels.map((l) => l.id)), log);
+  const { train: corpus } = await loadCorpus(new Set(labels.map((l) => l.id)), log);
+  const examples = oversampled(corpus, r.oversample);
   const counts = new Map<string, number>();
   for (const e of examples) counts.set(e.label, (counts.get(e.label) ?? 0) + 1);
   log(`weak labels: ${[...counts].map(([k, v]) => `${k} ${v}`).join(', ')}`);
   await mkdir(o.out, { recursive: true });
 
-  // 1. Tokenizer, on the messages' own text.
+  // 1. Tokenizer, on the texts the model reads and writes: instructions, headers and fenced body,
+  // and the JSON answer. Its merges then spend few tokens on the fixed parts and leave more of the
+  // prompt budget to the message itself.
   const tokDir = join(o.out, 'tokenizer');
   const tok = await trainTokenizer(
-    examples.map((e) => `${e.message.subject}\n${e.message.body.slice(0, 3000)}`),
+    corpus.map((e) => {
+      const prompt = triageMessages(e.message, DEFAULT_CATEGORIES, e.message.body.slice(0, 3000));
+      return `${prompt.map((m) => m.content).join('\n')}\n${JSON.stringify(targetAnswer(e.message, e.label))}`;
+    }),
     { vocabSize: r.vocab_size },
   );
   await tok.save(tokDir);
@@ -149,7 +164,7 @@ export async function runMailRecipe(r: MailRecipe, o: { out: string; exportDir: 
   return dest;
 }
 
-/** The naive Bayes baseline, trained on the same prompts and weak labels. */
+/** The naive Bayes baseline, trained on the same (oversampled) prompts and weak labels as the model. */
 export function trainBaseline(examples: readonly Example[], tok: Tokenizer, promptTokens: number): NaiveBayes {
   const nb = new NaiveBayes();
   for (const e of examples) nb.train(promptFor(tok, e.message, promptTokens).text, e.label);

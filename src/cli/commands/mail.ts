@@ -191,10 +191,10 @@ export function register(program: Command): void {
     .option('--labels <jsonl>', 'hand labels: {"id": corpus id | "path": file, "category": …} per line', 'data/mail/eval-labels.jsonl')
     .option('--config <json>', 'categories and rules')
     .option('--baseline', 'also train and score the naive Bayes baseline on the corpus minus the labelled messages')
-    .option('--prompt-tokens <n>', "the baseline reads the prompt cut as the model's is", intFlag('--prompt-tokens'), 400)
+    .option('--recipe <json>', "the model's recipe: the baseline gets its training data and prompt length", 'configs/mail-nano.json')
     .option('--out <dir>', 'write eval.json and README.md (the report) there')
     .option('--json', 'print the result as JSON')
-    .action(async (o: ModelFlags & { labels: string; config?: string; baseline?: boolean; promptTokens: number; out?: string; json?: boolean }) => {
+    .action(async (o: ModelFlags & { labels: string; config?: string; baseline?: boolean; recipe: string; out?: string; json?: boolean }) => {
       const config = await loadMailConfig(o.config);
       const labels = await readLabels(o.labels, config.categories);
       const model = await modelFrom(o, config, (l) => process.stderr.write(`${l}\n`));
@@ -204,7 +204,7 @@ export function register(program: Command): void {
         model,
         baseline: o.baseline,
         tokenizer,
-        promptTokens: o.promptTokens,
+        recipe: o.baseline ? parseRecipe((await readJsonConfig(o.recipe)).json, o.recipe) : undefined,
         onProgress: (d, n) => process.stderr.write(d === n ? '\n' : d % 20 === 0 ? `${d}/${n}\r` : ''),
       });
       await model?.close();
@@ -223,7 +223,7 @@ export function register(program: Command): void {
     .option('--out <dir>', 'run directory (resumable)', 'runs/mail')
     .option('--export <dir>', 'write nano-mail here', 'models')
     .action(async (o: { config: string; out: string; export: string }) => {
-      const recipe = parseRecipe(await readJsonConfig(o.config), o.config);
+      const recipe = parseRecipe((await readJsonConfig(o.config)).json, o.config);
       const abort = new AbortController();
       process.once('SIGINT', () => abort.abort());
       const t0 = Date.now();
