@@ -12,7 +12,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadForInference } from '../src/infer/index.js';
-import { r1DistillQwen15B, r1DistillTokenizerFiles, writeRandomGguf } from './open-weights.js';
+import { defaultDecodeModel } from './decode.js';
 import { defaultConfig, LocalModel, MaildirSource, MailState, runTriage, writeSampleMaildir, type MailConfig } from '../src/mail/index.js';
 
 export interface MailBenchOptions {
@@ -49,10 +49,8 @@ export async function benchMail(o: MailBenchOptions): Promise<MailBenchResult> {
     const maildir = join(dir, 'Maildir');
     await writeSampleMaildir(maildir, o.messages);
     let path = o.model;
-    if (path === 'r1-distill') {
-      path = join(dir, 'r1-distill-qwen-1.5b-q4_k_m.gguf');
-      await writeRandomGguf(path, 'q4_k_m', { config: r1DistillQwen15B(), tokenizer: await r1DistillTokenizerFiles() });
-    }
+    // The stand-in is written once into the bench cache, as `bench decode` does.
+    if (path === 'r1-distill') path = await defaultDecodeModel('r1-distill-qwen-1.5b', 'q4_k_m');
     const ckpt = await loadForInference(path);
     const runs: MailBenchRun[] = [];
     const modes: [MailBenchRun['mode'], MailConfig][] = [

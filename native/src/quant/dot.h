@@ -2,7 +2,8 @@
 // type: a type's traits (legacy.cc, kquants.cc) say how its bytes become levels and scales, these
 // templates do the rest, per instruction set. Three AVX-512 kernels: per weight row for few
 // activation rows (rowBlock512 for the 32-value types, rowBlock512K for the K-quants, whose integer
-// sub-block scales apply before any float work), and tiles of 32 rows for many (tileBlock).
+// sub-block scales apply before any float work), and tiles of 32 rows for many (tileBlock). Two
+// AVX2 kernels, per weight row: rowBlock256 for the 32-value types, rowBlock256K for the K-quants.
 //
 // A type's traits T provide:
 //   kBlock, kBytes, kGroup          block size and bytes; values per scale group (32, or 16 for Q6_K)
@@ -15,14 +16,16 @@
 //   levels512Half(row, v)           the same where only positions 64v .. 64v+31 exist (k ≡ 32 mod 64)
 //   pairLevels512(p, both)          the same from the address of its first block (32-value types) or
 //   sbLevels512(p, vv)              of its super-block (K-quants), so the kernels' loops keep a pointer
-//   scales512, scales256            AVX-512 and AVX2 variants of scales, with the same results
+//   scales512, scales256            AVX-512 and AVX2 (32-value types) variants of scales, with the same results
 //   kOffset, blockScales512(p, …)   32-value types with b = kOffset·a: lane scales of blocks p, p + 1
 //   blockPair512(p, both, b)        the others (kOffset = 0): the same, and the two offsets b to b
 //   header512(p, …)                 K-quants: the super-block's integer scales in vpdpwssd lane order,
 //                                   its offsets b, and its d
-//   levels256(row, h)               AVX2: positions 32h .. 32h+31, as unsigned levels, or (kSigned256)
-//                                   as the signed weight levels w/a with b = 0 (Q8_0, whose unsigned
-//                                   levels overflow pmaddubsw's 16-bit pair sums)
+//   levels256(row, h)               AVX2, 32-value types: positions 32h .. 32h+31, as unsigned levels,
+//                                   or (kSigned256) as the signed weight levels w/a with b = 0 (Q8_0,
+//                                   whose unsigned levels overflow pmaddubsw's 16-bit pair sums)
+//   sbLevels256(p, h), header256    AVX2, K-quants: position group h of the super-block at p; its
+//                                   integer scales as 16-bit lanes, offsets b and d (rowBlock256K)
 // In a 64-value vector of levels, 4-byte lanes 0-7 hold group 2v and lanes 8-15 group 2v+1 (or
 // lanes 4j..4j+3 group 4v+j when kGroup = 16), which is what lets one vector of per-lane scales
 // weigh a whole vector of sums.
@@ -388,7 +391,7 @@ NS_TARGET_AVX2 void rowBlock256(const uint8_t* row, const RowScales& s, const Ac
   const size_t qs = x.kp, ds = x.ds;
   const int8_t* q = x.q + static_cast<size_t>(i0) * qs;
   const float* d = x.d + static_cast<size_t>(i0) * ds;
-  const int per = x.ablock / 32;  // 32-value steps per activation scale
+  constexpr int per = T::kBlock / 32;  // 32-value steps per activation scale (x.ablock: 32, or 256 for the K-quants); known here, so no division per step
   __m256 acc[MI];
   for (int i = 0; i < MI; i++) acc[i] = _mm256_setzero_ps();
   for (int h = 0; h < nh; h++) {
@@ -419,14 +422,70 @@ NS_TARGET_AVX2 void rowBlock256(const uint8_t* row, const RowScales& s, const Ac
   }
 }
 
+/**
+ * The K-quants on AVX2, as rowBlock512K does on AVX-512: their sub-block scales are small integers,
+ * so pmaddwd multiplies the 16-bit pair sums by them (T::header256: one 16-bit scale per lane)
+ * instead of by one, and a super-block's sums stay integer until a single float multiply-add per
+ * activation row. Per 32 values and activation row that is a load, pmaddubsw, pmaddwd and an add.
+ * Sums stay in 32 bits: a pair sum is at most 2·63·127, a scale at most 127 in magnitude. The
+ * header is read once per super-block for the scales and the offsets b alike (at one activation row,
+ * decoding, a second pass over the headers per weight row would cost a third of the work).
+ */
+template <class T, int MI>
+NS_TARGET_AVX2 void rowBlock256K(const uint8_t* row, const Act& x, int i0, float* y, size_t ldy, int r) {
+  constexpr int G = 256 / T::kGroup;  // scale groups per super-block
+  const int nsb = x.k / 256;
+  const size_t qs = x.kp, ds = x.ds, nu = x.nu;
+  const int8_t* q = x.q + static_cast<size_t>(i0) * qs;
+  const float* d = x.d + static_cast<size_t>(i0) * ds;
+  const float* u = x.u + static_cast<size_t>(i0) * nu;
+  __m256 acc[MI];
+  for (int i = 0; i < MI; i++) acc[i] = _mm256_setzero_ps();
+  for (int sb = 0; sb < nsb; sb++) {
+    const uint8_t* p = row + sb * T::kBytes;
+    __m256i sv[8];
+    alignas(32) float b[G];
+    const float dw = T::header256(p, sv, b);
+    __m256i is[MI];
+    for (int i = 0; i < MI; i++) is[i] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int h = 0; h < 8; h++) {
+      const __m256i lv = T::sbLevels256(p, h);
+      for (int i = 0; i < MI; i++) {
+        const __m256i xq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * qs + 256 * sb + 32 * h));
+        is[i] = _mm256_add_epi32(is[i], _mm256_madd_epi16(_mm256_maddubs_epi16(lv, xq), sv[h]));
+      }
+    }
+    for (int i = 0; i < MI; i++) acc[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(is[i]), _mm256_set1_ps(d[i * ds + sb] * dw), acc[i]);
+    // The offsets: Σ_g b[g]·u[g] over the super-block's groups (u = d·Σq of the activations per group).
+    for (int j = 0; j < G; j += 8) {
+      const __m256 bv = _mm256_load_ps(b + j);
+      for (int i = 0; i < MI; i++) acc[i] = _mm256_fmadd_ps(bv, _mm256_loadu_ps(u + i * nu + sb * G + j), acc[i]);
+    }
+  }
+  for (int i = 0; i < MI; i++) {
+    __m128 v = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
+    v = _mm_add_ps(v, _mm_movehl_ps(v, v));
+    v = _mm_add_ss(v, _mm_movehdup_ps(v));
+    y[static_cast<size_t>(i0 + i) * ldy + r] = _mm_cvtss_f32(v);
+  }
+}
+
 template <class T>
 NS_TARGET_AVX2 void intRows256(const uint8_t* w, size_t rowBytes, int r0, int r1, const Act& x, float* y, size_t ldy) {
-  const int groups = x.k / T::kGroup;
-  RowScales s(groups, x.nu);
-  for (int r = r0; r < r1; r++) {
-    const uint8_t* row = w + r * rowBytes;
-    T::scales256(row, x.k, s.a, s.b);
-    rowGroups<4>(x.m, [&](auto mi, int i0) { rowBlock256<T, mi>(row, s, x, i0, y, ldy, r); });
+  if constexpr (T::kBlock == 256) {
+    for (int r = r0; r < r1; r++) {
+      const uint8_t* row = w + r * rowBytes;
+      rowGroups<6>(x.m, [&](auto mi, int i0) { rowBlock256K<T, mi>(row, x, i0, y, ldy, r); });
+    }
+  } else {
+    const int groups = x.k / T::kGroup;
+    RowScales s(groups, x.nu);
+    for (int r = r0; r < r1; r++) {
+      const uint8_t* row = w + r * rowBytes;
+      T::scales256(row, x.k, s.a, s.b);
+      rowGroups<4>(x.m, [&](auto mi, int i0) { rowBlock256<T, mi>(row, s, x, i0, y, ldy, r); });
+    }
   }
 }
 

@@ -107,21 +107,6 @@ struct KMin {
     }
   }
 
-  NS_TARGET_AVX2 static void scales256(const uint8_t* row, int k, float* a, float* b) {
-    const __m256i order = _mm256_set_epi32(7, 5, 6, 4, 3, 1, 2, 0);
-    for (int sb = 0; sb < k / 256; sb++) {
-      const uint8_t* p = row + sb * Bytes;
-      uint64_t sc, mn;
-      unpackHeader(p, &sc, &mn);
-      const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(load32(p) ^ 0x80000000u)));
-      const __m256 d = _mm256_broadcastss_ps(dd), nmin = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dd), _mm256_set1_epi32(1));
-      const __m256 s8 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(sc))));
-      const __m256 m8 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(mn))));
-      _mm256_storeu_ps(a + 8 * sb, _mm256_mul_ps(_mm256_permutevar8x32_ps(s8, order), d));
-      _mm256_storeu_ps(b + 8 * sb, _mm256_mul_ps(_mm256_permutevar8x32_ps(m8, order), nmin));
-    }
-  }
-
   /**
    * What the K kernel (dot.h, rowBlock512K) needs of the super-block at p: the sub-block scales as 16-bit
    * lanes in the order of packs(p0, p1) and packs(p2, p3), p_v the lane sums of the levels of vector
@@ -160,10 +145,27 @@ struct KMin {
   NS_TARGET_AVX512 static __m512i levels512(const uint8_t* row, int v) { return sbLevels512(row + (v / 4) * Bytes, v % 4); }
   NS_TARGET_AVX512 static __m512i levels512Half(const uint8_t* row, int v) { return levels512(row, v); }
 
-  /** Position group h % 8 of super-block h / 8 (AVX2). */
-  NS_TARGET_AVX2 static __m256i levels256(const uint8_t* row, int h) {
-    const uint8_t* p = row + (h / 8) * Bytes;
-    const int j = sigma(h % 8);
+  /**
+   * AVX2 K kernel (dot.h, rowBlock256K): the integer scale of each position group h of the super-block
+   * at p as sixteen 16-bit lanes (a byte shuffle of the header's scales, zero-extended), the offsets
+   * b = −dmin·m of its 8 position groups, and d.
+   */
+  NS_TARGET_AVX2 static float header256(const uint8_t* p, __m256i* sv, float* b) {
+    uint64_t sc, mn;
+    unpackHeader(p, &sc, &mn);
+    const __m256i bytes = _mm256_broadcastsi128_si256(_mm_cvtsi64_si128(static_cast<long long>(sc)));
+#pragma GCC unroll 8
+    for (int h = 0; h < 8; h++) sv[h] = _mm256_shuffle_epi8(bytes, _mm256_set1_epi16(static_cast<short>(0x8000 | sigma(h))));
+    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(load32(p) ^ 0x80000000u)));  // d, −dmin
+    const __m256 m8 = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128(static_cast<long long>(mn))));
+    _mm256_store_ps(b, _mm256_mul_ps(_mm256_permutevar8x32_ps(m8, _mm256_set_epi32(7, 5, 6, 4, 3, 1, 2, 0)),
+                                     _mm256_permutevar8x32_ps(_mm256_castps128_ps256(dd), _mm256_set1_epi32(1))));
+    return _mm_cvtss_f32(dd);
+  }
+
+  /** Position group h (0..7) of the super-block at p (AVX2). */
+  NS_TARGET_AVX2 static __m256i sbLevels256(const uint8_t* p, int h) {
+    const int j = sigma(h);
     __m256i z = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + Qs + 32 * (j / 2)));
     if (j & 1) z = _mm256_srli_epi16(z, 4);
     z = _mm256_and_si256(z, _mm256_set1_epi8(15));
@@ -231,18 +233,6 @@ struct Q6_KT {
     }
   }
 
-  NS_TARGET_AVX2 static void scales256(const uint8_t* row, int k, float* a, float* b) {
-    for (int sb = 0; sb < k / 256; sb++) {
-      const uint8_t* p = row + sb * kBytes;
-      const __m256 d = _mm256_set1_ps(_cvtsh_ss(load16(p + kD)));
-      for (int h = 0; h < 2; h++) {
-        const __m256 f = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p + kSc + 8 * h)))), d);
-        _mm256_storeu_ps(a + 16 * sb + 8 * h, f);
-        _mm256_storeu_ps(b + 16 * sb + 8 * h, _mm256_mul_ps(f, _mm256_set1_ps(-32.0f)));
-      }
-    }
-  }
-
   /**
    * Quarter vv of the super-block at p: half h = vv / 2 holds values 128h .. 128h + 127; its
    * 64 low-nibble bytes give the first 64 of them (value order), their high nibbles the last 64,
@@ -279,9 +269,29 @@ struct Q6_KT {
     return d;
   }
 
-  NS_TARGET_AVX2 static __m256i levels256(const uint8_t* row, int hv) {
-    const uint8_t* p = row + (hv / 8) * kBytes;
-    const int j = hv % 8, h = j / 4, k = j % 4;
+  /**
+   * AVX2 K kernel (dot.h, rowBlock256K): the scales of groups 2h and 2h + 1 as the low and high eight
+   * 16-bit lanes of vector h (each signed byte shuffled into both bytes of a lane, then shifted
+   * down arithmetically), the offsets b = −32·d·sc of the 16 groups, and d.
+   */
+  NS_TARGET_AVX2 static float header256(const uint8_t* p, __m256i* sv, float* b) {
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kSc));
+    const __m256i bytes = _mm256_broadcastsi128_si256(sc);
+#pragma GCC unroll 8
+    for (int h = 0; h < 8; h++) {
+      const short lo = static_cast<short>(2 * h * 0x101), hi = static_cast<short>((2 * h + 1) * 0x101);
+      sv[h] = _mm256_srai_epi16(_mm256_shuffle_epi8(bytes, _mm256_set_m128i(_mm_set1_epi16(hi), _mm_set1_epi16(lo))), 8);
+    }
+    const float d = _cvtsh_ss(load16(p + kD));
+    const __m256 m32 = _mm256_set1_ps(-32.0f * d);
+    _mm256_store_ps(b, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)), m32));
+    _mm256_store_ps(b + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(sc, 8))), m32));
+    return d;
+  }
+
+  /** Values 32j .. 32j + 31 (j < 8) of the super-block at p, as levels 0..63 (AVX2). */
+  NS_TARGET_AVX2 static __m256i sbLevels256(const uint8_t* p, int j) {
+    const int h = j / 4, k = j % 4;
     __m256i ql = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kQl + 64 * h + 32 * (k & 1)));
     if (k >= 2) ql = _mm256_srli_epi16(ql, 4);
     const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kQh + 32 * h));
