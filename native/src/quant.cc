@@ -11,9 +11,10 @@
 // block) per value. Float weights (F16, BF16, F32) are widened to float32 and multiplied exactly.
 //
 // Three kinds of kernel, by the number m of activation rows: per weight row (decoding: each row
-// streamed from memory once for all m rows), and for many rows, bands of 32 weight rows unpacked
-// once into tiles (integer types) or slabs widened to float32 (float types) that every activation
-// row then meets from the cache; TypeInfo::tileFrom says where. The kernels are in quant/: dot.h
+// streamed from memory once for all m rows), and for many rows, bands of 32 weight rows (AVX2, the
+// K-quants: 8) unpacked once into tiles (integer types) or slabs widened to float32 (float types,
+// AVX-512) that every activation row then meets from the cache; TypeInfo::tileFrom and tileFrom256
+// say where. The kernels are in quant/: dot.h
 // (the integer products, written once for all types), legacy.cc and kquants.cc (each type's levels
 // and scales), float.cc. Threads split the weight rows.
 #include <algorithm>
@@ -41,11 +42,14 @@ namespace {
 // on this Zen 4/5 machine, one thread, 256 × 1536 weights): 4 for the 32-value types, whose per-row
 // kernel spends a float multiply-add on every 32 values, 8 for Q4_K and Q5_K, 10 for Q6_K (16-value
 // groups: twice the float work in the tiles). Float weights: 32.
-const TypeInfo kF32{"F32", 1, 4, 0, 0, false, 32, 0}, kF16{"F16", 1, 2, 0, 0, false, 32, 0}, kBF16{"BF16", 1, 2, 0, 0, false, 32, 0};
-const TypeInfo kQ4_0{"Q4_0", 32, 18, 32, 32, false, 4, -8}, kQ4_1{"Q4_1", 32, 20, 32, 32, false, 4, 0};
-const TypeInfo kQ5_0{"Q5_0", 32, 22, 32, 32, false, 4, -16}, kQ5_1{"Q5_1", 32, 24, 32, 32, false, 4, 0};
-const TypeInfo kQ8_0{"Q8_0", 32, 34, 32, 32, false, 4, -128}, kQ4_K{"Q4_K", 256, 144, 32, 256, true, 8, 0};
-const TypeInfo kQ5_K{"Q5_K", 256, 176, 32, 256, true, 8, 0}, kQ6_K{"Q6_K", 256, 210, 16, 256, false, 10, 0};
+// The AVX2 tiles of the K-quants (tileFrom256) win later, where their 16-bit sums run longest
+// between widenings: from 12 rows for Q4_K, 16 for Q5_K, 32 for Q6_K (measured the same way on a
+// 2-core Zen 2, 8960 × 1536 weights, both threads).
+const TypeInfo kF32{"F32", 1, 4, 0, 0, false, 32, 0, 0}, kF16{"F16", 1, 2, 0, 0, false, 32, 0, 0}, kBF16{"BF16", 1, 2, 0, 0, false, 32, 0, 0};
+const TypeInfo kQ4_0{"Q4_0", 32, 18, 32, 32, false, 4, -8, 0}, kQ4_1{"Q4_1", 32, 20, 32, 32, false, 4, 0, 0};
+const TypeInfo kQ5_0{"Q5_0", 32, 22, 32, 32, false, 4, -16, 0}, kQ5_1{"Q5_1", 32, 24, 32, 32, false, 4, 0, 0};
+const TypeInfo kQ8_0{"Q8_0", 32, 34, 32, 32, false, 4, -128, 0}, kQ4_K{"Q4_K", 256, 144, 32, 256, true, 8, 0, 12};
+const TypeInfo kQ5_K{"Q5_K", 256, 176, 32, 256, true, 8, 0, 16}, kQ6_K{"Q6_K", 256, 210, 16, 256, false, 10, 0, 32};
 
 Isa bestIsaHere() {
   const Cpu& c = cpu();
@@ -341,6 +345,13 @@ napi_value packedMatmul(const Args& a) {
     const int bands = (rows + 31) / 32, perBand = std::max(1, (bands + Pool::get().threads() * 4 - 1) / (Pool::get().threads() * 4));
     const int perRows = perBand * 32;
     Pool::get().run((rows + perRows - 1) / perRows, [&](int task, int) { k.intTiles512(w, rowBytes, task * perRows, std::min(rows, (task + 1) * perRows), act, yo, ldy); });
+    return undefinedValue(a.env);
+  }
+  if (isa == Isa::Avx2 && t.tileFrom256 > 0 && m >= t.tileFrom256) {
+    // Whole bands of 8 rows per task.
+    const int bands = (rows + 7) / 8, perBand = std::max(1, (bands + Pool::get().threads() * 4 - 1) / (Pool::get().threads() * 4));
+    const int perRows = perBand * 8;
+    Pool::get().run((rows + perRows - 1) / perRows, [&](int task, int) { k.intTiles256(w, rowBytes, task * perRows, std::min(rows, (task + 1) * perRows), act, yo, ldy); });
     return undefinedValue(a.env);
   }
   const IntRowsFn fn = k.intRows[static_cast<int>(isa)];

@@ -38,6 +38,7 @@ template <int Bytes, int Qh, int Qs>
 struct KMin {
   static constexpr int kBlock = 256, kBytes = Bytes, kGroup = 32;
   static constexpr bool kSigned256 = false, kSwap = true;
+  static constexpr int kMaxLevel = Qh >= 0 ? 31 : 15;
 
   /** The sub-block at position group g of a super-block. */
   static constexpr int sigma(int g) { return (g & 4) | ((g & 1) << 1) | ((g >> 1) & 1); }
@@ -53,6 +54,18 @@ struct KMin {
         b[8 * sb + g] = -(dmin * static_cast<float>(m));
       }
     }
+  }
+
+  /** The integer scales sc and offsets b = −dmin·m of the 8 position groups of the super-block at p; returns d. */
+  static float intHeader(const uint8_t* p, int16_t* sc, float* b) {
+    const float dmin = halfToFloat(load16(p + 2));
+    for (int g = 0; g < 8; g++) {
+      int s, m;
+      kScaleMin(p + 4, sigma(g), &s, &m);
+      sc[g] = static_cast<int16_t>(s);
+      b[g] = -(dmin * static_cast<float>(m));
+    }
+    return halfToFloat(load16(p));
   }
 
   /** Levels of sub-block j of the super-block at p, in value order. */
@@ -185,7 +198,18 @@ using Q5_KT = KMin<176, 16, 48>;
 struct Q6_KT {
   static constexpr int kBlock = 256, kBytes = 210, kGroup = 16;
   static constexpr bool kSigned256 = false, kSwap = false;
+  static constexpr int kMaxLevel = 63;
   static constexpr int kQl = 0, kQh = 128, kSc = 192, kD = 208;
+
+  /** The integer scales and offsets b = −32·d·sc of the 16 groups of the super-block at p; returns d. */
+  static float intHeader(const uint8_t* p, int16_t* sc, float* b) {
+    const float d = halfToFloat(load16(p + kD));
+    for (int g = 0; g < 16; g++) {
+      sc[g] = static_cast<int8_t>(p[kSc + g]);
+      b[g] = -32 * (d * static_cast<float>(sc[g]));
+    }
+    return d;
+  }
 
   static void scales(const uint8_t* row, int k, float* a, float* b) {
     for (int sb = 0; sb < k / 256; sb++) {

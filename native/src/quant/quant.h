@@ -26,6 +26,7 @@ struct TypeInfo {
   bool swap;   // the kernels take the values of every 128 in the order of quarters 0, 2, 1, 3 (Q4_K, Q5_K)
   int tileFrom;  // activation rows from which the tiled AVX-512 kernel beats the per-row one (measured)
   int levelOffset;  // b / a where that is a constant number of levels (Q4_0 −8, Q5_0 −16, Q8_0 −128), else 0
+  int tileFrom256;  // the same for the AVX2 tiles (the K-quants; 0: none)
 };
 
 /** The type with ggml id `id`, or nullptr where nanoseek does not read it. */
@@ -82,6 +83,7 @@ struct Kernels {
   IntRowsFn intRows[3] = {nullptr, nullptr, nullptr};      // by Isa
   FloatRowsFn floatRows[3] = {nullptr, nullptr, nullptr};  // by Isa
   IntRowsFn intTiles512 = nullptr;  // AVX-512 VNNI, many activation rows: bands of 32 weight rows unpacked once
+  IntRowsFn intTiles256 = nullptr;  // AVX2, K-quants, many activation rows: bands of 8 weight rows unpacked once (else intRows)
   FloatRowsFn floatSlabs512 = nullptr;  // AVX-512, many activation rows: slabs of weights widened once
 };
 
