@@ -92,6 +92,34 @@ for (const [preset, dtype] of [['nano-dense', 'f32'], ['nano-dense', 'f64'], ['n
   });
 }
 
+test('prefix cache: prompts arriving together wait for one of them to prefill the part they share', async () => {
+  const tok = await fixtureTokenizer();
+  const m = model(tok, 'nano', 'f32');
+  const V = m.config.vocab_size;
+  const on = new Engine(m, tok, { prefillChunk: 16 });
+  const off = new Engine(m, tok, { prefillChunk: 16, prefixCache: { maxBytes: 0 } });
+  const both = async (prompts: number[][]): Promise<GenerationResult[]> => {
+    const [a, b] = await Promise.all([Promise.all(prompts.map((p) => run(on, p))), Promise.all(prompts.map((p) => run(off, p)))]);
+    a.forEach((r, i) => assertSame(r, b[i], `prompt ${i}`));
+    return a;
+  };
+  // GRPO's G samples of one prompt: the first prefills it, the others copy all but its last token.
+  const prompt = tokens(40, 1, V);
+  assert.deepEqual((await both([prompt, prompt, prompt, prompt])).map((r) => r.cachedPromptTokens), [0, 39, 39, 39]);
+  const s = on.stats();
+  assert.equal(s.promptTokens - s.cachedPromptTokens, 40 + 3, 'tokens run through the model');
+
+  // A shared system prompt: the longer prompt waits for the shorter one...
+  const system = tokens(45, 2, V);
+  const short = [...system, ...tokens(5, 3, V)];
+  const long = [...system, ...tokens(60, 4, V)];
+  assert.deepEqual((await both([short, long])).map((r) => r.cachedPromptTokens), [0, system.length]);
+  // ...but not the other way round: waiting would delay the short one's answer.
+  on.clearPrefixCache();
+  assert.deepEqual((await both([long, short])).map((r) => r.cachedPromptTokens), [0, 0]);
+  await Promise.all([on.close(), off.close()]);
+});
+
 test('prefix cache: the byte budget evicts the least recently used prompt; too large or too short ones are not kept', async () => {
   const tok = await fixtureTokenizer();
   const m = model(tok, 'nano-dense', 'f32');

@@ -12,7 +12,7 @@ import type { DecodeStream, Tokenizer } from '../tokenizer/index.js';
 import { Rng } from '../util/rng.js';
 import { grammarMasks, type GrammarMasks } from './constraint.js';
 import { JsonMatcher, type JsonGrammar } from './json-schema.js';
-import { PrefixCache } from './prefix-cache.js';
+import { commonPrefix, PrefixCache } from './prefix-cache.js';
 import { Sampler, checkSamplingOptions, type Sample, type SamplingOptions } from './sampler.js';
 import { StopStrings } from './stop.js';
 
@@ -397,7 +397,10 @@ export class Engine {
     let budget = this.prefillBudget;
     for (const s of this.running) {
       if (s.prefilled < s.prompt.length) {
-        if (!s.lookedUp) this.reusePrefix(s);
+        if (!s.lookedUp) {
+          if (this.awaitsPrefix(s)) continue;
+          this.reusePrefix(s);
+        }
         const n = Math.min(this.prefillChunk, s.prompt.length - s.prefilled, budget);
         if (n <= 0) continue;
         budget -= n;
@@ -452,6 +455,28 @@ export class Engine {
     s.prefilled = s.cached = hit.rows;
     this.promptTokens += hit.rows;
     this.cachedPromptTokens += hit.rows;
+  }
+
+  /**
+   * Whether a sequence should hold back its first prefill chunk because another one is prefilling a
+   * prompt that shares more with it than any kept one: once that prompt is kept, this one copies the
+   * shared rows instead of computing them alongside. The G samples of a GRPO prompt (and the first
+   * requests to a server, all with one system prompt) arrive together and would otherwise all prefill
+   * the same tokens. It waits only while the other has no more left to prefill than it has itself, so
+   * the wait costs it little; it looks again each step (the other may finish, or be cancelled).
+   */
+  private awaitsPrefix(s: Sequence): boolean {
+    const store = this.prefixes;
+    if (store === null) return false;
+    const kept = store.reusable(s.prompt);
+    const rowBytes = s.cache!.rowBytes;
+    for (const t of this.running) {
+      // Only sequences already prefilling (not themselves waiting), whose prompt will be kept.
+      if (t === s || !t.lookedUp || t.prefilled >= t.prompt.length || !store.keeps(t.prompt.length, t.prompt.length * rowBytes)) continue;
+      const rows = Math.min(commonPrefix(s.prompt, t.prompt), s.prompt.length - 1);
+      if (rows - kept >= store.minTokens && t.prompt.length - t.prefilled <= s.prompt.length - kept) return true;
+    }
+    return false;
   }
 
   /** Keeps a copy of the rows of a prompt just prefilled (the cache holds exactly the prompt now). */

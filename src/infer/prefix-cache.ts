@@ -47,17 +47,21 @@ export class PrefixCache {
    * through the model to give the logits of the first generated token.
    */
   lookup(prompt: readonly number[]): { snapshot: KVSnapshot; rows: number } | null {
-    let best = -1;
-    let bestLen = 0;
-    this.entries.forEach((e, i) => {
-      const n = commonPrefix(e.tokens, prompt);
-      if (n > bestLen) [best, bestLen] = [i, n];
-    });
-    const rows = Math.min(bestLen, prompt.length - 1);
-    if (best < 0 || rows < this.minTokens) return null;
-    const e = this.entries[best];
-    this.touch(best);
+    const { index, rows } = this.best(prompt);
+    if (index < 0) return null;
+    const e = this.entries[index];
+    this.touch(index);
     return { snapshot: e.snapshot, rows };
+  }
+
+  /** How many rows lookup(prompt) would reuse (0 for none), without marking anything used. */
+  reusable(prompt: readonly number[]): number {
+    return this.best(prompt).rows;
+  }
+
+  /** Whether store() would keep a prompt of `tokens` tokens taking `bytes`. */
+  keeps(tokens: number, bytes: number): boolean {
+    return tokens >= this.minTokens && bytes <= this.maxBytes;
   }
 
   /**
@@ -66,7 +70,7 @@ export class PrefixCache {
    * a prompt that alone exceeds it is not kept.
    */
   store(tokens: readonly number[], bytes: number, take: () => KVSnapshot): void {
-    if (tokens.length < this.minTokens || bytes > this.maxBytes) return;
+    if (!this.keeps(tokens.length, bytes)) return;
     for (let i = 0; i < this.entries.length; i++) {
       const e = this.entries[i];
       if (e.tokens.length >= tokens.length && commonPrefix(e.tokens, tokens) === tokens.length) {
@@ -88,6 +92,17 @@ export class PrefixCache {
   clear(): void {
     this.entries.length = 0;
     this.held = 0;
+  }
+
+  private best(prompt: readonly number[]): { index: number; rows: number } {
+    let index = -1;
+    let shared = 0;
+    this.entries.forEach((e, i) => {
+      const n = commonPrefix(e.tokens, prompt);
+      if (n > shared) [index, shared] = [i, n];
+    });
+    const rows = Math.min(shared, prompt.length - 1);
+    return rows >= this.minTokens ? { index, rows } : { index: -1, rows: 0 };
   }
 
   private touch(i: number): void {

@@ -53,10 +53,15 @@ export class KVCache {
     this.values = Array.from({ length: layers }, () => (valueWidth > 0 ? new GrowableRows(valueWidth, dtype) : null));
   }
 
+  /** Bytes one token takes over all layers. */
+  get rowBytes(): number {
+    const per = this.keys.reduce((s, k, i) => s + k.width + (this.values[i]?.width ?? 0), 0);
+    return per * (this.keys[0]?.data instanceof Float64Array ? 8 : 4);
+  }
+
   /** Bytes held for the tokens in the cache. */
   bytes(): number {
-    const per = this.keys.reduce((s, k, i) => s + k.width + (this.values[i]?.width ?? 0), 0);
-    return per * this.length * (this.keys[0]?.data instanceof Float64Array ? 8 : 4);
+    return this.rowBytes * this.length;
   }
 
   /**
