@@ -118,7 +118,8 @@ test('engine: batched decoding gives the same greedy tokens and log-probs as dec
   // Lengths straddle the 64-token prefill chunk and the 256-token step budget.
   const prompts = [5, 70, 1, 150, 33, 200].map((n, k) => Array.from({ length: n }, (_, i) => (i * 31 + k * 7 + 3) % V));
   const opts = { temperature: 0, maxTokens: 20, stopTokenIds: [] };
-  const engine = new Engine(model, tok, { maxConcurrent: 8 });
+  // Without prefix reuse: the batched run must prefill its prompts, not copy the rows of the lone runs.
+  const engine = new Engine(model, tok, { maxConcurrent: 8, prefixCache: { maxBytes: 0 } });
   const alone: GenerationResult[] = [];
   for (const p of prompts) alone.push((await collect(engine, p, opts)).result);
   const together = await Promise.all(prompts.map((p) => collect(engine, p, opts)));

@@ -81,12 +81,22 @@ test('the openai client: chat with reasoning_content (plain and streamed), text 
     for await (const chunk of await client.completions.create({ model: MODEL, prompt: 'Two and', max_tokens: 5, temperature: 0, stream: true })) streamed += chunk.choices[0]?.text ?? '';
     assert.equal(streamed, ' two make four');
 
+    // Chats with one system prompt: the second copies its KV rows (OpenAI's cached_tokens says how many).
+    const system = { role: 'system' as const, content: 'A reasoning model thinks before it answers: it works through the problem, then states the result.' };
+    const first = await client.chat.completions.create({ model: MODEL, messages: [system, ...ASK], temperature: 0 });
+    const second = await client.chat.completions.create({ model: MODEL, messages: [system, { role: 'user', content: 'Count them.' }], temperature: 0 });
+    assert.equal(second.choices[0].message.content, SCRIPT.content);
+    assert.equal(first.usage?.prompt_tokens_details?.cached_tokens, 0);
+    const cached = second.usage?.prompt_tokens_details?.cached_tokens ?? 0;
+    assert.ok(cached >= 16 && cached < second.usage!.prompt_tokens, `${cached} of ${second.usage!.prompt_tokens} prompt tokens cached`);
+
     const page = await fetch(url);
     assert.match(page.headers.get('content-type') ?? '', /text\/html/);
     assert.match(await page.text(), /<title>nanoseek chat<\/title>/);
     const health = (await (await fetch(`${url}/health`)).json()) as Record<string, unknown>;
     assert.equal(health.status, 'ok');
     assert.equal(health.running, 0);
+    assert.ok((health.cached_prompt_tokens as number) >= cached);
   } finally {
     await server.close();
   }

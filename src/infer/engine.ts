@@ -3,6 +3,8 @@
 // and leave between steps, so a long generation never holds up a short one and the batch stays full
 // while requests come and go. Steps are synchronous (the model is); between them the loop yields to the
 // event loop so that the HTTP server can accept requests, write tokens and notice disconnects.
+// Prompts that start like a recently prefilled one copy the KV rows of the shared prefix from a small
+// store (prefix-cache.ts) and prefill only the rest.
 import type { KVCache } from '../model/cache.js';
 import type { CausalLM } from '../model/model.js';
 import * as T from '../tensor/index.js';
@@ -10,6 +12,7 @@ import type { DecodeStream, Tokenizer } from '../tokenizer/index.js';
 import { Rng } from '../util/rng.js';
 import { grammarMasks, type GrammarMasks } from './constraint.js';
 import { JsonMatcher, type JsonGrammar } from './json-schema.js';
+import { commonPrefix, PrefixCache } from './prefix-cache.js';
 import { Sampler, checkSamplingOptions, type Sample, type SamplingOptions } from './sampler.js';
 import { StopStrings } from './stop.js';
 
@@ -65,6 +68,8 @@ export type FinishReason = 'stop' | 'length' | 'cancelled';
 
 export interface GenerationResult {
   promptTokens: number;
+  /** Of those, the leading ones whose KV rows came from the prefix cache instead of a prefill. */
+  cachedPromptTokens: number;
   /** Every sampled token, including a final stop token. */
   tokens: number[];
   logprobs: number[];
@@ -95,6 +100,14 @@ export interface EngineOptions {
   stopTokenIds?: readonly number[];
   /** Seeds the seeds of requests that bring none. Default: from the clock. */
   seed?: number;
+  /**
+   * Prompt-prefix reuse. Once a sequence has prefilled its prompt, a copy of the prompt's KV rows is
+   * kept (ordinary memory, not the WASM heap), least recently used evicted first to stay within
+   * `maxBytes` (default 256 MiB; 0 turns reuse off). A later prompt sharing at least `minTokens`
+   * (default 16) leading tokens with a kept one copies those rows and prefills only the rest, at least
+   * its last token. Kept rows belong to the current weights: call clearPrefixCache() after changing them.
+   */
+  prefixCache?: { maxBytes?: number; minTokens?: number };
 }
 
 export interface EngineStats {
@@ -103,8 +116,14 @@ export interface EngineStats {
   maxConcurrent: number;
   maxQueue: number;
   steps: number;
+  /** Prompt tokens of admitted sequences brought into their caches, prefilled or copied. */
   promptTokens: number;
+  /** Of those, the ones copied from the prefix cache (not run through the model). */
+  cachedPromptTokens: number;
   generatedTokens: number;
+  /** Bytes the prefix cache holds, in how many prompts. */
+  prefixCacheBytes: number;
+  prefixCacheEntries: number;
 }
 
 /** The engine is full: running and queue limits reached. */
@@ -175,6 +194,10 @@ interface Sequence {
   detach: () => void;
   cache: KVCache | null;
   prefilled: number;
+  /** Prompt tokens copied from the prefix cache. */
+  cached: number;
+  /** The prefix cache has been consulted (just before the first prefill chunk). */
+  lookedUp: boolean;
   tokens: number[];
   logprobs: number[];
   text: string;
@@ -211,7 +234,9 @@ export class Engine {
   private readonly drained: (() => void)[] = [];
   private steps = 0;
   private promptTokens = 0;
+  private cachedPromptTokens = 0;
   private generatedTokens = 0;
+  private readonly prefixes: PrefixCache | null;
 
   constructor(readonly model: CausalLM, readonly tokenizer: Tokenizer, options: EngineOptions = {}) {
     this.maxConcurrent = positiveInt('maxConcurrent', options.maxConcurrent ?? 32);
@@ -222,6 +247,11 @@ export class Engine {
     this.prefillBudget = positiveInt('prefillBudget', options.prefillBudget ?? 256);
     this.stopTokenIds = options.stopTokenIds ?? eosIds(model, tokenizer);
     this.seeds = new Rng(options.seed ?? Date.now());
+    const pc = options.prefixCache ?? {};
+    const maxBytes = pc.maxBytes ?? 256 * 2 ** 20;
+    if (!(maxBytes >= 0)) throw new RangeError(`prefixCache.maxBytes must be a non-negative number, got ${maxBytes}`);
+    const minTokens = positiveInt('prefixCache.minTokens', pc.minTokens ?? 16);
+    this.prefixes = maxBytes > 0 ? new PrefixCache(maxBytes, minTokens) : null;
   }
 
   get contextLength(): number {
@@ -236,8 +266,16 @@ export class Engine {
       maxQueue: this.maxQueue,
       steps: this.steps,
       promptTokens: this.promptTokens,
+      cachedPromptTokens: this.cachedPromptTokens,
       generatedTokens: this.generatedTokens,
+      prefixCacheBytes: this.prefixes?.bytes ?? 0,
+      prefixCacheEntries: this.prefixes?.size ?? 0,
     };
+  }
+
+  /** Forgets every kept prompt prefix: their rows were computed with the weights of that time. */
+  clearPrefixCache(): void {
+    this.prefixes?.clear();
   }
 
   /**
@@ -288,6 +326,8 @@ export class Engine {
       detach: () => {},
       cache: null,
       prefilled: 0,
+      cached: 0,
+      lookedUp: false,
       tokens: [],
       logprobs: [],
       text: '',
@@ -357,6 +397,10 @@ export class Engine {
     let budget = this.prefillBudget;
     for (const s of this.running) {
       if (s.prefilled < s.prompt.length) {
+        if (!s.lookedUp) {
+          if (this.awaitsPrefix(s)) continue;
+          this.reusePrefix(s);
+        }
         const n = Math.min(this.prefillChunk, s.prompt.length - s.prefilled, budget);
         if (n <= 0) continue;
         budget -= n;
@@ -378,6 +422,7 @@ export class Engine {
               b.s.prefilled += b.ids.length;
               this.promptTokens += b.ids.length;
               if (b.s.prefilled < b.s.prompt.length) return null;
+              this.keepPrefix(b.s);
             }
             return this.sample(b.s, logits.data.subarray(r * V, (r + 1) * V));
           });
@@ -396,6 +441,48 @@ export class Engine {
         this.fail(b.s, err); // a throwing onToken callback ends its own request only
       }
     });
+  }
+
+  /**
+   * Starts a sequence's cache from the kept prompt sharing the longest prefix with it, if any. Done
+   * at its first prefill chunk rather than on admission, so a prompt kept in between still counts.
+   */
+  private reusePrefix(s: Sequence): void {
+    s.lookedUp = true;
+    const hit = this.prefixes?.lookup(s.prompt);
+    if (!hit) return;
+    s.cache!.restore(hit.snapshot, hit.rows);
+    s.prefilled = s.cached = hit.rows;
+    this.promptTokens += hit.rows;
+    this.cachedPromptTokens += hit.rows;
+  }
+
+  /**
+   * Whether a sequence should hold back its first prefill chunk because another one is prefilling a
+   * prompt that shares more with it than any kept one: once that prompt is kept, this one copies the
+   * shared rows instead of computing them alongside. The G samples of a GRPO prompt (and the first
+   * requests to a server, all with one system prompt) arrive together and would otherwise all prefill
+   * the same tokens. It waits only while the other has no more left to prefill than it has itself, so
+   * the wait costs it little; it looks again each step (the other may finish, or be cancelled).
+   */
+  private awaitsPrefix(s: Sequence): boolean {
+    const store = this.prefixes;
+    if (store === null) return false;
+    const kept = store.reusable(s.prompt);
+    const rowBytes = s.cache!.rowBytes;
+    for (const t of this.running) {
+      // Only sequences already prefilling (not themselves waiting), whose prompt will be kept.
+      if (t === s || !t.lookedUp || t.prefilled >= t.prompt.length || !store.keeps(t.prompt.length, t.prompt.length * rowBytes)) continue;
+      const rows = Math.min(commonPrefix(s.prompt, t.prompt), s.prompt.length - 1);
+      if (rows - kept >= store.minTokens && t.prompt.length - t.prefilled <= s.prompt.length - kept) return true;
+    }
+    return false;
+  }
+
+  /** Keeps a copy of the rows of a prompt just prefilled (the cache holds exactly the prompt now). */
+  private keepPrefix(s: Sequence): void {
+    const cache = s.cache!;
+    this.prefixes?.store(s.prompt, cache.bytes(), () => cache.snapshot());
   }
 
   /** The next token of a sequence, within its JSON grammar when one is engaged. */
@@ -482,7 +569,7 @@ export class Engine {
 
   private finish(s: Sequence, finishReason: FinishReason, stoppedBy: string | number | null): void {
     if (!this.release(s)) return;
-    s.resolve({ promptTokens: s.prompt.length, tokens: s.tokens, logprobs: s.logprobs, text: s.text, finishReason, stoppedBy });
+    s.resolve({ promptTokens: s.prompt.length, cachedPromptTokens: s.cached, tokens: s.tokens, logprobs: s.logprobs, text: s.text, finishReason, stoppedBy });
     s.channel.end();
   }
 

@@ -72,9 +72,9 @@ export class LocalModel implements TriageModel {
   }
 
   /** The engine's counters (benchmarks). */
-  stats(): { promptTokens: number; generatedTokens: number } {
+  stats(): { promptTokens: number; cachedPromptTokens: number; generatedTokens: number } {
     const s = this.engine.stats();
-    return { promptTokens: s.promptTokens, generatedTokens: s.generatedTokens };
+    return { promptTokens: s.promptTokens, cachedPromptTokens: s.cachedPromptTokens, generatedTokens: s.generatedTokens };
   }
 
   fits(messages: ChatMessage[], maxTokens: number): boolean {

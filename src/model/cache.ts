@@ -53,10 +53,49 @@ export class KVCache {
     this.values = Array.from({ length: layers }, () => (valueWidth > 0 ? new GrowableRows(valueWidth, dtype) : null));
   }
 
+  /** Bytes one token takes over all layers. */
+  get rowBytes(): number {
+    const per = this.keys.reduce((s, k, i) => s + k.width + (this.values[i]?.width ?? 0), 0);
+    return per * (this.keys[0]?.data instanceof Float64Array ? 8 : 4);
+  }
+
   /** Bytes held for the tokens in the cache. */
   bytes(): number {
-    const per = this.keys.reduce((s, k, i) => s + k.width + (this.values[i]?.width ?? 0), 0);
-    return per * this.length * (this.keys[0]?.data instanceof Float64Array ? 8 : 4);
+    return this.rowBytes * this.length;
+  }
+
+  /**
+   * A copy of the first `rows` tokens of every layer. Row p depends only on tokens 0..p (attention is
+   * causal), so the copy is valid for any sequence that starts with the same `rows` tokens.
+   */
+  snapshot(rows = this.length): KVSnapshot {
+    if (!(Number.isInteger(rows) && rows >= 0 && rows <= this.length)) throw new Error(`KVCache.snapshot: ${rows} rows outside [0, ${this.length}]`);
+    // slice() allocates an ordinary (non-shared) array: see KVSnapshot.
+    return new KVSnapshot(
+      rows,
+      this.keys.map((k) => k.data.slice(0, rows * k.width)),
+      this.values.map((v) => (v === null ? null : v.data.slice(0, rows * v.width))),
+    );
+  }
+
+  /** Replaces the contents with the first `rows` tokens of a snapshot of a cache of the same shape and dtype. */
+  restore(from: KVSnapshot, rows = from.length): void {
+    if (!(Number.isInteger(rows) && rows >= 0 && rows <= from.length)) throw new Error(`KVCache.restore: ${rows} rows outside [0, ${from.length}]`);
+    const fits = (dst: GrowableRows | null, src: FloatArray | null): boolean =>
+      dst === null ? src === null : src !== null && src.length === from.length * dst.width && src.constructor === dst.data.constructor;
+    if (from.keys.length !== this.keys.length || !this.keys.every((k, i) => fits(k, from.keys[i]) && fits(this.values[i], from.values[i]))) {
+      throw new Error('KVCache.restore: the snapshot comes from a cache of another shape or dtype');
+    }
+    this.keys.forEach((k, i) => {
+      k.reserve(rows, 0); // the old rows are overwritten: nothing to keep
+      k.data.set(from.keys[i].subarray(0, rows * k.width));
+      const v = this.values[i];
+      if (v !== null) {
+        v.reserve(rows, 0);
+        v.data.set(from.values[i]!.subarray(0, rows * v.width));
+      }
+    });
+    this.length = rows;
   }
 
   /** Forgets tokens from position `length` on (e.g. to reuse a shared prompt prefix). */
@@ -70,6 +109,27 @@ export class KVCache {
     this.disposed = true;
     for (const k of this.keys) k.release();
     for (const v of this.values) v?.release();
+  }
+}
+
+/**
+ * The first `length` tokens of a KVCache, per layer [length × width] row-major (values null where the
+ * cache keeps none, as MLA). The arrays are ordinary ones, not WASM-heap buffers: a snapshot outlives
+ * the sequence it was taken from (a prompt prefix kept for reuse), so the GC frees it when it is
+ * dropped, and it takes nothing from the heap's 4 GiB or its free lists.
+ */
+export class KVSnapshot {
+  constructor(
+    readonly length: number,
+    readonly keys: readonly FloatArray[],
+    readonly values: readonly (FloatArray | null)[],
+  ) {}
+
+  get bytes(): number {
+    let n = 0;
+    for (const k of this.keys) n += k.byteLength;
+    for (const v of this.values) n += v?.byteLength ?? 0;
+    return n;
   }
 }
 

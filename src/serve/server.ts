@@ -88,7 +88,13 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
 }
 
 function usage(r: GenerationResult, reasoningTokens?: number): Record<string, unknown> {
-  const u: Record<string, unknown> = { prompt_tokens: r.promptTokens, completion_tokens: r.tokens.length, total_tokens: r.promptTokens + r.tokens.length };
+  const u: Record<string, unknown> = {
+    prompt_tokens: r.promptTokens,
+    completion_tokens: r.tokens.length,
+    total_tokens: r.promptTokens + r.tokens.length,
+    // OpenAI's field for prompt tokens served from a cache: here, KV rows copied from the prefix cache.
+    prompt_tokens_details: { cached_tokens: r.cachedPromptTokens },
+  };
   if (reasoningTokens !== undefined) u.completion_tokens_details = { reasoning_tokens: reasoningTokens };
   return u;
 }
@@ -288,7 +294,9 @@ export class InferenceServer {
       max_queue: s.maxQueue === Infinity ? null : s.maxQueue,
       steps: s.steps,
       prompt_tokens: s.promptTokens,
+      cached_prompt_tokens: s.cachedPromptTokens,
       generated_tokens: s.generatedTokens,
+      prefix_cache: { entries: s.prefixCacheEntries, bytes: s.prefixCacheBytes },
       uptime_s: Math.round((Date.now() - this.started) / 1000),
       cpu_seconds: (cpu.user + cpu.system) / 1e6,
       rss_bytes: mem.rss,

@@ -21,6 +21,7 @@ interface ServeFlags extends ExpertFlags {
   maxQueue: number;
   maxTokens?: number;
   prefillChunk: number;
+  prefixCacheMb: number;
   grace: number;
   quiet?: boolean;
   mailState?: string;
@@ -54,6 +55,7 @@ export function register(program: Command): void {
     .option('--max-queue <n>', 'requests waiting beyond those before answering 429', intFlag('--max-queue', 0), 64)
     .option('--max-tokens <n>', 'largest max_tokens a request may ask for (default: the context window)', intFlag('--max-tokens'))
     .option('--prefill-chunk <n>', 'prompt tokens per sequence per step', intFlag('--prefill-chunk'), 64)
+    .option('--prefix-cache-mb <n>', 'memory for the KV rows of recent prompts, reused by prompts that start the same way (0: off)', numberFlag('--prefix-cache-mb', 0, 1e6), 256)
     .option('--grace <seconds>', 'on shutdown, how long running requests may take to finish', numberFlag('--grace', 0, 3600), 10)
     .option('--quiet', 'no request log on stderr')
     .option('--mail-state <db>', 'also serve the /mail page over this nanoseek mail state database (loopback only)')
@@ -74,7 +76,7 @@ export function register(program: Command): void {
         modelId: o.modelId ?? ckpt.name,
         apiKey,
         maxTokens: o.maxTokens,
-        engine: { maxConcurrent: o.maxConcurrent, maxQueue: o.maxQueue, prefillChunk: o.prefillChunk },
+        engine: { maxConcurrent: o.maxConcurrent, maxQueue: o.maxQueue, prefillChunk: o.prefillChunk, prefixCache: { maxBytes: Math.round(o.prefixCacheMb * 2 ** 20) } },
         samplingDefaults: ckpt.samplingDefaults,
         checkpointDir: ckpt.dir,
         card: ckpt.card,
