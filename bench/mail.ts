@@ -33,6 +33,8 @@ export interface MailBenchRun {
   /** Generated tokens per message the model answered (the engine's count over the run). */
   tokens_per_model_message: number;
   prompt_tokens_per_model_message: number;
+  /** Of those, the ones whose KV rows were copied from the engine's prefix cache (the shared instructions). */
+  cached_prompt_tokens_per_model_message: number;
 }
 
 export interface MailBenchResult {
@@ -80,6 +82,7 @@ export async function benchMail(o: MailBenchOptions): Promise<MailBenchResult> {
         needs_review: s.needsReview,
         tokens_per_model_message: byModel === 0 ? 0 : (model.stats().generatedTokens - before.generatedTokens) / byModel,
         prompt_tokens_per_model_message: byModel === 0 ? 0 : (model.stats().promptTokens - before.promptTokens) / byModel,
+        cached_prompt_tokens_per_model_message: byModel === 0 ? 0 : (model.stats().cachedPromptTokens - before.cachedPromptTokens) / byModel,
       });
       state.close();
       await model.close();
@@ -95,7 +98,7 @@ export function formatMailBench(r: MailBenchResult): string {
   for (const x of r.runs) {
     lines.push(
       `  ${x.mode.padEnd(24)} ${x.messages} messages (${x.by_model} by the model) in ${x.seconds.toFixed(1)} s: ${x.messages_per_min.toFixed(1)} msg/min; ` +
-        `${x.needs_review} need review; per model answer ${x.prompt_tokens_per_model_message.toFixed(0)} prompt + ${x.tokens_per_model_message.toFixed(0)} generated tokens`,
+        `${x.needs_review} need review; per model answer ${x.prompt_tokens_per_model_message.toFixed(0)} prompt (${x.cached_prompt_tokens_per_model_message.toFixed(0)} from the prefix cache) + ${x.tokens_per_model_message.toFixed(0)} generated tokens`,
     );
   }
   return lines.join('\n');
