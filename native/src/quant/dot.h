@@ -16,14 +16,14 @@
 //   levels512Half(row, v)           the same where only positions 64v .. 64v+31 exist (k ≡ 32 mod 64)
 //   pairLevels512(p, both)          the same from the address of its first block (32-value types) or
 //   sbLevels512(p, vv)              of its super-block (K-quants), so the kernels' loops keep a pointer
-//   scales512, scales256            AVX-512 and AVX2 (32-value types) variants of scales, with the same results
+//   scales512                       the AVX-512 variant of scales, with the same results
 //   kOffset, blockScales512(p, …)   32-value types with b = kOffset·a: lane scales of blocks p, p + 1
 //   blockPair512(p, both, b)        the others (kOffset = 0): the same, and the two offsets b to b
 //   header512(p, …)                 K-quants: the super-block's integer scales in vpdpwssd lane order,
 //                                   its offsets b, and its d
 //   levels256(row, h)               AVX2, 32-value types: positions 32h .. 32h+31, as unsigned levels,
-//                                   or (kSigned256) as the signed weight levels w/a with b = 0 (Q8_0,
-//                                   whose unsigned levels overflow pmaddubsw's 16-bit pair sums)
+//                                   or (kSigned256) as the signed weight levels w/a with b = 0 (Q8_0's
+//                                   bytes as stored)
 //   sbLevels256(p, h), header256    AVX2, K-quants: position group h of the super-block at p; its
 //                                   integer scales as 16-bit lanes, offsets b and d (rowBlock256K)
 // In a 64-value vector of levels, 4-byte lanes 0-7 hold group 2v and lanes 8-15 group 2v+1 (or
@@ -374,10 +374,11 @@ NS_TARGET_AVX512 void intTiles512(const uint8_t* w, size_t rowBytes, int r0, int
 // ---- AVX2: pmaddubsw forms 16-bit sums of level·activation pairs (never saturating: levels ≤ 63,
 // or the signed Q8_0 weights through the sign trick), pmaddwd widens them to 8 lane sums per 32 values.
 
-template <class T>
+/** Lane sums of 32 level·activation products: unsigned levels, or signed ones through the sign trick. */
+template <bool Signed>
 NS_TARGET_AVX2 inline __m256i dot256(__m256i lv, __m256i xq) {
   __m256i pairs;
-  if constexpr (T::kSigned256) {
+  if constexpr (Signed) {
     pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(lv, lv), _mm256_sign_epi8(xq, lv));
   } else {
     pairs = _mm256_maddubs_epi16(lv, xq);
@@ -385,40 +386,47 @@ NS_TARGET_AVX2 inline __m256i dot256(__m256i lv, __m256i xq) {
   return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
 }
 
+/**
+ * The 32-value types on AVX2, one weight row against MI activation rows. Each block's scale is read
+ * where the block is (a separate pass over the row's headers first cost as much as the products at
+ * one activation row). Types whose offset is a fixed number of levels (Q4_0 −8, Q5_0 −16, Q8_0 −128)
+ * take their levels as signed numbers, so that the offset needs no term of its own; the _1 types add
+ * their stored min times the block's activation sum.
+ */
 template <class T, int MI>
-NS_TARGET_AVX2 void rowBlock256(const uint8_t* row, const RowScales& s, const Act& x, int i0, float* y, size_t ldy, int r) {
+NS_TARGET_AVX2 void rowBlock256(const uint8_t* row, const Act& x, int i0, float* y, size_t ldy, int r) {
+  constexpr bool kSigned = T::kOffset != 0;
   const int nh = x.k / 32;
   const size_t qs = x.kp, ds = x.ds;
   const int8_t* q = x.q + static_cast<size_t>(i0) * qs;
   const float* d = x.d + static_cast<size_t>(i0) * ds;
-  constexpr int per = T::kBlock / 32;  // 32-value steps per activation scale (x.ablock: 32, or 256 for the K-quants); known here, so no division per step
+  const float* u = x.u + static_cast<size_t>(i0) * x.nu;
   __m256 acc[MI];
-  for (int i = 0; i < MI; i++) acc[i] = _mm256_setzero_ps();
+  float mins[MI];
+  for (int i = 0; i < MI; i++) {
+    acc[i] = _mm256_setzero_ps();
+    mins[i] = 0.0f;
+  }
   for (int h = 0; h < nh; h++) {
-    const __m256i lv = T::levels256(row, h);
-    __m256 al;
-    if constexpr (T::kGroup == 32) {
-      al = _mm256_broadcast_ss(s.a + h);
-    } else {
-      al = _mm256_permutevar8x32_ps(_mm256_castps128_ps256(_mm_loadu_ps(s.a + 2 * h)), _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0));
-    }
+    const uint8_t* p = row + h * T::kBytes;
+    __m256i lv = T::levels256(row, h);
+    if constexpr (kSigned && !T::kSigned256) lv = _mm256_add_epi8(lv, _mm256_set1_epi8(static_cast<char>(T::kOffset)));
+    const __m256 al = _mm256_set1_ps(_cvtsh_ss(load16(p)));
     for (int i = 0; i < MI; i++) {
-      const __m256i sum = dot256<T>(lv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * qs + 32 * h)));
-      const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(sum), _mm256_broadcast_ss(d + i * ds + h / per));
+      const __m256i sum = dot256<kSigned>(lv, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + i * qs + 32 * h)));
+      const __m256 t = _mm256_mul_ps(_mm256_cvtepi32_ps(sum), _mm256_broadcast_ss(d + i * ds + h));
       acc[i] = _mm256_fmadd_ps(t, al, acc[i]);
     }
-  }
-  if constexpr (!T::kSigned256) {
-    for (int j = 0; j < x.nu; j += 8) {
-      const __m256 b = _mm256_loadu_ps(s.b + j);
-      for (int i = 0; i < MI; i++) acc[i] = _mm256_fmadd_ps(b, _mm256_loadu_ps(x.u + static_cast<size_t>(i0 + i) * x.nu + j), acc[i]);
+    if constexpr (!kSigned) {
+      const float m = _cvtsh_ss(load16(p + 2));
+      for (int i = 0; i < MI; i++) mins[i] += m * u[i * x.nu + h];
     }
   }
   for (int i = 0; i < MI; i++) {
     __m128 v = _mm_add_ps(_mm256_castps256_ps128(acc[i]), _mm256_extractf128_ps(acc[i], 1));
     v = _mm_add_ps(v, _mm_movehl_ps(v, v));
     v = _mm_add_ss(v, _mm_movehdup_ps(v));
-    y[static_cast<size_t>(i0 + i) * ldy + r] = _mm_cvtss_f32(v);
+    y[static_cast<size_t>(i0 + i) * ldy + r] = _mm_cvtss_f32(v) + mins[i];
   }
 }
 
@@ -479,12 +487,9 @@ NS_TARGET_AVX2 void intRows256(const uint8_t* w, size_t rowBytes, int r0, int r1
       rowGroups<6>(x.m, [&](auto mi, int i0) { rowBlock256K<T, mi>(row, x, i0, y, ldy, r); });
     }
   } else {
-    const int groups = x.k / T::kGroup;
-    RowScales s(groups, x.nu);
     for (int r = r0; r < r1; r++) {
       const uint8_t* row = w + r * rowBytes;
-      T::scales256(row, x.k, s.a, s.b);
-      rowGroups<4>(x.m, [&](auto mi, int i0) { rowBlock256<T, mi>(row, s, x, i0, y, ldy, r); });
+      rowGroups<4>(x.m, [&](auto mi, int i0) { rowBlock256<T, mi>(row, x, i0, y, ldy, r); });
     }
   }
 }

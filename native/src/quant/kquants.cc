@@ -37,7 +37,7 @@ inline void kScaleMin(const uint8_t* s, int j, int* sc, int* m) {
 template <int Bytes, int Qh, int Qs>
 struct KMin {
   static constexpr int kBlock = 256, kBytes = Bytes, kGroup = 32;
-  static constexpr bool kSigned256 = false, kSwap = true;
+  static constexpr bool kSwap = true;
   static constexpr int kMaxLevel = Qh >= 0 ? 31 : 15;
 
   /** The sub-block at position group g of a super-block. */
@@ -197,7 +197,7 @@ using Q5_KT = KMin<176, 16, 48>;
 
 struct Q6_KT {
   static constexpr int kBlock = 256, kBytes = 210, kGroup = 16;
-  static constexpr bool kSigned256 = false, kSwap = false;
+  static constexpr bool kSwap = false;
   static constexpr int kMaxLevel = 63;
   static constexpr int kQl = 0, kQh = 128, kSc = 192, kD = 208;
 

@@ -98,7 +98,7 @@ struct Q5_1T {
 
 struct Q8_0T {
   static constexpr int kBlock = 32, kBytes = 34, kGroup = 32, kQs = 2;
-  // AVX2 multiplies the signed bytes directly (levels up to 255 would overflow pmaddubsw's pairs).
+  // AVX2 takes the signed bytes as they are (levels256), as it takes every type with a fixed level offset.
   static constexpr bool kSigned256 = true;
   static void blockLevels(const uint8_t* b, uint8_t* q) {
     for (int j = 0; j < 32; j++) q[j] = b[kQs + j] ^ 0x80;
@@ -195,28 +195,6 @@ struct Legacy : B {
       _mm512_mask_storeu_ps(a + g, live, d);
       _mm512_mask_storeu_ps(b + g, live, off);
     }
-  }
-
-  NS_TARGET_AVX2 static void scales256(const uint8_t* row, int k, float* a, float* b) {
-    const int nb = k / 32;
-    const __m256i idx = _mm256_mullo_epi32(_mm256_set_epi32(7, 6, 5, 4, 3, 2, 1, 0), _mm256_set1_epi32(kBytes));
-    // Bytes 0-1 (d) and 2-3 (the _1 types' min) of each gathered head, as two runs of 8 halves.
-    const __m256i split = _mm256_setr_epi8(0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15);
-    int g = 0;
-    for (; g + 8 <= nb; g += 8) {
-      __m256i head = _mm256_i32gather_epi32(reinterpret_cast<const int*>(row + g * kBytes), idx, 1);
-      head = _mm256_permute4x64_epi64(_mm256_shuffle_epi8(head, split), 0xd8);
-      const __m256 d = _mm256_cvtph_ps(_mm256_castsi256_si128(head));
-      __m256 off;
-      if constexpr (B::kQs == 4 || B::kQs == 8) {
-        off = _mm256_cvtph_ps(_mm256_extracti128_si256(head, 1));
-      } else {
-        off = _mm256_mul_ps(d, _mm256_set1_ps(static_cast<float>(kOffset)));
-      }
-      _mm256_storeu_ps(a + g, d);
-      _mm256_storeu_ps(b + g, off);
-    }
-    for (; g < nb; g++) B::blockScales(row + g * kBytes, a + g, b + g);
   }
 
   /** Block h's 32 levels in value order (AVX2); Q8_0 gives its signed bytes. */
