@@ -22,23 +22,12 @@ function kb(n: number): string {
   return n >= 1 << 20 ? `${(n / (1 << 20)).toFixed(1)} MB` : `${Math.max(1, Math.round(n / 1024))} kB`;
 }
 
-/**
- * The header block: what a person glances at first, and what a mail client shows about how the
- * message was sent (a reply; a list or bulk mailing, an unsubscribe link, sent by a machine), which
- * tells a list discussion from a newsletter better than most of the text. Only header values, never
- * links from them; whatever a model makes of them, the app acts on its category alone.
- */
+/** The header block: what a person glances at first. */
 export function headerBlock(m: ParsedMessage): string {
-  const h = m.headers;
   const lines = [`Date: ${describeDate(m.date)}`, `From: ${m.from.name ? `${m.from.name} <${m.from.address}>` : m.from.address || '(none)'}`];
   if (m.to.length > 0) lines.push(`To: ${m.to.slice(0, 3).join(', ')}${m.to.length > 3 ? ` and ${m.to.length - 3} more` : ''}`);
   lines.push(`Subject: ${m.subject || '(none)'}`);
-  if (m.inReplyTo !== null || m.references.length > 0) lines.push('In-Reply-To: (a reply)');
-  if (h['list-id']) lines.push(`List-Id: ${h['list-id'].slice(0, 100)}`);
-  if (h['list-post']) lines.push(`List-Post: ${/^\s*no\b/i.test(h['list-post']) ? 'NO' : '(members may post)'}`);
-  if (h['list-unsubscribe']) lines.push('List-Unsubscribe: (present)');
-  if (h.precedence) lines.push(`Precedence: ${h.precedence.slice(0, 20)}`);
-  if (h['auto-submitted']) lines.push(`Auto-Submitted: ${h['auto-submitted'].slice(0, 30)}`);
+  if (m.headers['list-id']) lines.push(`List-Id: ${m.headers['list-id'].slice(0, 100)}`);
   if (m.attachments.length > 0) lines.push(`Attachments: ${m.attachments.slice(0, 5).map((a) => `${a.name} (${a.type}, ${kb(a.size)})`).join('; ')}`);
   return lines.join('\n');
 }
