@@ -374,6 +374,9 @@ NS_TARGET_AVX512 void intTiles512(const uint8_t* w, size_t rowBytes, int r0, int
 // ---- AVX2: pmaddubsw forms 16-bit sums of level·activation pairs (never saturating: levels ≤ 63,
 // or the signed Q8_0 weights through the sign trick), pmaddwd widens them to 8 lane sums per 32 values.
 
+/** Bytes ahead of the current block that the per-row AVX2 kernels prefetch (the next rows of a task). */
+constexpr int kPrefetch256 = 1024;
+
 /** Lane sums of 32 level·activation products: unsigned levels, or signed ones through the sign trick. */
 template <bool Signed>
 NS_TARGET_AVX2 inline __m256i dot256(__m256i lv, __m256i xq) {
@@ -409,6 +412,7 @@ NS_TARGET_AVX2 void rowBlock256(const uint8_t* row, const Act& x, int i0, float*
   }
   for (int h = 0; h < nh; h++) {
     const uint8_t* p = row + h * T::kBytes;
+    _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch256), _MM_HINT_T0);  // as in rowBlock256K
     __m256i lv = T::levels256(row, h);
     if constexpr (kSigned && !T::kSigned256) lv = _mm256_add_epi8(lv, _mm256_set1_epi8(static_cast<char>(T::kOffset)));
     const __m256 al = _mm256_set1_ps(_cvtsh_ss(load16(p)));
@@ -451,6 +455,9 @@ NS_TARGET_AVX2 void rowBlock256K(const uint8_t* row, const Act& x, int i0, float
   for (int i = 0; i < MI; i++) acc[i] = _mm256_setzero_ps();
   for (int sb = 0; sb < nsb; sb++) {
     const uint8_t* p = row + sb * T::kBytes;
+    // Decoding streams each weight once from memory: ask for the bytes ~1 KiB ahead (the next rows of
+    // this task) while this super-block computes.
+    for (int o = 0; o < T::kBytes; o += 64) _mm_prefetch(reinterpret_cast<const char*>(p + kPrefetch256 + o), _MM_HINT_T0);
     __m256i sv[8];
     alignas(32) float b[G];
     const float dw = T::header256(p, sv, b);
