@@ -271,7 +271,7 @@ export class CausalLM {
     // Without a tape a layer's intermediates are dead once it returns, so each layer frees its own,
     // and its input too: a 256-token prefill of a 1.5B model then holds one layer's activations and
     // one residual stream, not all 28 of either (1.3 GB, then 100 MB of float32 heap at the peak;
-    // now 45 MB).
+    // now 59 MB).
     const tape = T.isGradEnabled();
     this.layers.forEach((layer, i) => {
       if (tape) {

@@ -623,26 +623,23 @@ NS_TARGET_AVX2 void tileBlock256(const Tile256& t, const Act& x, int i0, float* 
 
 template <class T>
 NS_TARGET_AVX2 void intTiles256(const uint8_t* w, size_t rowBytes, int r0, int r1, const Act& x, float* y, size_t ldy) {
-  if constexpr (T::kBlock != 256) {
-    intRows256<T>(w, rowBytes, r0, r1, x, y, ldy);
-  } else {
-    constexpr int G = 256 / T::kGroup;
-    const int nsb = x.k / 256, groups = nsb * G;
-    thread_local std::vector<uint8_t> buf;
-    const size_t levelBytes = static_cast<size_t>(x.k) * kBand256;
-    const size_t need = levelBytes + groups * kBand256 * (2 * sizeof(int16_t) + sizeof(float)) + nsb * kBand256 * sizeof(float) + 64;
-    if (buf.size() < need) buf.resize(need);
-    uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 31) & ~uintptr_t(31));
-    Tile256 t;
-    t.levels = base;
-    t.sc = reinterpret_cast<int16_t*>(base + levelBytes);
-    t.b = reinterpret_cast<float*>(t.sc + groups * kBand256 * 2);
-    t.d = t.b + groups * kBand256;
-    for (int r = r0; r < r1; r += kBand256) {
-      const int n = std::min(kBand256, r1 - r);
-      packTile256<T>(w, rowBytes, r, n, x.k, t);
-      rowGroups<4>(x.m, [&](auto mi, int i0) { tileBlock256<T, mi>(t, x, i0, y, ldy, r, n); });
-    }
+  static_assert(T::kBlock == 256, "AVX2 tiles are for the K-quants");
+  constexpr int G = 256 / T::kGroup;
+  const int nsb = x.k / 256, groups = nsb * G;
+  thread_local std::vector<uint8_t> buf;
+  const size_t levelBytes = static_cast<size_t>(x.k) * kBand256;
+  const size_t need = levelBytes + groups * kBand256 * (2 * sizeof(int16_t) + sizeof(float)) + nsb * kBand256 * sizeof(float) + 64;
+  if (buf.size() < need) buf.resize(need);
+  uint8_t* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(buf.data()) + 31) & ~uintptr_t(31));
+  Tile256 t;
+  t.levels = base;
+  t.sc = reinterpret_cast<int16_t*>(base + levelBytes);
+  t.b = reinterpret_cast<float*>(t.sc + groups * kBand256 * 2);
+  t.d = t.b + groups * kBand256;
+  for (int r = r0; r < r1; r += kBand256) {
+    const int n = std::min(kBand256, r1 - r);
+    packTile256<T>(w, rowBytes, r, n, x.k, t);
+    rowGroups<4>(x.m, [&](auto mi, int i0) { tileBlock256<T, mi>(t, x, i0, y, ldy, r, n); });
   }
 }
 
@@ -657,7 +654,7 @@ void fillInt(Kernels& k, DequantFn dequantize) {
   k.intRows[static_cast<int>(Isa::Avx2)] = intRows256<T>;
   k.intRows[static_cast<int>(Isa::Avx512)] = intRows512<T>;
   k.intTiles512 = intTiles512<T>;
-  k.intTiles256 = intTiles256<T>;
+  if constexpr (T::kBlock == 256) k.intTiles256 = intTiles256<T>;
 #endif
 }
 

@@ -83,7 +83,7 @@ struct Kernels {
   IntRowsFn intRows[3] = {nullptr, nullptr, nullptr};      // by Isa
   FloatRowsFn floatRows[3] = {nullptr, nullptr, nullptr};  // by Isa
   IntRowsFn intTiles512 = nullptr;  // AVX-512 VNNI, many activation rows: bands of 32 weight rows unpacked once
-  IntRowsFn intTiles256 = nullptr;  // AVX2, K-quants, many activation rows: bands of 8 weight rows unpacked once (else intRows)
+  IntRowsFn intTiles256 = nullptr;  // AVX2, many activation rows: bands of 8 weight rows unpacked once (K-quants only)
   FloatRowsFn floatSlabs512 = nullptr;  // AVX-512, many activation rows: slabs of weights widened once
 };
 
