@@ -22,7 +22,7 @@ export interface EvalOptions {
   baseline?: boolean;
   /** Tokenizer that shapes the baseline's input like the model's. */
   tokenizer?: Tokenizer;
-  /** The recipe the model was trained by: the baseline gets its prompt budget and oversampling. */
+  /** The recipe the model was trained by: the baseline gets its prompt budget and oversampling (needed with `baseline`). */
   recipe?: Pick<MailRecipe, 'prompt_tokens' | 'oversample'>;
   onProgress?: (done: number, total: number) => void;
 }
@@ -67,10 +67,11 @@ export async function evaluateTriage(labels: readonly HandLabel[], o: EvalOption
   let baseline: EvalReport | null = null;
   if (o.baseline) {
     if (o.tokenizer === undefined) throw new Error('the baseline needs the tokenizer that shapes the prompts (a local --model)');
+    if (o.recipe === undefined) throw new Error("the baseline needs the model's recipe (its prompt length and oversampling)");
     const held = new Set(labels.map((l) => l.id));
     const { train } = await loadCorpus(held, () => {});
-    const promptTokens = o.recipe?.prompt_tokens ?? 351;
-    const nb = trainBaseline(oversampled(train, o.recipe?.oversample ?? {}), o.tokenizer, promptTokens);
+    const promptTokens = o.recipe.prompt_tokens;
+    const nb = trainBaseline(oversampled(train, o.recipe.oversample), o.tokenizer, promptTokens);
     const bp: EvalPair[] = [];
     for (const l of labels) {
       const m = await parseMessage(await rawOf(l, corpus));
