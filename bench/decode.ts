@@ -54,8 +54,15 @@ export interface DecodeBenchResult {
   decodeRatio: number | null;
   /** Decode tok/s if every step read the whole file once at the machine's measured 65 GB/s (2 threads). */
   bandwidthBoundTokensPerSec: number;
-  /** Resident memory of this process after our runs (weights mapped and touched, KV cache, activations). */
+  /**
+   * Resident memory of this process after our runs (weights mapped and touched, KV cache,
+   * activations; llama.cpp's too when the peer ran in the same process).
+   */
   residentBytes: number;
+  /** The KV cache of one sequence of promptTokens + decodeTokens. */
+  kvCacheBytes: number;
+  /** The target for residentBytes without the peer: the file's size × 1.15 plus the KV cache. */
+  residentBoundBytes: number;
   date: string;
 }
 
@@ -92,7 +99,7 @@ function argmax(a: ArrayLike<number>): number {
 
 function oursOnce(model: CausalLM, prompt: number[], decode: number): { promptTokensPerSec: number; decodeTokensPerSec: number } {
   return T.noGrad(() => {
-    const cache = model.newCache();
+    const cache = model.newCache(prompt.length + decode);
     try {
       const t0 = performance.now();
       let next = T.tidy(() => argmax(model.forwardCached([{ ids: prompt, cache }]).data));
@@ -186,6 +193,9 @@ export async function runDecodeBench(opts: DecodeBenchOptions = {}): Promise<Dec
   const oursSide = side(ours, loadSeconds);
   const peerSide = peer === null ? null : side(theirs, NaN);
   const fileBytes = (await stat(path)).size;
+  const probe = model.newCache(1);
+  const kvCacheBytes = probe.rowBytes * (promptTokens + decodeTokens);
+  probe.dispose();
   return {
     model: path,
     fileBytes,
@@ -199,15 +209,20 @@ export async function runDecodeBench(opts: DecodeBenchOptions = {}): Promise<Dec
     decodeRatio: peerSide ? oursSide.decodeTokensPerSec / peerSide.decodeTokensPerSec : null,
     bandwidthBoundTokensPerSec: 65e9 / fileBytes,
     residentBytes: process.memoryUsage().rss,
+    kvCacheBytes,
+    residentBoundBytes: fileBytes * 1.15 + kvCacheBytes,
     date: new Date().toISOString().slice(0, 10),
   };
 }
+
+const mib = (bytes: number): string => `${(bytes / 2 ** 20).toFixed(0)} MiB`;
 
 export function formatDecodeBench(r: DecodeBenchResult): string {
   const gb = (r.fileBytes / 1e9).toFixed(2);
   const lines = [
     `${r.model} (${gb} GB), ${r.threads} threads, nanoseek on the ${r.backend} backend; prompt ${r.promptTokens} tokens, decode ${r.decodeTokens}`,
-    `  nanoseek : prompt ${r.ours.promptTokensPerSec.toFixed(1)} tok/s, decode ${r.ours.decodeTokensPerSec.toFixed(2)} tok/s (load ${r.ours.loadSeconds.toFixed(2)} s, resident ${(r.residentBytes / 2 ** 30).toFixed(2)} GiB)`,
+    `  nanoseek : prompt ${r.ours.promptTokensPerSec.toFixed(1)} tok/s, decode ${r.ours.decodeTokensPerSec.toFixed(2)} tok/s (load ${r.ours.loadSeconds.toFixed(2)} s)`,
+    `  resident : ${mib(r.residentBytes)}${r.peer ? ' with llama.cpp in the same process' : `; bound (file × 1.15 + KV cache ${mib(r.kvCacheBytes)}) ${mib(r.residentBoundBytes)}`}`,
   ];
   if (r.peer) {
     lines.push(`  llama.cpp: prompt ${r.peer.promptTokensPerSec.toFixed(1)} tok/s, decode ${r.peer.decodeTokensPerSec.toFixed(2)} tok/s`);

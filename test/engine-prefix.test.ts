@@ -219,3 +219,17 @@ test('PrefixCache: longest match wins; covered prompts are not kept twice, exten
   assert.equal(pc.lookup([1, 2, 8]), null, 'below minTokens');
   assert.equal(pc.lookup([7, 7, 7, 7]), null);
 });
+
+test('KVCache capacity: room for the given rows up front, growth by doubling past them keeps the rows', () => {
+  const c = new KVCache(2, 3, 2, 'f32', 100);
+  assert.equal(c.keys[0].capacity, 100);
+  assert.equal(c.values[1]!.capacity, 100);
+  const before = c.keys[0].data;
+  c.keys[0].reserve(100, 0);
+  assert.equal(c.keys[0].data, before, 'no new buffer while the rows fit');
+  before.fill(7);
+  c.keys[0].reserve(101, 100);
+  assert.equal(c.keys[0].capacity, 200);
+  assert.deepEqual([...new Set(c.keys[0].rows(100))], [7], 'the first 100 rows survive growth');
+  c.dispose();
+});

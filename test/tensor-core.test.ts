@@ -147,3 +147,16 @@ test('NANOSEEK_CHECK_FINITE names the op whose output went non-finite, and its i
     T.setAnomalyMode(false);
   }
 });
+
+test('swigluInPlace writes swiglu over its gate, f32 and f64, and refuses to run under a tape', () => {
+  for (const dtype of ['f32', 'f64'] as const) {
+    const gate = randTensor([3, 37], 5, dtype);
+    const up = randTensor([3, 37], 6, dtype);
+    const want = T.noGrad(() => T.swiglu(gate, up)).toArray();
+    const same = T.noGrad(() => T.swigluInPlace(gate, up));
+    assert.equal(same, gate, 'the result is the gate tensor itself');
+    assert.deepEqual(gate.toArray(), want);
+    assert.throws(() => T.swigluInPlace(gate, up), /only without a tape/);
+    assert.throws(() => T.noGrad(() => T.swigluInPlace(gate, randTensor([3, 36], 7, dtype))), /differ in shape/);
+  }
+});

@@ -16,6 +16,9 @@ import { commonPrefix, PrefixCache } from './prefix-cache.js';
 import { Sampler, checkSamplingOptions, type Sample, type SamplingOptions } from './sampler.js';
 import { StopStrings } from './stop.js';
 
+/** Generated tokens a sequence's KV cache makes room for up front (it grows by doubling past them). */
+const RESERVE_AHEAD = 512;
+
 export interface GenerationOptions extends SamplingOptions {
   /** Most tokens to generate (the context window bounds it in any case). */
   maxTokens?: number;
@@ -368,7 +371,13 @@ export class Engine {
   }
 
   private admit(s: Sequence): void {
-    s.cache = this.model.newCache();
+    // Room for the prompt and up to RESERVE_AHEAD generated tokens at once, so a short request
+    // never grows its cache (each growth leaves the old buffers behind in the heap), rounded up to a
+    // power of two so that finished sequences' buffers fit the next ones. Pages past the rows a
+    // sequence writes are never touched, so the rounding costs address space, not resident memory.
+    const want = Math.min(s.prompt.length + Math.min(s.maxTokens, RESERVE_AHEAD), this.contextLength);
+    const end = 2 ** Math.ceil(Math.log2(Math.max(16, want)));
+    s.cache = this.model.newCache(end);
     this.running.push(s);
   }
 

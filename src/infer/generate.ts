@@ -42,9 +42,11 @@ export async function generate(
 ): Promise<BatchResult[]> {
   const { samplesPerPrompt = 1, maxBatch = 64, prefillChunk, addBos = false, seed, signal, onResult, ...sampling } = options;
   if (!Number.isSafeInteger(samplesPerPrompt) || samplesPerPrompt < 1) throw new RangeError(`samplesPerPrompt must be a positive integer, got ${samplesPerPrompt}`);
-  const engine = new Engine(model, tokenizer, { maxConcurrent: maxBatch, maxQueue: Infinity, prefillChunk, seed });
-  const seeds = new Rng(seed ?? Date.now());
   const encoded = prompts.map((p) => (typeof p === 'string' ? tokenizer.encode(p, { addBos }) : p));
+  // A single sequence has no one to share its prompt with: the prefix cache would only hold a copy.
+  const prefixCache = encoded.length * samplesPerPrompt > 1 ? undefined : { maxBytes: 0 };
+  const engine = new Engine(model, tokenizer, { maxConcurrent: maxBatch, maxQueue: Infinity, prefillChunk, seed, prefixCache });
+  const seeds = new Rng(seed ?? Date.now());
   const pending: Promise<BatchResult>[] = [];
   try {
     for (let p = 0; p < encoded.length; p++) {

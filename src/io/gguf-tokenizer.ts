@@ -412,18 +412,19 @@ export function tokenizerFromGguf(meta: GgufMetadata, source: string): GgufToken
 
   const vocab: Record<string, number> = Object.create(null);
   const added: Json[] = [];
-  const seen = new Map<string, number>();
+  // Unused padding entries stay out of the vocabulary but may not repeat a token either.
+  const unusedNames = new Map<string, number>();
   const unused = new Uint8Array(n);
   for (let id = 0; id < n; id++) {
     const text = tokens[id];
     if (text === '') r.fail('tokenizer.ggml.tokens', `has an empty token at id ${id}`);
-    const other = seen.get(text);
+    const other = vocab[text] ?? unusedNames.get(text);
     if (other !== undefined) r.fail('tokenizer.ggml.tokens', `has the token ${JSON.stringify(text)} twice (ids ${other} and ${id})`);
-    seen.set(text, id);
     const type = types === undefined ? GGUF_TOKEN_TYPE.normal : (types[id] as number);
     switch (type) {
       case GGUF_TOKEN_TYPE.unused:
         unused[id] = 1;
+        unusedNames.set(text, id);
         continue;
       case GGUF_TOKEN_TYPE.control:
       case GGUF_TOKEN_TYPE.userDefined: {

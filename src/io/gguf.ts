@@ -16,7 +16,7 @@
 // Writing validates everything first (value types and ranges, names, shapes, byte lengths), then
 // streams the header and each tensor's bytes, in order, through a temporary file that is renamed
 // over the target only once complete (`writeStreamAtomic`).
-import { constants as bufferConstants } from 'node:buffer';
+import { constants as bufferConstants, isUtf8 } from 'node:buffer';
 import { open, type FileHandle } from 'node:fs/promises';
 import { writeStreamAtomic } from '../util/atomic.js';
 import { canMap, MappedFile } from './mapped.js';
@@ -482,18 +482,31 @@ async function readArray(r: HeaderReader, key: string, path: string): Promise<Gg
   let i = 0;
   const where = (): string => `item ${i} of key ${k}`;
   if (itemType === 'string') {
+    // Kept as UTF-8 bytes (checked here) and decoded on first use: a vocabulary is 150k strings and
+    // merges as many again, tens of MB of JS heap that a run which never tokenizes (a benchmark, a
+    // server handed token ids) should not pay, and that stays resident once the heap has grown.
+    let packed = Buffer.allocUnsafeSlow(Math.min(r.remaining, Math.max(1024, n * 8)));
+    let used = 0;
+    const ends = new Uint32Array(n);
     for (; i < n; i++) {
       if (r.available < 8) await r.fill(8, () => `the string ${where()}`);
-      // Fast path for the common case (tokenizer vocabularies): length and bytes already buffered.
       const len = r.u64();
       if (len > BigInt(r.remaining)) r.truncated(`the string ${where()} (declared as ${len} bytes)`);
       if (len > BigInt(GGUF_MAX_STRING_BYTES)) fail(path, `${where()}: string length ${len} exceeds the limit of ${GGUF_MAX_STRING_BYTES} bytes`);
       const m = Number(len);
       if (r.available < m) await r.fill(m, () => `the string ${where()}`);
-      const s = decodeUtf8(r.bytes(m));
-      if (s === null) fail(path, `${where()}: string is not valid UTF-8`);
-      value.push(s);
+      const bytes = r.bytes(m);
+      if (!isUtf8(bytes)) fail(path, `${where()}: string is not valid UTF-8`);
+      if (used + m > packed.length) {
+        const grown = Buffer.allocUnsafeSlow(Math.max(used + m, 2 * packed.length));
+        packed.copy(grown, 0, 0, used);
+        packed = grown;
+      }
+      bytes.copy(packed, used);
+      used += m;
+      ends[i] = used;
     }
+    return lazyStringArray(packed.subarray(0, used), ends);
   } else {
     // Fixed-size items: fill the buffer in batches, then decode synchronously.
     const batch = Math.max(1, Math.floor(HEADER_CHUNK / itemBytes));
@@ -504,6 +517,22 @@ async function readArray(r: HeaderReader, key: string, path: string): Promise<Gg
     }
   }
   return { type: 'array', itemType, value };
+}
+
+/** A string array value whose strings are decoded from `packed` (item i ends at ends[i]) when first read. */
+function lazyStringArray(packed: Buffer, ends: Uint32Array): GgufValue {
+  let value: string[] | undefined;
+  return {
+    type: 'array',
+    itemType: 'string',
+    get value(): string[] {
+      if (value === undefined) {
+        value = new Array<string>(ends.length);
+        for (let i = 0, at = 0; i < ends.length; at = ends[i++]) value[i] = packed.toString('utf8', at, ends[i]);
+      }
+      return value;
+    },
+  };
 }
 
 async function readMetadata(r: HeaderReader, path: string, count: number): Promise<GgufMetadata> {

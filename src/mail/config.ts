@@ -3,6 +3,9 @@
 import { readFile } from 'node:fs/promises';
 import { isRecord, JsonFields } from '../util/json-fields.js';
 
+/** Where the shipped mail model lives, relative to the package root. */
+export const DEFAULT_MAIL_MODEL = 'models/nano-mail';
+
 export const DEFAULT_CATEGORIES = ['urgent', 'needs reply', 'FYI', 'newsletter', 'promotional', 'notification', 'personal', 'spam'] as const;
 
 /** A rule: every condition given must hold; patterns are case-insensitive regular expressions. */

@@ -4,7 +4,7 @@
 export { applyPlan, describeStep, planActions, type ApplyResult, type PlanStep } from './apply.js';
 export { NaiveBayes } from './baseline.js';
 export { cleanLink, extractLinks, trimBody } from './body.js';
-export { DEFAULT_CATEGORIES, defaultConfig, loadMailConfig, parseMailConfig, type MailConfig, type Rule } from './config.js';
+export { DEFAULT_CATEGORIES, DEFAULT_MAIL_MODEL, defaultConfig, loadMailConfig, parseMailConfig, type MailConfig, type Rule } from './config.js';
 export { corpusDir, corpusEntries, readCorpusMessage, writeSampleMaildir, CORPUS_GROUPS, type CorpusEntry } from './corpus.js';
 export { describeDate, resolveDue, validDate } from './dates.js';
 export { scoreTriage, type EvalPair, type EvalReport } from './eval.js';
@@ -25,6 +25,3 @@ export * from './sources/index.js';
 export { MailState, type Correction } from './state.js';
 export { cleanSubject, groundAnswer, summaryGrounded, triageMessage, type TriageContext, type TriageRecord, type TriageStatus } from './triage.js';
 export { mailRoutes } from './web.js';
-
-/** Where the shipped mail model lives, relative to the package root. */
-export const DEFAULT_MAIL_MODEL = 'models/nano-mail';

@@ -48,9 +48,16 @@ export class KVCache {
   readonly values: (GrowableRows | null)[];
   private disposed = false;
 
-  constructor(layers: number, keyWidth: number, valueWidth: number, dtype: DType) {
-    this.keys = Array.from({ length: layers }, () => new GrowableRows(keyWidth, dtype));
-    this.values = Array.from({ length: layers }, () => (valueWidth > 0 ? new GrowableRows(valueWidth, dtype) : null));
+  /**
+   * `capacity`: tokens to make room for up front. A caller that knows how long the sequence can get
+   * (prompt plus the most tokens it may generate) passes it, so the cache never grows: growth by
+   * doubling leaves each smaller buffer behind in its size class of the heap, about as many bytes
+   * again as the final cache.
+   */
+  constructor(layers: number, keyWidth: number, valueWidth: number, dtype: DType, capacity = 16) {
+    const cap = Math.max(1, Math.ceil(capacity));
+    this.keys = Array.from({ length: layers }, () => new GrowableRows(keyWidth, dtype, cap));
+    this.values = Array.from({ length: layers }, () => (valueWidth > 0 ? new GrowableRows(valueWidth, dtype, cap) : null));
   }
 
   /** Bytes one token takes over all layers. */

@@ -17,6 +17,15 @@ export class SwiGLU {
   }
 
   forward(x: Tensor): Tensor {
-    return T.linear(T.swiglu(T.linear(x, this.gate), T.linear(x, this.up)), this.down);
+    if (T.isGradEnabled()) return T.linear(T.swiglu(T.linear(x, this.gate), T.linear(x, this.up)), this.down);
+    // Without a tape, combine in place and free as soon as possible: a 256-token prefill of a 1.5B
+    // model holds two 9 MB hidden buffers at its peak instead of three.
+    const h = T.linear(x, this.gate);
+    const up = T.linear(x, this.up);
+    T.swigluInPlace(h, up);
+    up.dispose();
+    const out = T.linear(h, this.down);
+    h.dispose();
+    return out;
   }
 }

@@ -235,11 +235,12 @@ export class CausalLM {
     return { loss, ce: ce.item(), mtpCe, balance };
   }
 
-  newCache(): KVCache {
+  /** An empty KV cache with room for `capacity` tokens (it grows past them by doubling). */
+  newCache(capacity?: number): KVCache {
     const cfg = this.config;
-    if (isDeepseek(cfg)) return new KVCache(cfg.num_hidden_layers, cfg.kv_lora_rank + cfg.qk_rope_head_dim, 0, this.dtype);
+    if (isDeepseek(cfg)) return new KVCache(cfg.num_hidden_layers, cfg.kv_lora_rank + cfg.qk_rope_head_dim, 0, this.dtype, capacity);
     const w = cfg.num_key_value_heads * headDim(cfg);
-    return new KVCache(cfg.num_hidden_layers, w, w, this.dtype);
+    return new KVCache(cfg.num_hidden_layers, w, w, this.dtype, capacity);
   }
 
   /**

@@ -177,7 +177,10 @@ function parseAddedTokens(value: unknown): AddedToken[] {
 function parseVocab(value: unknown): (string | undefined)[] {
   const vocabObj = asObject(value, 'model.vocab');
   const vocab: (string | undefined)[] = [];
-  for (const [token, id] of Object.entries(vocabObj)) {
+  // for…in rather than Object.entries: no array of 150k [token, id] pairs on the way.
+  for (const token in vocabObj) {
+    if (!Object.hasOwn(vocabObj, token)) continue;
+    const id = vocabObj[token];
     if (!Number.isInteger(id) || (id as number) < 0) throw new Error(`model.vocab: token ${JSON.stringify(token)} has id ${JSON.stringify(id)}`);
     if (vocab[id as number] !== undefined) throw new Error(`model.vocab: id ${id} is used twice`);
     vocab[id as number] = token;
@@ -192,7 +195,7 @@ function parseMerges(value: unknown): [string, string][] {
       const parts = m.split(' ');
       if (parts.length === 2) return [parts[0], parts[1]];
     } else if (Array.isArray(m) && m.length === 2 && typeof m[0] === 'string' && typeof m[1] === 'string') {
-      return [m[0], m[1]];
+      return m as [string, string];
     }
     throw new Error(`model.merges[${r}] is neither "a b" nor ["a", "b"]: ${JSON.stringify(m)}`);
   });
@@ -241,16 +244,21 @@ export class ByteLevelBpeTokenizer implements Tokenizer {
    * @param config a parsed tokenizer_config.json (special token names, chat template), if any
    */
   constructor(json: unknown, config?: unknown) {
-    this.json = asObject(json, 'tokenizer.json');
+    const full = asObject(json, 'tokenizer.json');
     this.config = config === undefined ? {} : asObject(config, 'tokenizer_config.json');
-    this.modelJson = asObject(this.json.model, '"model"');
-    const m = this.modelJson;
+    const m = asObject(full.model, '"model"');
+    // Kept without the vocabulary and merges (toJSON rebuilds them from the BPE model): a 150k-token
+    // vocabulary held twice would cost about 20 MB for as long as the tokenizer lives.
+    const { vocab: _vocab, merges: _merges, ...modelRest } = m;
+    const { model: _model, ...rest } = full;
+    this.json = rest;
+    this.modelJson = modelRest;
     if (m.type !== 'BPE') throw new Error(`unsupported model type ${JSON.stringify(m.type)} (only byte-level BPE is supported)`);
     if (m.dropout !== undefined && m.dropout !== null && m.dropout !== 0) throw new Error('BPE dropout is not supported');
     for (const key of ['continuing_subword_prefix', 'end_of_word_suffix']) {
       if (m[key] !== undefined && m[key] !== null && m[key] !== '') throw new Error(`model.${key} is not supported by byte-level BPE`);
     }
-    const decoder = asObject(this.json.decoder, '"decoder"');
+    const decoder = asObject(full.decoder, '"decoder"');
     if (decoder.type !== 'ByteLevel') throw new Error(`unsupported decoder type ${JSON.stringify(decoder.type)} (byte-level BPE needs ByteLevel)`);
 
     this.model = new BpeModel({ vocab: parseVocab(m.vocab), merges: parseMerges(m.merges), ignoreMerges: m.ignore_merges === true });

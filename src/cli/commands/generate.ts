@@ -154,7 +154,8 @@ export function register(program: Command): void {
         text = applyChatTemplate(tokenizer, messages);
         ids = tokenizer.encode(text);
       }
-      const engine = new Engine(model, tokenizer, { maxConcurrent: 1 });
+      // One prompt, one completion: no other sequence could reuse its prefix, so keep no copy of it.
+      const engine = new Engine(model, tokenizer, { maxConcurrent: 1, prefixCache: { maxBytes: 0 } });
       const opened = !o.raw && promptOpensThink(text);
       const splitter = new ReasoningSplitter(opened);
       const printer = new ReplyPrinter(process.stdout, process.stdout.isTTY === true);

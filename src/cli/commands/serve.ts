@@ -5,7 +5,6 @@ import type { Command } from 'commander';
 import { formatServeBench, runServeBench } from '../../../bench/serve.js';
 import { PRESET_NAMES, type PresetName } from '../../model/config.js';
 import { startExperts, withExpertFlags, type ExpertFlags } from '../expert-flags.js';
-import { loadMailConfig, MailState, mailRoutes } from '../../mail/index.js';
 import { InferenceServer } from '../../serve/server.js';
 import { benchCommand } from './bench.js';
 import { intFlag, loadFromFlags, numberFlag, withModelFlags } from './generate.js';
@@ -65,6 +64,8 @@ export function register(program: Command): void {
       let routes;
       if (o.mailState !== undefined) {
         if (!['127.0.0.1', 'localhost', '::1'].includes(o.host)) throw new Error('--mail-state: the /mail page shows your mail; serve it on 127.0.0.1 only');
+        // The mail app loads only for the /mail page.
+        const { loadMailConfig, MailState, mailRoutes } = await import('../../mail/index.js');
         routes = [mailRoutes(new MailState(o.mailState), (await loadMailConfig(o.mailConfig)).categories)];
       }
       const ckpt = await loadFromFlags(o);

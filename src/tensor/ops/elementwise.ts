@@ -1,7 +1,7 @@
 // Element-wise ops. Broadcasting is limited to what a transformer needs: `b` may have the shape of
 // `a`'s trailing dimensions (a bias or a per-channel scale), repeated over the leading ones.
 import type { FloatArray } from '../tensor.js';
-import { Tensor, adoptGrad, empty, gradFor, gradOf, kernels, opError, record, sameDType } from '../tensor.js';
+import { Tensor, adoptGrad, empty, gradFor, gradOf, isGradEnabled, kernels, opError, record, sameDType } from '../tensor.js';
 
 function broadcastInner(op: string, a: Tensor, b: Tensor): number {
   const off = a.rank - b.rank;
@@ -133,4 +133,16 @@ export function swiglu(gate: Tensor, up: Tensor): Tensor {
     if (!overwrite) for (const b of [gg, gu]) if (b?.fresh) b.data.fill(0);
     be.swigluBackward(gate.data, up.data, g, gg?.data ?? null, gu?.data ?? null, out.size, overwrite);
   });
+}
+
+/**
+ * gate ← silu(gate) ⊙ up, written over gate: inference only (no tape). The feed-forward's hidden
+ * activations are its largest buffers, and this keeps two of them alive instead of three.
+ */
+export function swigluInPlace(gate: Tensor, up: Tensor): Tensor {
+  sameDType('swigluInPlace', gate, up);
+  if (gate.size !== up.size || gate.rank !== up.rank) throw opError('swigluInPlace', 'gate and up differ in shape', gate, up);
+  if (isGradEnabled()) throw opError('swigluInPlace', 'overwrites its input, so it runs only without a tape (inside noGrad)', gate, up);
+  kernels(gate).swiglu(gate.data, up.data, gate.data, gate.size);
+  return gate;
 }
