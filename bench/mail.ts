@@ -6,6 +6,11 @@
 // shape and 151,936-token vocabulary, random weights; bench/open-weights.ts): speed does not depend on
 // the weights, though a random model's answers run to the schema's length limits where a trained
 // model's would stop sooner, so its tokens per message are reported beside its messages per minute.
+// A second run then times answers of a trained model's length: the shipped nano-mail triages the same
+// messages first, and the stand-in emits nano-mail's answer for each message token by token (teacher
+// forcing through the same engine, grammar and batching: one decode step per token), so its cost is
+// what a distill answering like a trained model would pay. Messages nano-mail could not answer are
+// generated freely.
 //
 //   nanoseek bench mail [--model dir|file.gguf | --r1-distill] [--messages 60] [--concurrency 4] [--json]
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -13,7 +18,9 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadForInference } from '../src/infer/index.js';
 import { defaultDecodeModel } from './decode.js';
-import { defaultConfig, LocalModel, MaildirSource, MailState, runTriage, writeSampleMaildir, type MailConfig } from '../src/mail/index.js';
+import { defaultConfig, DEFAULT_MAIL_MODEL, FENCE_OPEN, LocalModel, MaildirSource, MailState, runTriage, writeSampleMaildir, type CompleteRequest, type CompleteResult, type TriageModel } from '../src/mail/index.js';
+import { packageRoot } from '../src/infer/index.js';
+import type { ChatMessage } from '../src/tokenizer/index.js';
 
 export interface MailBenchOptions {
   /** A model path, or 'r1-distill' for the R1-Distill-Qwen-1.5B Q4_K_M stand-in. */
@@ -23,7 +30,7 @@ export interface MailBenchOptions {
 }
 
 export interface MailBenchRun {
-  mode: 'rules then model' | 'model for every message' | 'the same, unconstrained';
+  mode: 'rules then model' | 'model for every message' | 'the same, unconstrained' | "nano-mail's answers, replayed";
   messages: number;
   by_model: number;
   seconds: number;
@@ -55,23 +62,16 @@ export async function benchMail(o: MailBenchOptions): Promise<MailBenchResult> {
     if (path === 'r1-distill') path = await defaultDecodeModel('r1-distill-qwen-1.5b', 'q4_k_m');
     const ckpt = await loadForInference(path);
     const runs: MailBenchRun[] = [];
-    const modes: [MailBenchRun['mode'], MailConfig][] = [
-      ['rules then model', defaultConfig()],
-      ['model for every message', defaultConfig()],
-      // The peer: the same decoding without the grammar, so the ratio is what constraining costs.
-      ['the same, unconstrained', defaultConfig()],
-    ];
-    // Minutes per message: only the model-for-every-message run (a random model never stops early
-    // unconstrained, so that peer would measure nothing but the token limit).
-    if (o.model === 'r1-distill') modes.splice(0, 3, modes[1]);
-    for (const [mode, config] of modes) {
-      const model = new LocalModel(ckpt, config.categories, { concurrency: o.concurrency, constrained: mode !== 'the same, unconstrained' });
+    const config = defaultConfig();
+    const time = async (mode: MailBenchRun['mode'], local: LocalModel, model: TriageModel = local): Promise<void> => {
       const state = new MailState(join(dir, `${runs.length}.db`));
       const t0 = performance.now();
-      const before = model.stats();
+      const before = local.stats();
       const s = await runTriage({ source: new MaildirSource(maildir), state, config, model, concurrency: o.concurrency, guard: false, noRules: mode !== 'rules then model' });
       const seconds = (performance.now() - t0) / 1000;
+      const after = local.stats();
       const byModel = s.records.filter((r) => r.decided_by?.startsWith('model:') || r.status === 'needs_review').length;
+      const per = (n: number): number => (byModel === 0 ? 0 : n / byModel);
       runs.push({
         mode,
         messages: s.records.length,
@@ -80,16 +80,82 @@ export async function benchMail(o: MailBenchOptions): Promise<MailBenchResult> {
         messages_per_min: (s.records.length / seconds) * 60,
         model_messages_per_min: byModel === 0 ? 0 : (byModel / seconds) * 60,
         needs_review: s.needsReview,
-        tokens_per_model_message: byModel === 0 ? 0 : (model.stats().generatedTokens - before.generatedTokens) / byModel,
-        prompt_tokens_per_model_message: byModel === 0 ? 0 : (model.stats().promptTokens - before.promptTokens) / byModel,
-        cached_prompt_tokens_per_model_message: byModel === 0 ? 0 : (model.stats().cachedPromptTokens - before.cachedPromptTokens) / byModel,
+        tokens_per_model_message: per(after.generatedTokens - before.generatedTokens),
+        prompt_tokens_per_model_message: per(after.promptTokens - before.promptTokens),
+        cached_prompt_tokens_per_model_message: per(after.cachedPromptTokens - before.cachedPromptTokens),
       });
       state.close();
       await model.close();
+    };
+    const local = (constrained = true): LocalModel => new LocalModel(ckpt, config.categories, { concurrency: o.concurrency, constrained });
+    if (o.model === 'r1-distill') {
+      // Minutes per message with every message sent to the model. No unconstrained peer: a random
+      // model never stops early unconstrained, so it would measure nothing but the token limit.
+      await time('model for every message', local());
+      // The same messages answered as long as a trained model answers them (see the top).
+      const nano = await loadForInference(join(await packageRoot(), DEFAULT_MAIL_MODEL));
+      const recorder = new AnswerRecorder(new LocalModel(nano, config.categories, { concurrency: o.concurrency }));
+      const state = new MailState(join(dir, 'nano.db'));
+      await runTriage({ source: new MaildirSource(maildir), state, config, model: recorder, concurrency: o.concurrency, guard: false, noRules: true });
+      state.close();
+      await recorder.close();
+      const stand = local();
+      await time("nano-mail's answers, replayed", stand, new AnswerReplayer(stand, recorder.answers));
+    } else {
+      await time('rules then model', local());
+      await time('model for every message', local());
+      // The peer: the same decoding without the grammar, so the ratio is what constraining costs.
+      await time('the same, unconstrained', local(false));
     }
     return { model: ckpt.name, parameters_note: ckpt.model.config.architectures[0], concurrency: o.concurrency, cores: cpus().length, runs };
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** A message's identity in a triage prompt: its header block, which does not depend on how much body fits. */
+function messageKey(messages: ChatMessage[]): string {
+  const user = messages.find((m) => m.role === 'user')?.content ?? '';
+  return user.slice(0, user.indexOf(FENCE_OPEN));
+}
+
+/** Passes calls through and keeps each message's last valid-looking (finished) answer. */
+class AnswerRecorder implements TriageModel {
+  readonly answers = new Map<string, string>();
+  constructor(private readonly inner: TriageModel) {}
+  get name(): string {
+    return this.inner.name;
+  }
+  fits(messages: ChatMessage[], maxTokens: number): boolean {
+    return this.inner.fits(messages, maxTokens);
+  }
+  async complete(req: CompleteRequest): Promise<CompleteResult> {
+    const r = await this.inner.complete(req);
+    if (r.finishReason === 'stop') this.answers.set(messageKey(req.messages), r.text);
+    return r;
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+/** Forces the recorded answer of each message it has one for. */
+class AnswerReplayer implements TriageModel {
+  constructor(
+    private readonly inner: LocalModel,
+    private readonly answers: ReadonlyMap<string, string>,
+  ) {}
+  get name(): string {
+    return this.inner.name;
+  }
+  fits(messages: ChatMessage[], maxTokens: number): boolean {
+    return this.inner.fits(messages, maxTokens);
+  }
+  complete(req: CompleteRequest): Promise<CompleteResult> {
+    return this.inner.complete({ ...req, force: this.answers.get(messageKey(req.messages)) });
+  }
+  close(): Promise<void> {
+    return this.inner.close();
   }
 }
 

@@ -13,7 +13,7 @@ import { Rng } from '../util/rng.js';
 import { grammarMasks, type GrammarMasks } from './constraint.js';
 import { JsonMatcher, type JsonGrammar } from './json-schema.js';
 import { commonPrefix, PrefixCache } from './prefix-cache.js';
-import { Sampler, checkSamplingOptions, type Sample, type SamplingOptions } from './sampler.js';
+import { Sampler, checkSamplingOptions, logSumExp, type Sample, type SamplingOptions } from './sampler.js';
 import { StopStrings } from './stop.js';
 
 /** Generated tokens a sequence's KV cache makes room for up front (it grows by doubling past them). */
@@ -34,6 +34,12 @@ export interface GenerationOptions extends SamplingOptions {
   logprobs?: boolean;
   /** Constrain the output to JSON (see JsonConstraint). */
   json?: JsonConstraint;
+  /**
+   * Teacher forcing: emit exactly these tokens, then stop ('stop'). Each still costs one decode step
+   * with its argmax, logprob and grammar check, so this times (or scores) a known answer; a token the
+   * JSON constraint refuses fails the request.
+   */
+  forceTokens?: readonly number[];
 }
 
 /**
@@ -206,6 +212,7 @@ interface Sequence {
   text: string;
   done: boolean;
   json: JsonState | null;
+  force: readonly number[] | null;
 }
 
 function eosIds(model: CausalLM, tokenizer: Tokenizer): number[] {
@@ -300,6 +307,12 @@ export class Engine {
         ? null
         : { masks: grammarMasks(c.grammar, this.tokenizer, V), grammar: c.grammar, matcher: c.after ? null : JsonMatcher.start(c.grammar), after: c.after ?? '', tail: '' };
     const maxTokens = positiveInt('maxTokens', options.maxTokens ?? Infinity, true);
+    const force = options.forceTokens ?? null;
+    if (force !== null) {
+      if (force.length === 0) throw new RangeError('forceTokens must hold at least one token');
+      const bad = force.findIndex((t) => !Number.isInteger(t) || t < 0 || t >= V);
+      if (bad >= 0) throw new RangeError(`forceTokens[${bad}] = ${force[bad]} is not a token id of this ${V}-token vocabulary`);
+    }
     const stopper = new StopStrings(options.stop ?? []);
     if (this.running.length >= this.maxConcurrent && this.waiting.length >= this.maxQueue) {
       throw new EngineBusyError(`${this.running.length} of ${this.maxConcurrent} sequences running and ${this.waiting.length} of ${this.maxQueue} queued`);
@@ -336,6 +349,7 @@ export class Engine {
       text: '',
       done: false,
       json,
+      force: force === null ? null : [...force],
     };
     const cancel = (): void => this.finish(s, 'cancelled', null);
     const signal = options.signal;
@@ -496,6 +510,7 @@ export class Engine {
 
   /** The next token of a sequence, within its JSON grammar when one is engaged. */
   private sample(s: Sequence, row: ArrayLike<number>): Sample {
+    if (s.force !== null) return this.forced(s, row);
     const m = s.json?.matcher;
     if (m === undefined || m === null) return s.sampler.sample(row, s.wantLogprobs);
     const masks = s.json!.masks;
@@ -508,6 +523,18 @@ export class Engine {
     const mask = masks.mask(m);
     if (!mask.some((w) => w !== 0)) throw new Error('constrained decoding: no token of the vocabulary can continue the JSON');
     return s.sampler.sample(row, s.wantLogprobs, mask);
+  }
+
+  /**
+   * The next forced token. Its grammar check stands for the check a greedy step makes of its argmax
+   * (usually allowed, so no mask is built), and its logprob costs a pass over the row as that argmax does.
+   */
+  private forced(s: Sequence, row: ArrayLike<number>): Sample {
+    const i = s.tokens.length;
+    const token = s.force![i];
+    const m = s.json?.matcher;
+    if (m !== undefined && m !== null && !s.json!.masks.allows(m, token)) throw new Error(`forceTokens[${i}] = ${token} leaves the JSON grammar`);
+    return { token, logprob: row[token] - logSumExp(row) };
   }
 
   /** Advances the JSON state over a generated token; true when the value is complete. */
@@ -551,6 +578,9 @@ export class Engine {
       } else if (s.stopper.matched !== null) {
         reason = 'stop';
         stoppedBy = s.stopper.matched;
+      } else if (s.force !== null && s.tokens.length >= s.force.length) {
+        reason = 'stop';
+        text += rest();
       } else if (s.tokens.length >= s.maxTokens || s.prompt.length + s.tokens.length >= this.contextLength) {
         reason = 'length';
         text += rest();

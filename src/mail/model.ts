@@ -13,6 +13,11 @@ export interface CompleteRequest {
   maxTokens: number;
   temperature?: number;
   seed?: number;
+  /**
+   * Emit exactly this answer, token by token (LocalModel only: the engine's forceTokens). For
+   * benchmarks that time a model of some shape producing answers of a trained model's length.
+   */
+  force?: string;
 }
 
 export interface CompleteResult {
@@ -92,6 +97,7 @@ export class LocalModel implements TriageModel {
       maxTokens: Math.max(1, Math.min(budget, this.context - prompt.length - 1)),
       logprobs: false,
       json: this.options.constrained === false ? undefined : { grammar: this.grammar, after: thinks ? SPECIAL_TOKENS.thinkEnd : undefined },
+      forceTokens: req.force === undefined ? undefined : this.ckpt.tokenizer.encode(req.force),
     }).result;
     const split = thinks ? splitCompletion(r.text, true) : { reasoning: '', content: r.text.trim() };
     return { text: split.content, reasoning: split.reasoning, finishReason: r.finishReason, promptTokens: r.promptTokens, completionTokens: r.tokens.length };

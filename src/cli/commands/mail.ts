@@ -221,7 +221,7 @@ export function register(program: Command): void {
     .command('mail')
     .description('messages per minute end to end (parse, rules, model, state) on a sample Maildir from the corpus')
     .option('--model <path>', `checkpoint directory or .gguf (default: ${DEFAULT_MAIL_MODEL})`)
-    .option('--r1-distill', 'measure a random-weight DeepSeek-R1-Distill-Qwen-1.5B stand-in in Q4_K_M instead (use --messages 3)')
+    .option('--r1-distill', "measure a random-weight DeepSeek-R1-Distill-Qwen-1.5B stand-in in Q4_K_M instead: its own answers, then the shipped model's answers replayed token by token (try --messages 8)")
     .option('--messages <n>', 'messages in the sample mailbox', intFlag('--messages'), 60)
     .option('--concurrency <n>', 'messages in flight', intFlag('--concurrency'), 4)
     .option('--json', 'one JSON document')
