@@ -27,6 +27,8 @@ export interface MailBenchOptions {
   model: string;
   messages: number;
   concurrency: number;
+  /** Also replay the shipped nano-mail's answers on the model (default: only for 'r1-distill'). */
+  replay?: boolean;
 }
 
 export interface MailBenchRun {
@@ -42,6 +44,8 @@ export interface MailBenchRun {
   prompt_tokens_per_model_message: number;
   /** Of those, the ones whose KV rows were copied from the engine's prefix cache (the shared instructions). */
   cached_prompt_tokens_per_model_message: number;
+  /** In the replayed run: messages with an answer of nano-mail to replay (the rest are generated freely). */
+  replayed_answers?: number;
 }
 
 export interface MailBenchResult {
@@ -92,6 +96,13 @@ export async function benchMail(o: MailBenchOptions): Promise<MailBenchResult> {
       // Minutes per message with every message sent to the model. No unconstrained peer: a random
       // model never stops early unconstrained, so it would measure nothing but the token limit.
       await time('model for every message', local());
+    } else {
+      await time('rules then model', local());
+      await time('model for every message', local());
+      // The peer: the same decoding without the grammar, so the ratio is what constraining costs.
+      await time('the same, unconstrained', local(false));
+    }
+    if (o.replay ?? o.model === 'r1-distill') {
       // The same messages answered as long as a trained model answers them (see the top).
       const nano = await loadForInference(join(await packageRoot(), DEFAULT_MAIL_MODEL));
       const recorder = new AnswerRecorder(new LocalModel(nano, config.categories, { concurrency: o.concurrency }));
@@ -101,11 +112,7 @@ export async function benchMail(o: MailBenchOptions): Promise<MailBenchResult> {
       await recorder.close();
       const stand = local();
       await time("nano-mail's answers, replayed", stand, new AnswerReplayer(stand, recorder.answers));
-    } else {
-      await time('rules then model', local());
-      await time('model for every message', local());
-      // The peer: the same decoding without the grammar, so the ratio is what constraining costs.
-      await time('the same, unconstrained', local(false));
+      runs[runs.length - 1].replayed_answers = recorder.answers.size;
     }
     return { model: ckpt.name, parameters_note: ckpt.model.config.architectures[0], concurrency: o.concurrency, cores: cpus().length, runs };
   } finally {
@@ -164,7 +171,7 @@ export function formatMailBench(r: MailBenchResult): string {
   for (const x of r.runs) {
     lines.push(
       `  ${x.mode.padEnd(24)} ${x.messages} messages (${x.by_model} by the model) in ${x.seconds.toFixed(1)} s: ${x.messages_per_min.toFixed(1)} msg/min; ` +
-        `${x.needs_review} need review; per model answer ${x.prompt_tokens_per_model_message.toFixed(0)} prompt (${x.cached_prompt_tokens_per_model_message.toFixed(0)} from the prefix cache) + ${x.tokens_per_model_message.toFixed(0)} generated tokens`,
+        `${x.needs_review} need review;${x.replayed_answers === undefined ? '' : ` ${x.replayed_answers} answers replayed;`} per model answer ${x.prompt_tokens_per_model_message.toFixed(0)} prompt (${x.cached_prompt_tokens_per_model_message.toFixed(0)} from the prefix cache) + ${x.tokens_per_model_message.toFixed(0)} generated tokens`,
     );
   }
   return lines.join('\n');

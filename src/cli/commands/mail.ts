@@ -222,13 +222,14 @@ export function register(program: Command): void {
     .description('messages per minute end to end (parse, rules, model, state) on a sample Maildir from the corpus')
     .option('--model <path>', `checkpoint directory or .gguf (default: ${DEFAULT_MAIL_MODEL})`)
     .option('--r1-distill', "measure a random-weight DeepSeek-R1-Distill-Qwen-1.5B stand-in in Q4_K_M instead: its own answers, then the shipped model's answers replayed token by token (try --messages 8)")
+    .option('--replay', "also time the model emitting the shipped model's answers token by token (implied by --r1-distill)")
     .option('--messages <n>', 'messages in the sample mailbox', intFlag('--messages'), 60)
     .option('--concurrency <n>', 'messages in flight', intFlag('--concurrency'), 4)
     .option('--json', 'one JSON document')
-    .action(async (o: { model?: string; r1Distill?: boolean; messages: number; concurrency: number; json?: boolean }) => {
+    .action(async (o: { model?: string; r1Distill?: boolean; replay?: boolean; messages: number; concurrency: number; json?: boolean }) => {
       const model = o.r1Distill ? 'r1-distill' : (o.model ?? join(await packageRoot(), DEFAULT_MAIL_MODEL));
       const { benchMail, formatMailBench } = await import('../../../bench/mail.js');
-      const r = await benchMail({ model, messages: o.messages, concurrency: o.concurrency });
+      const r = await benchMail({ model, messages: o.messages, concurrency: o.concurrency, replay: o.replay });
       process.stdout.write(o.json ? `${JSON.stringify(r, null, 2)}\n` : `${formatMailBench(r)}\n`);
     });
 }
