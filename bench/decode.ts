@@ -13,6 +13,7 @@ import { initBackend, backend } from '../src/kernels/index.js';
 import { loadModel } from '../src/io/model-file.js';
 import type { FileType } from '../src/io/quant-mix.js';
 import type { CausalLM } from '../src/model/model.js';
+import { kvCacheBytesPerToken } from '../src/model/config.js';
 import * as T from '../src/tensor/index.js';
 import { Rng } from '../src/util/rng.js';
 import { OPEN_WEIGHT_SHAPES, shapeTokenizerFiles, writeRandomGguf, type OpenWeightShape } from './open-weights.js';
@@ -193,9 +194,7 @@ export async function runDecodeBench(opts: DecodeBenchOptions = {}): Promise<Dec
   const oursSide = side(ours, loadSeconds);
   const peerSide = peer === null ? null : side(theirs, NaN);
   const fileBytes = (await stat(path)).size;
-  const probe = model.newCache(1);
-  const kvCacheBytes = probe.rowBytes * (promptTokens + decodeTokens);
-  probe.dispose();
+  const kvCacheBytes = kvCacheBytesPerToken(model.config) * (promptTokens + decodeTokens);
   return {
     model: path,
     fileBytes,

@@ -12,14 +12,13 @@
 // what a distill answering like a trained model would pay. Messages nano-mail could not answer are
 // generated freely.
 //
-//   nanoseek bench mail [--model dir|file.gguf | --r1-distill] [--messages 60] [--concurrency 4] [--json]
+//   nanoseek bench mail [--model dir|file.gguf | --r1-distill] [--replay] [--messages 60] [--concurrency 4] [--json]
 import { mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadForInference } from '../src/infer/index.js';
+import { loadForInference, packageRoot } from '../src/infer/index.js';
 import { defaultDecodeModel } from './decode.js';
 import { defaultConfig, DEFAULT_MAIL_MODEL, FENCE_OPEN, LocalModel, MaildirSource, MailState, runTriage, writeSampleMaildir, type CompleteRequest, type CompleteResult, type TriageModel } from '../src/mail/index.js';
-import { packageRoot } from '../src/infer/index.js';
 import type { ChatMessage } from '../src/tokenizer/index.js';
 
 export interface MailBenchOptions {
@@ -126,32 +125,9 @@ function messageKey(messages: ChatMessage[]): string {
   return user.slice(0, user.indexOf(FENCE_OPEN));
 }
 
-/** Passes calls through and keeps each message's last valid-looking (finished) answer. */
-class AnswerRecorder implements TriageModel {
-  readonly answers = new Map<string, string>();
-  constructor(private readonly inner: TriageModel) {}
-  get name(): string {
-    return this.inner.name;
-  }
-  fits(messages: ChatMessage[], maxTokens: number): boolean {
-    return this.inner.fits(messages, maxTokens);
-  }
-  async complete(req: CompleteRequest): Promise<CompleteResult> {
-    const r = await this.inner.complete(req);
-    if (r.finishReason === 'stop') this.answers.set(messageKey(req.messages), r.text);
-    return r;
-  }
-  close(): Promise<void> {
-    return this.inner.close();
-  }
-}
-
-/** Forces the recorded answer of each message it has one for. */
-class AnswerReplayer implements TriageModel {
-  constructor(
-    private readonly inner: LocalModel,
-    private readonly answers: ReadonlyMap<string, string>,
-  ) {}
+/** A model that passes every call to another; the two below change only `complete`. */
+class Delegate implements TriageModel {
+  constructor(protected readonly inner: TriageModel) {}
   get name(): string {
     return this.inner.name;
   }
@@ -159,10 +135,33 @@ class AnswerReplayer implements TriageModel {
     return this.inner.fits(messages, maxTokens);
   }
   complete(req: CompleteRequest): Promise<CompleteResult> {
-    return this.inner.complete({ ...req, force: this.answers.get(messageKey(req.messages)) });
+    return this.inner.complete(req);
   }
   close(): Promise<void> {
     return this.inner.close();
+  }
+}
+
+/** Keeps each message's last finished answer. */
+class AnswerRecorder extends Delegate {
+  readonly answers = new Map<string, string>();
+  override async complete(req: CompleteRequest): Promise<CompleteResult> {
+    const r = await this.inner.complete(req);
+    if (r.finishReason === 'stop') this.answers.set(messageKey(req.messages), r.text);
+    return r;
+  }
+}
+
+/** Forces the recorded answer of each message it has one for. */
+class AnswerReplayer extends Delegate {
+  constructor(
+    inner: LocalModel,
+    private readonly answers: ReadonlyMap<string, string>,
+  ) {
+    super(inner);
+  }
+  override complete(req: CompleteRequest): Promise<CompleteResult> {
+    return this.inner.complete({ ...req, force: this.answers.get(messageKey(req.messages)) });
   }
 }
 
