@@ -28,6 +28,7 @@ import {
   parseMailConfig,
   parseMessage,
   parseRecipe,
+  readTrainLabels,
   planActions,
   renderDigest,
   runTriage,
@@ -311,4 +312,21 @@ test('mail recipe: oversampling names corpus groups; unknown fields and bad valu
   assert.throws(() => parseRecipe({ ...base, oversample: { 'hard-ham-9': 3 } }, 'r.json'), /r\.json: oversample = .*corpus groups/);
   assert.throws(() => parseRecipe({ ...base, oversample: { 'hard-ham-1': 0 } }, 'r.json'), /oversample/);
   assert.throws(() => parseRecipe({ ...base, epochs: 2 }, 'r.json'), /r\.json: epochs: unknown field/);
+  assert.throws(() => parseRecipe({ ...base, train_labels: 3 }, 'r.json'), /r\.json: train_labels = 3: must be the path/);
+});
+
+test('mail recipe: hand labels of training messages are checked against the evaluation set', async () => {
+  const dir = tmp();
+  const file = join(dir, 'train.jsonl');
+  const evalIds = new Set(['hard-ham-1/00002.x']);
+  assert.equal((await readTrainLabels({}, evalIds)).size, 0, 'no train_labels: weak labels only');
+  writeFileSync(file, '{"id":"hard-ham-1/00001.x","category":"promotional"}\n{"id":"hard-ham-1/00003.x","category":"notification"}\n');
+  assert.deepEqual([...(await readTrainLabels({ train_labels: file }, evalIds))], [['hard-ham-1/00001.x', 'promotional'], ['hard-ham-1/00003.x', 'notification']]);
+  writeFileSync(file, '{"id":"hard-ham-1/00002.x","category":"promotional"}\n');
+  await assert.rejects(readTrainLabels({ train_labels: file }, evalIds), /train\.jsonl: hard-ham-1\/00002\.x is also an evaluation message/);
+  writeFileSync(file, '{"path":"/tmp/a.eml","category":"promotional"}\n');
+  await assert.rejects(readTrainLabels({ train_labels: file }, evalIds), /name corpus messages by "id"/);
+  writeFileSync(file, '{"id":"hard-ham-1/00001.x","category":"ads"}\n');
+  await assert.rejects(readTrainLabels({ train_labels: file }, evalIds), /train\.jsonl:1: "category" must be one of/);
+  rmSync(dir, { recursive: true, force: true });
 });

@@ -1,7 +1,7 @@
 // `nanoseek mail eval`: the app (rules, then the model), the model alone, and the naive Bayes baseline
 // on hand-labelled messages, each scored by eval.ts. The baseline is trained on the corpus minus the
-// labelled messages, with the weak labels and oversampling the shipped model was trained on (its
-// recipe), reading the same prompt text; so the comparison is between two learners given the same data.
+// labelled messages, with the labels (weak, or the recipe's hand labels) and oversampling the shipped
+// model was trained on (its recipe), reading the same prompt text; so the comparison is between two learners given the same data.
 import { readFile } from 'node:fs/promises';
 import type { Tokenizer } from '../tokenizer/index.js';
 import type { MailConfig } from './config.js';
@@ -10,7 +10,7 @@ import { scoreTriage, type EvalPair, type EvalReport } from './eval.js';
 import type { HandLabel } from './labels.js';
 import type { TriageModel } from './model.js';
 import { parseMessage } from './parse.js';
-import { loadCorpus, oversampled, promptFor, trainBaseline, type MailRecipe } from './recipe.js';
+import { loadCorpus, oversampled, promptFor, readTrainLabels, trainBaseline, type MailRecipe } from './recipe.js';
 import { fitBody } from './prompt.js';
 import { answerValidator } from './schema.js';
 import { groundAnswer, triageMessage } from './triage.js';
@@ -22,8 +22,8 @@ export interface EvalOptions {
   baseline?: boolean;
   /** Tokenizer that shapes the baseline's input like the model's. */
   tokenizer?: Tokenizer;
-  /** The recipe the model was trained by: the baseline gets its prompt budget and oversampling (needed with `baseline`). */
-  recipe?: Pick<MailRecipe, 'prompt_tokens' | 'oversample'>;
+  /** The recipe the model was trained by: the baseline gets its prompt budget, training labels and oversampling (needed with `baseline`). */
+  recipe?: Pick<MailRecipe, 'prompt_tokens' | 'oversample' | 'train_labels'>;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -69,7 +69,7 @@ export async function evaluateTriage(labels: readonly HandLabel[], o: EvalOption
     if (o.tokenizer === undefined) throw new Error('the baseline needs the tokenizer that shapes the prompts (a local --model)');
     if (o.recipe === undefined) throw new Error("the baseline needs the model's recipe (its prompt length and oversampling)");
     const held = new Set(labels.map((l) => l.id));
-    const { train } = await loadCorpus(held, () => {});
+    const { train } = await loadCorpus(held, () => {}, await readTrainLabels(o.recipe, held));
     const promptTokens = o.recipe.prompt_tokens;
     const nb = trainBaseline(oversampled(train, o.recipe.oversample), o.tokenizer, promptTokens);
     const bp: EvalPair[] = [];

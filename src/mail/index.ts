@@ -17,7 +17,7 @@ export { renderDigest } from './outputs/digest.js';
 export { progressLine, tableHeader, tableRow } from './outputs/table.js';
 export { MAX_PARSE_BYTES, parseMessage, type Attachment, type ParsedMessage } from './parse.js';
 export { defuse, FENCE_CLOSE, FENCE_OPEN, triageMessages } from './prompt.js';
-export { MAIL_CHAT_TEMPLATE, parseRecipe, runMailRecipe, type MailRecipe } from './recipe.js';
+export { MAIL_CHAT_TEMPLATE, parseRecipe, readTrainLabels, runMailRecipe, type MailRecipe } from './recipe.js';
 export { decideByRules, priorityOf, type RuleDecision } from './rules.js';
 export { runTriage, type RunOptions, type RunProgress, type RunSummary } from './run.js';
 export { answerValidator, triageSchema, type ModelAnswer } from './schema.js';

@@ -1,8 +1,9 @@
 // Labels. The evaluation set is labelled by hand (data/mail/eval-labels.jsonl: each category decided
-// by reading the message); the rest of the corpus, which trains the shipped model and the baseline
-// alike, gets weak labels from this fixed heuristic over headers and text, since the corpus itself
-// says only spam or ham. The shipped model learns the heuristic and whatever the text adds; how well
-// either does is measured on the hand labels only.
+// by reading the message). The corpus itself says only spam or ham, so the
+// training messages get their category from the fixed heuristic below over headers and text, except
+// where the recipe has a hand label for them (data/mail/train-labels.jsonl, by the guide in
+// data/mail/LABELLING.md: the hard ham, where commercial mail hides and the heuristic is weakest). The shipped model and the baseline learn from
+// the same labels; how well either does is measured on the evaluation set only.
 import { readFile } from 'node:fs/promises';
 import type { ParsedMessage } from './parse.js';
 

@@ -1,8 +1,9 @@
 // The recipe of the shipped mail model (configs/mail-nano.json): from the SpamAssassin corpus minus the
 // hand-labelled evaluation messages, train a byte-level BPE on the prompts and answers, pretrain a nano
 // DeepSeek-V3 on them (language first), fine-tune it to answer each prompt with its triage JSON
-// (weak labels, see labels.ts), export it, and score it and the naive Bayes baseline on the hand
-// labels. Every step is a library call; `nanoseek mail train` runs it.
+// (weak labels, see labels.ts, replaced by hand labels where the recipe has them), export it, and
+// score it and the naive Bayes baseline on the hand-labelled evaluation set. Every step is a library
+// call; `nanoseek mail train` runs it.
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { R1_CHAT_TEMPLATE, SPECIAL_TOKENS, setChatTemplate, trainTokenizer, type Tokenizer, applyChatTemplate } from '../tokenizer/index.js';
@@ -24,6 +25,8 @@ import { cleanSubject } from './triage.js';
 export interface MailRecipe {
   /** Hand labels: these messages are never trained on. */
   labels: string;
+  /** Hand labels of training messages (the same JSONL, corpus ids only): each replaces that message's weak label. */
+  train_labels?: string;
   vocab_size: number;
   /** Most tokens of a prompt (the rest of the 512-token context is the answer's). */
   prompt_tokens: number;
@@ -37,11 +40,12 @@ export interface MailRecipe {
 
 export function parseRecipe(json: unknown, source: string): MailRecipe {
   if (!isRecord(json)) throw new Error(`${source}: must be a JSON object`);
-  for (const k of Object.keys(json)) if (!['labels', 'vocab_size', 'prompt_tokens', 'oversample', 'seed', 'pretrain', 'sft'].includes(k)) throw new Error(`${source}: ${k}: unknown field`);
+  for (const k of Object.keys(json)) if (!['labels', 'train_labels', 'vocab_size', 'prompt_tokens', 'oversample', 'seed', 'pretrain', 'sft'].includes(k)) throw new Error(`${source}: ${k}: unknown field`);
   const need = (k: string, ok: boolean, what: string): void => {
     if (!ok) throw new Error(`${source}: ${k} = ${JSON.stringify(json[k])}: ${what}`);
   };
   need('labels', typeof json.labels === 'string', 'must be the path of the hand labels');
+  need('train_labels', json.train_labels === undefined || (typeof json.train_labels === 'string' && json.train_labels !== ''), 'must be the path of hand labels for training messages');
   need('vocab_size', Number.isSafeInteger(json.vocab_size) && (json.vocab_size as number) >= 512, 'must be an integer >= 512');
   need('prompt_tokens', Number.isSafeInteger(json.prompt_tokens) && (json.prompt_tokens as number) >= 64, 'must be an integer >= 64');
   json.oversample ??= {};
@@ -67,17 +71,42 @@ export interface Example {
   label: string;
 }
 
-/** Parses the corpus into training examples and the held-out (hand-labelled) ids. */
-export async function loadCorpus(heldOut: ReadonlySet<string>, log: (l: string) => void): Promise<{ train: Example[]; held: Map<string, Example> }> {
+/**
+ * The recipe's hand labels of training messages (id → category), empty without `train_labels`. A
+ * message that is also in the evaluation set is refused: it would be trained on and scored.
+ */
+export async function readTrainLabels(r: Pick<MailRecipe, 'train_labels'>, heldOut: ReadonlySet<string>): Promise<Map<string, string>> {
+  if (r.train_labels === undefined) return new Map();
+  const out = new Map<string, string>();
+  for (const l of await readLabels(r.train_labels, DEFAULT_CATEGORIES)) {
+    if (l.path !== undefined) throw new Error(`${r.train_labels}: ${l.id}: training labels name corpus messages by "id", not files`);
+    if (heldOut.has(l.id)) throw new Error(`${r.train_labels}: ${l.id} is also an evaluation message; it cannot be trained on`);
+    out.set(l.id, l.category);
+  }
+  return out;
+}
+
+/**
+ * Parses the corpus into training examples and the held-out (hand-labelled) ids. A training
+ * message's label is its hand label from `handLabels` where it has one, else its weak label.
+ */
+export async function loadCorpus(heldOut: ReadonlySet<string>, log: (l: string) => void, handLabels: ReadonlyMap<string, string> = new Map()): Promise<{ train: Example[]; held: Map<string, Example> }> {
   const train: Example[] = [];
   const held = new Map<string, Example>();
+  const unused = new Set(handLabels.keys());
+  let changed = 0;
   for (const e of await corpusEntries()) {
     const m = await parseMessage(await readCorpusMessage(e));
-    const ex = { entry: e, message: m, label: weakLabel(m, e.spam) };
+    const weak = weakLabel(m, e.spam);
+    const hand = heldOut.has(e.id) ? undefined : handLabels.get(e.id);
+    if (hand !== undefined && hand !== weak) changed++;
+    unused.delete(e.id);
+    const ex = { entry: e, message: m, label: hand ?? weak };
     if (heldOut.has(e.id)) held.set(e.id, ex);
     else train.push(ex);
   }
-  log(`corpus: ${train.length} training messages, ${held.size} held out`);
+  if (unused.size > 0) throw new Error(`training labels: ${[...unused][0]} is not a message of the SpamAssassin corpus${unused.size > 1 ? ` (nor are ${unused.size - 1} more)` : ''}`);
+  log(`corpus: ${train.length} training messages, ${held.size} held out${handLabels.size > 0 ? `; ${handLabels.size} labelled by hand (${changed} differ from the weak label)` : ''}`);
   return { train, held };
 }
 
@@ -100,11 +129,12 @@ export interface RecipeResult {
 export async function runMailRecipe(r: MailRecipe, o: { out: string; exportDir: string; log: (l: string) => void; signal?: AbortSignal }): Promise<string> {
   const log = o.log;
   const labels = await readLabels(r.labels, DEFAULT_CATEGORIES);
-  const { train: corpus } = await loadCorpus(new Set(labels.map((l) => l.id)), log);
+  const heldOut = new Set(labels.map((l) => l.id));
+  const { train: corpus } = await loadCorpus(heldOut, log, await readTrainLabels(r, heldOut));
   const examples = oversampled(corpus, r.oversample);
   const counts = new Map<string, number>();
   for (const e of examples) counts.set(e.label, (counts.get(e.label) ?? 0) + 1);
-  log(`weak labels: ${[...counts].map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  log(`training labels: ${[...counts].map(([k, v]) => `${k} ${v}`).join(', ')}`);
   await mkdir(o.out, { recursive: true });
 
   // 1. Tokenizer, on the texts the model reads and writes: instructions, headers and fenced body,
@@ -164,7 +194,7 @@ export async function runMailRecipe(r: MailRecipe, o: { out: string; exportDir: 
   return dest;
 }
 
-/** The naive Bayes baseline, trained on the same (oversampled) prompts and weak labels as the model. */
+/** The naive Bayes baseline, trained on the same (oversampled) prompts and labels as the model. */
 export function trainBaseline(examples: readonly Example[], tok: Tokenizer, promptTokens: number): NaiveBayes {
   const nb = new NaiveBayes();
   for (const e of examples) nb.train(promptFor(tok, e.message, promptTokens).text, e.label);
