@@ -14,6 +14,7 @@ import { loadForInference } from '../src/infer/index.js';
 import {
   answerValidator,
   applyPlan,
+  corpusEntries,
   decideByRules,
   defaultConfig,
   EmlSource,
@@ -313,20 +314,25 @@ test('mail recipe: oversampling names corpus groups; unknown fields and bad valu
   assert.throws(() => parseRecipe({ ...base, oversample: { 'hard-ham-1': 0 } }, 'r.json'), /oversample/);
   assert.throws(() => parseRecipe({ ...base, epochs: 2 }, 'r.json'), /r\.json: epochs: unknown field/);
   assert.throws(() => parseRecipe({ ...base, train_labels: 3 }, 'r.json'), /r\.json: train_labels = 3: must be the path/);
+  assert.throws(() => parseRecipe({ ...base, train_labels: '' }, 'r.json'), /r\.json: train_labels = "": must be the path/);
 });
 
-test('mail recipe: hand labels of training messages are checked against the evaluation set', async () => {
+test('mail recipe: hand labels of training messages name corpus messages outside the evaluation set', async () => {
   const dir = tmp();
   const file = join(dir, 'train.jsonl');
-  const evalIds = new Set(['hard-ham-1/00002.x']);
+  const [a, b, c] = (await corpusEntries()).filter((e) => e.group === 'hard-ham-1').map((e) => e.id);
+  const evalIds = new Set([b]);
+  const write = (...lines: object[]): void => writeFileSync(file, lines.map((l) => `${JSON.stringify(l)}\n`).join(''));
   assert.equal((await readTrainLabels({}, evalIds)).size, 0, 'no train_labels: weak labels only');
-  writeFileSync(file, '{"id":"hard-ham-1/00001.x","category":"promotional"}\n{"id":"hard-ham-1/00003.x","category":"notification"}\n');
-  assert.deepEqual([...(await readTrainLabels({ train_labels: file }, evalIds))], [['hard-ham-1/00001.x', 'promotional'], ['hard-ham-1/00003.x', 'notification']]);
-  writeFileSync(file, '{"id":"hard-ham-1/00002.x","category":"promotional"}\n');
-  await assert.rejects(readTrainLabels({ train_labels: file }, evalIds), /train\.jsonl: hard-ham-1\/00002\.x is also an evaluation message/);
-  writeFileSync(file, '{"path":"/tmp/a.eml","category":"promotional"}\n');
+  write({ id: a, category: 'promotional' }, { id: c, category: 'notification', why: 'a receipt' });
+  assert.deepEqual([...(await readTrainLabels({ train_labels: file }, evalIds))], [[a, 'promotional'], [c, 'notification']]);
+  write({ id: b, category: 'promotional' });
+  await assert.rejects(readTrainLabels({ train_labels: file }, evalIds), new RegExp(`train\\.jsonl: ${b.replace('.', '\\.')} is also an evaluation message`));
+  write({ id: 'hard-ham-1/99999.x', category: 'promotional' });
+  await assert.rejects(readTrainLabels({ train_labels: file }, evalIds), /train\.jsonl: hard-ham-1\/99999\.x is not a message of the SpamAssassin corpus/);
+  write({ path: '/tmp/a.eml', category: 'promotional' });
   await assert.rejects(readTrainLabels({ train_labels: file }, evalIds), /name corpus messages by "id"/);
-  writeFileSync(file, '{"id":"hard-ham-1/00001.x","category":"ads"}\n');
+  write({ id: a, category: 'ads' });
   await assert.rejects(readTrainLabels({ train_labels: file }, evalIds), /train\.jsonl:1: "category" must be one of/);
   rmSync(dir, { recursive: true, force: true });
 });

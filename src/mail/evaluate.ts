@@ -1,7 +1,8 @@
 // `nanoseek mail eval`: the app (rules, then the model), the model alone, and the naive Bayes baseline
 // on hand-labelled messages, each scored by eval.ts. The baseline is trained on the corpus minus the
-// labelled messages, with the labels (weak, or the recipe's hand labels) and oversampling the shipped
-// model was trained on (its recipe), reading the same prompt text; so the comparison is between two learners given the same data.
+// labelled messages, with the labels (weak labels, replaced by the recipe's hand labels where it has
+// them) and the oversampling the shipped model was trained on, reading the same prompt text; so the
+// comparison is between two learners given the same data.
 import { readFile } from 'node:fs/promises';
 import type { Tokenizer } from '../tokenizer/index.js';
 import type { MailConfig } from './config.js';
@@ -67,7 +68,7 @@ export async function evaluateTriage(labels: readonly HandLabel[], o: EvalOption
   let baseline: EvalReport | null = null;
   if (o.baseline) {
     if (o.tokenizer === undefined) throw new Error('the baseline needs the tokenizer that shapes the prompts (a local --model)');
-    if (o.recipe === undefined) throw new Error("the baseline needs the model's recipe (its prompt length and oversampling)");
+    if (o.recipe === undefined) throw new Error("the baseline needs the model's recipe (its prompt length, training labels and oversampling)");
     const held = new Set(labels.map((l) => l.id));
     const { train } = await loadCorpus(held, () => {}, await readTrainLabels(o.recipe, held));
     const promptTokens = o.recipe.prompt_tokens;

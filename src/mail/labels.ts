@@ -1,9 +1,9 @@
-// Labels. The evaluation set is labelled by hand (data/mail/eval-labels.jsonl: each category decided
-// by reading the message). The corpus itself says only spam or ham, so the
-// training messages get their category from the fixed heuristic below over headers and text, except
-// where the recipe has a hand label for them (data/mail/train-labels.jsonl, by the guide in
-// data/mail/LABELLING.md: the hard ham, where commercial mail hides and the heuristic is weakest). The shipped model and the baseline learn from
-// the same labels; how well either does is measured on the evaluation set only.
+// Labels. The evaluation set is labelled by hand (data/mail/eval-labels.jsonl: each category
+// decided by reading the message). The corpus itself says only spam or ham, so the training messages
+// get their category from the fixed heuristic below over headers and text, except where the recipe
+// has a hand label for them (data/mail/train-labels.jsonl, by the guide in data/mail/LABELLING.md:
+// the hard ham, where commercial mail hides and the heuristic is weakest). The shipped model and the
+// baseline learn from the same labels; how well either does is measured on the evaluation set only.
 import { readFile } from 'node:fs/promises';
 import type { ParsedMessage } from './parse.js';
 

@@ -23,7 +23,7 @@ import type { ModelAnswer } from './schema.js';
 import { cleanSubject } from './triage.js';
 
 export interface MailRecipe {
-  /** Hand labels: these messages are never trained on. */
+  /** Hand labels of the evaluation set: these messages are never trained on. */
   labels: string;
   /** Hand labels of training messages (the same JSONL, corpus ids only): each replaces that message's weak label. */
   train_labels?: string;
@@ -59,7 +59,7 @@ export function parseRecipe(json: unknown, source: string): MailRecipe {
 /** R1's chat format with the assistant turn opened but no think block: the model answers at once. */
 export const MAIL_CHAT_TEMPLATE = R1_CHAT_TEMPLATE.replace(`${SPECIAL_TOKENS.assistant}${SPECIAL_TOKENS.think}\\n`, SPECIAL_TOKENS.assistant);
 
-/** The answer the shipped model is taught for a message (weak label, subject as summary, first link). */
+/** The answer the shipped model is taught for a message (its training label, subject as summary, first link). */
 export function targetAnswer(m: ParsedMessage, category: string): ModelAnswer {
   const linky = category === 'newsletter' || category === 'promotional' || category === 'notification';
   return { category, priority: priorityOf(category), summary: cleanSubject(m.subject).slice(0, 120), actions: [], links: linky ? m.links.slice(0, 1).filter((l) => l.length <= 300) : [] };
@@ -72,14 +72,16 @@ export interface Example {
 }
 
 /**
- * The recipe's hand labels of training messages (id → category), empty without `train_labels`. A
- * message that is also in the evaluation set is refused: it would be trained on and scored.
+ * The recipe's hand labels of training messages (id → category), empty without `train_labels`. Each
+ * must name a corpus message, and not one of the evaluation set: it would be trained on and scored.
  */
 export async function readTrainLabels(r: Pick<MailRecipe, 'train_labels'>, heldOut: ReadonlySet<string>): Promise<Map<string, string>> {
   if (r.train_labels === undefined) return new Map();
+  const corpus = new Set((await corpusEntries()).map((e) => e.id));
   const out = new Map<string, string>();
   for (const l of await readLabels(r.train_labels, DEFAULT_CATEGORIES)) {
     if (l.path !== undefined) throw new Error(`${r.train_labels}: ${l.id}: training labels name corpus messages by "id", not files`);
+    if (!corpus.has(l.id)) throw new Error(`${r.train_labels}: ${l.id} is not a message of the SpamAssassin corpus`);
     if (heldOut.has(l.id)) throw new Error(`${r.train_labels}: ${l.id} is also an evaluation message; it cannot be trained on`);
     out.set(l.id, l.category);
   }
@@ -88,24 +90,23 @@ export async function readTrainLabels(r: Pick<MailRecipe, 'train_labels'>, heldO
 
 /**
  * Parses the corpus into training examples and the held-out (hand-labelled) ids. A training
- * message's label is its hand label from `handLabels` where it has one, else its weak label.
+ * message's label is its hand label from `handLabels` (see readTrainLabels) where it has one, else
+ * its weak label.
  */
 export async function loadCorpus(heldOut: ReadonlySet<string>, log: (l: string) => void, handLabels: ReadonlyMap<string, string> = new Map()): Promise<{ train: Example[]; held: Map<string, Example> }> {
   const train: Example[] = [];
   const held = new Map<string, Example>();
-  const unused = new Set(handLabels.keys());
   let changed = 0;
   for (const e of await corpusEntries()) {
     const m = await parseMessage(await readCorpusMessage(e));
     const weak = weakLabel(m, e.spam);
-    const hand = heldOut.has(e.id) ? undefined : handLabels.get(e.id);
+    const hand = handLabels.get(e.id);
+    if (hand !== undefined && heldOut.has(e.id)) throw new Error(`training labels: ${e.id} is held out for evaluation`);
     if (hand !== undefined && hand !== weak) changed++;
-    unused.delete(e.id);
     const ex = { entry: e, message: m, label: hand ?? weak };
     if (heldOut.has(e.id)) held.set(e.id, ex);
     else train.push(ex);
   }
-  if (unused.size > 0) throw new Error(`training labels: ${[...unused][0]} is not a message of the SpamAssassin corpus${unused.size > 1 ? ` (nor are ${unused.size - 1} more)` : ''}`);
   log(`corpus: ${train.length} training messages, ${held.size} held out${handLabels.size > 0 ? `; ${handLabels.size} labelled by hand (${changed} differ from the weak label)` : ''}`);
   return { train, held };
 }
