@@ -47,7 +47,7 @@ test('defaults are filled in', () => {
   const cfg = parse({});
   assert.equal(cfg.grad_accum, 1);
   assert.equal(cfg.beta2, 0.95);
-  assert.deepEqual(cfg.model, { preset: 'nano', mtp: false, vocab_size: null });
+  assert.deepEqual(cfg.model, { preset: 'nano', mtp: false, vocab_size: null, context: null });
   assert.deepEqual(cfg.tokenizer, { train: { vocab_size: 400, documents: 5000, min_frequency: 2 } });
   assert.equal(cfg.data.seed, 0);
 });
@@ -61,6 +61,7 @@ test('unknown fields, wrong types and bad values name the field', () => {
     [{ warmup: 11 }, /warmup = 11: must be in \[0, 10\]/],
     [{ 'model.preset': 'huge' }, /model\.preset = "huge": must be one of/],
     [{ 'model.colour': 'red' }, /model\.colour = "red": unknown field/],
+    [{ 'model.context': 8 }, /model\.context = 8: must be >= 16/],
     [{ 'data.source': 'web' }, /data\.source = "web": must be one of "tasks", "text", "jsonl"/],
     [{ 'data.val_seed': 0 }, /data\.val_seed = 0: must differ from data\.seed/],
     [{ 'data.countdown': { count: [1, 3], numberMax: 25, targetMax: 100 } }, /data\.countdown = .*count\[0\]/],
@@ -79,6 +80,9 @@ test('unknown fields, wrong types and bad values name the field', () => {
 test('shapes the model cannot take are refused before any work', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'nanoseek-cfg-'));
   await assert.rejects(checkTrainConfig(parse({ seq_len: 600 }), 'cfg.json'), /seq_len = 600: exceeds max_position_embeddings of preset "nano" \(512\)/);
+  // A preset's context can be set: the mail model reads longer prompts than nano's 512 tokens.
+  await checkTrainConfig(parse({ seq_len: 600, 'model.context': 600 }), 'cfg.json');
+  await assert.rejects(checkTrainConfig(parse({ seq_len: 700, 'model.context': 600 }), 'cfg.json'), /seq_len = 700: exceeds model\.context \(600\)/);
   await assert.rejects(checkTrainConfig(parse({ 'model.vocab_size': 300 }), 'cfg.json'), /model\.vocab_size = 300: the tokenizer's vocabulary \(400\) is larger than the model's \(300\)/);
   await assert.rejects(checkTrainConfig(parse({ 'data.source': 'text', 'data.path': join(dir, 'none.txt') }), 'cfg.json'), /data\.path = ".*none\.txt": no such file/);
 

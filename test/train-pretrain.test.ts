@@ -18,7 +18,7 @@ test('nano pretrains on the task corpus to a validation loss below 3.3 nats', { 
   const out = join(mkdtempSync(join(tmpdir(), 'nanoseek-pretrain-')), 'run');
   const cfg = parseTrainConfig({
     stage: 'pretrain',
-    model: { preset: 'nano' },
+    model: { preset: 'nano', context: 128 },
     tokenizer: { train: { vocab_size: 400, documents: 300 } },
     data: { source: 'tasks', seed: 11 },
     seq_len: 64,
@@ -66,4 +66,5 @@ test('nano pretrains on the task corpus to a validation loss below 3.3 nats', { 
   assert.ok(Math.abs(last.expert_load![0].reduce((s, v) => s + v, 0) - 1) < 1e-3);
   const { model } = await loadModel(join(out, 'latest'));
   assert.equal(model.config.vocab_size, tokenizer.vocabSize);
+  assert.equal(model.config.max_position_embeddings, 128, 'model.context sets the preset\'s context');
 });

@@ -50,6 +50,8 @@ export type ModelSpec =
       mtp: boolean;
       /** Embedding rows; default the tokenizer's vocabulary size. */
       vocab_size: number | null;
+      /** Context length (max_position_embeddings); default the preset's. */
+      context: number | null;
     }
   | { init: string };
 
@@ -176,8 +178,9 @@ function parseModel(r: JsonFields): ModelSpec {
     r.fail('vocab_size', 'must be null (the tokenizer vocabulary size) or a positive integer');
   }
   if (mtp && preset.endsWith('-dense')) r.fail('mtp', `the MTP module exists in the DeepSeek presets only, not "${preset}"`);
+  const context = r.has('context') ? r.int('context', 16) : null;
   r.done();
-  return { preset, mtp, vocab_size: (vocab as number | null | undefined) ?? null };
+  return { preset, mtp, vocab_size: (vocab as number | null | undefined) ?? null, context };
 }
 
 function parseTokenizer(r: JsonFields, hasInit: boolean): TokenizerSpec {
@@ -375,8 +378,9 @@ export async function checkTrainConfig(cfg: TrainConfig, source = 'train config'
     if (!(await exists(cfg.model.init))) fail('model.init', cfg.model.init, 'no such file or directory');
     modelConfig = await readModelFileConfig(cfg.model.init);
   }
-  const context = modelConfig?.max_position_embeddings ?? presetConfig((cfg.model as { preset: PresetName }).preset).max_position_embeddings;
-  const what = 'init' in cfg.model ? `the init checkpoint's max_position_embeddings (${context})` : `max_position_embeddings of preset "${(cfg.model as { preset: string }).preset}" (${context})`;
+  const preset = cfg.model as { preset: PresetName; context: number | null };
+  const context = modelConfig?.max_position_embeddings ?? preset.context ?? presetConfig(preset.preset).max_position_embeddings;
+  const what = 'init' in cfg.model ? `the init checkpoint's max_position_embeddings (${context})` : preset.context !== null ? `model.context (${context})` : `max_position_embeddings of preset "${preset.preset}" (${context})`;
   if (cfg.seq_len > context) fail('seq_len', cfg.seq_len, `exceeds ${what}`);
 
   let tokenizerVocab: number | null = null;

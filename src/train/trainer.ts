@@ -136,7 +136,7 @@ async function setupModel(cfg: TrainConfig, tokenizer: Tokenizer): Promise<Causa
   const m = cfg.model;
   if ('init' in m) return (await loadModel(m.init, { weights: 'f32' })).model;
   const eos = tokenizer.special.eos ?? 1;
-  const config = presetConfig(m.preset, { vocabSize: m.vocab_size ?? tokenizer.vocabSize, bosTokenId: tokenizer.special.bos ?? eos, eosTokenId: eos, mtp: m.mtp });
+  const config = presetConfig(m.preset, { vocabSize: m.vocab_size ?? tokenizer.vocabSize, bosTokenId: tokenizer.special.bos ?? eos, eosTokenId: eos, mtp: m.mtp, maxPositionEmbeddings: m.context ?? undefined });
   return new CausalLM(config, { seed: cfg.seed });
 }
 
