@@ -48,6 +48,7 @@ test('defaults are filled in', () => {
   assert.equal(cfg.grad_accum, 1);
   assert.equal(cfg.beta2, 0.95);
   assert.deepEqual(cfg.model, { preset: 'nano', mtp: false, vocab_size: null, context: null });
+  assert.deepEqual(parse({ 'model.context': null }).model, cfg.model, 'a saved run config writes context: null');
   assert.deepEqual(cfg.tokenizer, { train: { vocab_size: 400, documents: 5000, min_frequency: 2 } });
   assert.equal(cfg.data.seed, 0);
 });

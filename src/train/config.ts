@@ -178,7 +178,8 @@ function parseModel(r: JsonFields): ModelSpec {
     r.fail('vocab_size', 'must be null (the tokenizer vocabulary size) or a positive integer');
   }
   if (mtp && preset.endsWith('-dense')) r.fail('mtp', `the MTP module exists in the DeepSeek presets only, not "${preset}"`);
-  const context = r.has('context') ? r.int('context', 16) : null;
+  // null (as a saved run's config writes it) is the preset's own context.
+  const context = r.raw('context') === undefined || r.raw('context') === null ? null : r.int('context', 16);
   r.done();
   return { preset, mtp, vocab_size: (vocab as number | null | undefined) ?? null, context };
 }
