@@ -179,7 +179,8 @@ function parseModel(r: JsonFields): ModelSpec {
   }
   if (mtp && preset.endsWith('-dense')) r.fail('mtp', `the MTP module exists in the DeepSeek presets only, not "${preset}"`);
   // null (as a saved run's config writes it) is the preset's own context.
-  const context = r.raw('context') === undefined || r.raw('context') === null ? null : r.int('context', 16);
+  const rawContext = r.raw('context');
+  const context = rawContext === undefined || rawContext === null ? null : r.int('context', 16);
   r.done();
   return { preset, mtp, vocab_size: (vocab as number | null | undefined) ?? null, context };
 }
@@ -379,10 +380,13 @@ export async function checkTrainConfig(cfg: TrainConfig, source = 'train config'
     if (!(await exists(cfg.model.init))) fail('model.init', cfg.model.init, 'no such file or directory');
     modelConfig = await readModelFileConfig(cfg.model.init);
   }
-  const preset = cfg.model as { preset: PresetName; context: number | null };
-  const context = modelConfig?.max_position_embeddings ?? preset.context ?? presetConfig(preset.preset).max_position_embeddings;
-  const what = 'init' in cfg.model ? `the init checkpoint's max_position_embeddings (${context})` : preset.context !== null ? `model.context (${context})` : `max_position_embeddings of preset "${preset.preset}" (${context})`;
-  if (cfg.seq_len > context) fail('seq_len', cfg.seq_len, `exceeds ${what}`);
+  const m = cfg.model;
+  let context: number;
+  let what: string;
+  if ('init' in m) [context, what] = [modelConfig!.max_position_embeddings, "the init checkpoint's max_position_embeddings"];
+  else if (m.context !== null) [context, what] = [m.context, 'model.context'];
+  else [context, what] = [presetConfig(m.preset).max_position_embeddings, `max_position_embeddings of preset "${m.preset}"`];
+  if (cfg.seq_len > context) fail('seq_len', cfg.seq_len, `exceeds ${what} (${context})`);
 
   let tokenizerVocab: number | null = null;
   const tok = cfg.tokenizer;
